@@ -1,0 +1,191 @@
+/**
+ * All ws-apm settings, parsed once from `WS_APM_*` variables plus programmatic
+ * overrides, validated, and frozen. A bad value never stops the app: it gets one
+ * warning naming the variable and the accepted values, then the default.
+ */
+import { log, type LogLevel } from './logger';
+
+export type Backend = 'auto' | 'otel' | 'console' | 'none' | 'elastic' | 'newrelic';
+export type MessageParent = 'link' | 'handshake';
+export type CaptureBody = 'off' | 'all';
+
+export interface Config {
+  readonly enabled: boolean;
+  readonly backend: Backend;
+  /** JSON path of the message name (`type`, `meta.action`, `0`), split in segments; empty = off. */
+  readonly messageName: readonly string[];
+  readonly maxMessageNames: number;
+  readonly messageNameMaxBytes: number;
+  readonly maxRoutes: number;
+  readonly routes: readonly string[];
+  readonly ignoreRoutes: readonly string[];
+  readonly messageParent: MessageParent;
+  readonly messageSampleRate: number;
+  readonly traceOrphanSends: boolean;
+  readonly traceHeartbeat: boolean;
+  readonly captureBody: CaptureBody;
+  readonly captureBodyMaxBytes: number;
+  readonly redactQueryParams: readonly string[];
+  readonly propagationQueryParam: string;
+  readonly logLevel: LogLevel;
+  readonly flushTimeoutMs: number;
+}
+
+/** Programmatic overrides: same settings, camelCase, raw values (validated like env). */
+export type ConfigOptions = Partial<Record<keyof Config, unknown>>;
+
+export const DEFAULT_REDACT_QUERY_PARAMS = [
+  'token', 'access_token', 'jwt', 'auth', 'key', 'apikey', 'api_key', 'password', 'secret', 'signature',
+];
+
+export const BACKENDS: readonly Backend[] = ['auto', 'otel', 'console', 'none', 'elastic', 'newrelic'];
+
+type Parser<T> = (raw: string, name: string) => T | undefined;
+
+interface Setting<T> {
+  readonly env: string;
+  readonly fallback: T;
+  readonly accepted: string;
+  readonly parse: Parser<T>;
+}
+
+function oneOf<T extends string>(values: readonly T[]): Parser<T> {
+  return (raw) => {
+    const v = raw.trim().toLowerCase() as T;
+    return values.includes(v) ? v : undefined;
+  };
+}
+
+const bool: Parser<boolean> = (raw) => {
+  const v = raw.trim().toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(v)) return true;
+  if (['false', '0', 'no', 'off'].includes(v)) return false;
+  return undefined;
+};
+
+function int(min: number, max: number): Parser<number> {
+  return (raw) => {
+    const v = raw.trim();
+    if (!/^\d+$/.test(v)) return undefined;
+    const n = Number(v);
+    return n >= min && n <= max ? n : undefined;
+  };
+}
+
+const rate: Parser<number> = (raw) => {
+  const v = raw.trim();
+  if (!/^(\d+(\.\d*)?|\.\d+)$/.test(v)) return undefined;
+  const n = Number(v);
+  return n >= 0 && n <= 1 ? n : undefined;
+};
+
+function list(item: RegExp): Parser<string[]> {
+  return (raw) => {
+    const items = raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+    return items.every((s) => item.test(s)) ? items : undefined;
+  };
+}
+
+const ROUTE = /^\/[^\s?#]*$/;
+
+const jsonPath: Parser<string[]> = (raw) => {
+  const v = raw.trim();
+  if (v === '') return [];
+  const segments = v.split('.');
+  return segments.every((s) => /^[A-Za-z0-9_$-]+$/.test(s)) ? segments : undefined;
+};
+
+const queryParamName: Parser<string> = (raw) => {
+  const v = raw.trim();
+  return v === '' || /^[A-Za-z0-9_.-]{1,64}$/.test(v) ? v : undefined;
+};
+
+const SETTINGS: { readonly [K in keyof Config]: Setting<Config[K]> } = {
+  enabled: { env: 'WS_APM_ENABLED', fallback: true, accepted: 'true or false', parse: bool },
+  backend: { env: 'WS_APM_BACKEND', fallback: 'auto', accepted: BACKENDS.join(', '), parse: oneOf(BACKENDS) },
+  messageName: {
+    env: 'WS_APM_MESSAGE_NAME', fallback: [], accepted: 'a JSON field path such as type, meta.action or 0', parse: jsonPath,
+  },
+  maxMessageNames: { env: 'WS_APM_MAX_MESSAGE_NAMES', fallback: 100, accepted: 'an integer from 1 to 10000', parse: int(1, 10_000) },
+  messageNameMaxBytes: {
+    env: 'WS_APM_MESSAGE_NAME_MAX_BYTES', fallback: 65_536, accepted: 'an integer from 16 to 16777216', parse: int(16, 16 * 1024 * 1024),
+  },
+  maxRoutes: { env: 'WS_APM_MAX_ROUTES', fallback: 100, accepted: 'an integer from 1 to 10000', parse: int(1, 10_000) },
+  routes: { env: 'WS_APM_ROUTES', fallback: [], accepted: 'comma-separated path templates such as /rooms/:id,/files/*', parse: list(ROUTE) },
+  ignoreRoutes: {
+    env: 'WS_APM_IGNORE_ROUTES', fallback: [], accepted: 'comma-separated paths or templates such as /health,/internal/*', parse: list(ROUTE),
+  },
+  messageParent: { env: 'WS_APM_MESSAGE_PARENT', fallback: 'link', accepted: 'link or handshake', parse: oneOf(['link', 'handshake'] as const) },
+  messageSampleRate: { env: 'WS_APM_MESSAGE_SAMPLE_RATE', fallback: 1, accepted: 'a number from 0 to 1', parse: rate },
+  traceOrphanSends: { env: 'WS_APM_TRACE_ORPHAN_SENDS', fallback: false, accepted: 'true or false', parse: bool },
+  traceHeartbeat: { env: 'WS_APM_TRACE_HEARTBEAT', fallback: false, accepted: 'true or false', parse: bool },
+  captureBody: { env: 'WS_APM_CAPTURE_BODY', fallback: 'off', accepted: 'off or all', parse: oneOf(['off', 'all'] as const) },
+  captureBodyMaxBytes: {
+    env: 'WS_APM_CAPTURE_BODY_MAX_BYTES', fallback: 1024, accepted: 'an integer from 1 to 1048576', parse: int(1, 1024 * 1024),
+  },
+  redactQueryParams: {
+    env: 'WS_APM_REDACT_QUERY_PARAMS', fallback: DEFAULT_REDACT_QUERY_PARAMS,
+    accepted: 'comma-separated query parameter names', parse: list(/^[^\s=&]+$/),
+  },
+  propagationQueryParam: {
+    env: 'WS_APM_PROPAGATION_QUERY_PARAM', fallback: '', accepted: 'a query parameter name (letters, digits, _ . -), or empty for off',
+    parse: queryParamName,
+  },
+  logLevel: {
+    env: 'WS_APM_LOG_LEVEL', fallback: 'warn', accepted: 'silent, error, warn, info or debug',
+    parse: oneOf(['silent', 'error', 'warn', 'info', 'debug'] as const),
+  },
+  flushTimeoutMs: { env: 'WS_APM_FLUSH_TIMEOUT_MS', fallback: 2000, accepted: 'an integer from 0 to 60000', parse: int(0, 60_000) },
+};
+
+/** Every environment variable ws-apm reads, for docs and tests. */
+export const ENV_VARS: readonly string[] = Object.values(SETTINGS).map((s) => s.env);
+
+function describeValue(raw: unknown): string {
+  const s = typeof raw === 'string' ? raw : JSON.stringify(raw) ?? String(raw);
+  return JSON.stringify(s.length > 60 ? `${s.slice(0, 60)}...` : s);
+}
+
+/** Accept a programmatic value of the right type as is; anything else goes through the env parser. */
+function fromOption<T>(setting: Setting<T>, raw: unknown, key: string): T | undefined {
+  if (typeof raw === typeof setting.fallback && !Array.isArray(setting.fallback)) {
+    return setting.parse(String(raw), key);
+  }
+  if (Array.isArray(raw) && Array.isArray(setting.fallback)) {
+    return setting.parse(raw.join(key === 'messageName' ? '.' : ','), key);
+  }
+  if (typeof raw === 'string') return setting.parse(raw, key);
+  return undefined;
+}
+
+/**
+ * Read the configuration: programmatic `options` win over the environment.
+ * Invalid values are reported once each on stderr and replaced by the default.
+ */
+export function loadConfig(options: ConfigOptions = {}, env: NodeJS.ProcessEnv = process.env): Config {
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(SETTINGS) as (keyof Config)[]) {
+    const setting = SETTINGS[key] as Setting<unknown>;
+    let value: unknown;
+    if (options[key] !== undefined) {
+      value = fromOption(setting, options[key], key);
+      if (value === undefined) {
+        log.warn(`invalid option ${key}=${describeValue(options[key])}: expected ${setting.accepted}; using the default`);
+      }
+    } else {
+      const raw = env[setting.env];
+      if (raw !== undefined && raw.trim() !== '') {
+        value = setting.parse(raw, setting.env);
+        if (value === undefined) {
+          log.warn(
+            `invalid ${setting.env}=${describeValue(raw)}: expected ${setting.accepted}; using the default ${describeValue(
+              Array.isArray(setting.fallback) ? setting.fallback.join(',') : String(setting.fallback),
+            )}`,
+          );
+        }
+      }
+    }
+    out[key] = Object.freeze(value === undefined ? setting.fallback : value);
+  }
+  return Object.freeze(out) as unknown as Config;
+}

@@ -1,0 +1,71 @@
+/**
+ * Every attribute, metric and operation name ws-apm emits, in one place.
+ * Stable OpenTelemetry names are copied here (not imported) so that the incubating
+ * messaging names and our own `websocket.*` names sit beside them and adapters can
+ * translate the whole set to labels / custom attributes.
+ */
+
+// Stable OpenTelemetry semantic conventions.
+export const ATTR_URL_PATH = 'url.path';
+export const ATTR_URL_SCHEME = 'url.scheme';
+export const ATTR_URL_FULL = 'url.full';
+export const ATTR_SERVER_ADDRESS = 'server.address';
+export const ATTR_SERVER_PORT = 'server.port';
+export const ATTR_CLIENT_ADDRESS = 'client.address';
+export const ATTR_NETWORK_PEER_ADDRESS = 'network.peer.address';
+export const ATTR_NETWORK_PEER_PORT = 'network.peer.port';
+export const ATTR_NETWORK_PROTOCOL_NAME = 'network.protocol.name';
+export const ATTR_HTTP_RESPONSE_STATUS_CODE = 'http.response.status_code';
+export const ATTR_USER_AGENT_ORIGINAL = 'user_agent.original';
+export const ATTR_ERROR_TYPE = 'error.type';
+export const ATTR_ENDUSER_ID = 'enduser.id';
+
+// Incubating messaging conventions.
+export const ATTR_MESSAGING_SYSTEM = 'messaging.system';
+export const ATTR_MESSAGING_OPERATION_TYPE = 'messaging.operation.type';
+export const ATTR_MESSAGING_OPERATION_NAME = 'messaging.operation.name';
+export const ATTR_MESSAGING_DESTINATION_NAME = 'messaging.destination.name';
+export const ATTR_MESSAGING_MESSAGE_BODY_SIZE = 'messaging.message.body.size';
+export const MESSAGING_SYSTEM_WEBSOCKET = 'websocket';
+
+// ws-apm's own attributes.
+export const ATTR_WS_MESSAGE_TYPE = 'websocket.message.type'; // text | binary
+export const ATTR_WS_MESSAGE_NAME = 'websocket.message.name';
+export const ATTR_WS_MESSAGE_BODY = 'websocket.message.body';
+export const ATTR_WS_CLOSE_CODE = 'websocket.close.code';
+export const ATTR_WS_CLOSE_REASON = 'websocket.close.reason';
+export const ATTR_WS_CLOSE_INITIATOR = 'websocket.close.initiator'; // server | client | network
+export const ATTR_WS_CONNECTION_DURATION_MS = 'websocket.connection.duration_ms';
+export const ATTR_WS_CONNECTION_OUTCOME = 'websocket.connection.outcome'; // accepted | rejected
+export const ATTR_WS_CONNECTION_BROKEN = 'websocket.connection.broken';
+export const ATTR_WS_MESSAGES_IN = 'websocket.messages.in';
+export const ATTR_WS_MESSAGES_OUT = 'websocket.messages.out';
+export const ATTR_WS_BYTES_IN = 'websocket.bytes.in';
+export const ATTR_WS_BYTES_OUT = 'websocket.bytes.out';
+export const ATTR_WS_SIDE = 'websocket.side'; // server | client
+export const ATTR_WS_ROUTE = 'websocket.route';
+export const ATTR_WS_DIRECTION = 'websocket.direction'; // in | out
+export const ATTR_WS_CLOSE_CODE_CLASS = 'websocket.close.code_class';
+export const ATTR_WS_HANDSHAKE_TRACE_ID = 'websocket.handshake.trace_id';
+export const ATTR_WS_HEARTBEAT_RTT_MS = 'websocket.heartbeat.rtt_ms';
+
+// Metrics (DESIGN.md, "Metrics").
+export const METRIC_ACTIVE_CONNECTIONS = 'websocket.server.active_connections';
+export const METRIC_CONNECTIONS = 'websocket.server.connections';
+export const METRIC_CONNECTION_DURATION = 'websocket.connection.duration';
+export const METRIC_MESSAGES = 'websocket.messages';
+export const METRIC_MESSAGE_SIZE = 'websocket.message.size';
+export const METRIC_MESSAGE_PROCESS_DURATION = 'websocket.message.process.duration';
+export const METRIC_HEARTBEAT_RTT = 'websocket.heartbeat.rtt';
+export const METRIC_CONNECTIONS_BROKEN = 'websocket.connections.broken';
+
+// Operation name prefixes.
+export const OP_CONNECT = 'WS CONNECT';
+export const OP_RECEIVE = 'WS RECEIVE';
+export const OP_SEND = 'WS SEND';
+export const OP_CLOSE = 'WS CLOSE';
+export const OP_PING = 'WS PING';
+
+// Trace-context header names the tracer understands itself (W3C).
+export const HEADER_TRACEPARENT = 'traceparent';
+export const HEADER_TRACESTATE = 'tracestate';

@@ -1,0 +1,124 @@
+/**
+ * The one interface every backend implements (DESIGN.md, "Adapter").
+ *
+ * The tracer decides *what* happens (names, attributes, parents, links, sampling);
+ * an adapter only knows *how* its backend starts, ends and activates an operation,
+ * carries trace context, and records a histogram value. Counters are aggregated in the
+ * tracer (plain number cells) and read by the adapter on its own collection cycle,
+ * so the per-message cost of a counter is one addition whatever the backend.
+ */
+
+/** Attribute values are primitives only; `undefined` values are skipped by adapters. */
+export type AttributeValue = string | number | boolean;
+export type Attributes = Record<string, AttributeValue | undefined>;
+
+/** A header-like bag: incoming request headers, or a broker message's metadata. */
+export type Carrier = Record<string, string | string[] | undefined>;
+
+/** What the operation is, in backend-neutral terms (DESIGN.md telemetry table). */
+export type OperationRole =
+  | 'connect' // server accepts/rejects an upgrade
+  | 'receive' // a message arrives (server or client socket)
+  | 'send' // a message is sent
+  | 'client-connect' // a client opens a connection
+  | 'close' // connection summary
+  | 'heartbeat'; // ping -> pong (opt-in)
+
+export type OperationKind = 'server' | 'client' | 'producer' | 'consumer' | 'internal';
+
+/**
+ * Where an operation hangs in the trace.
+ * - `root`: a new trace (links carry the relation).
+ * - `active`: child of whatever operation is active in the calling context, else root.
+ * - `remote`: continue the trace in `carrier` (already validated by the tracer).
+ * - `ref`: child of an earlier operation of ours, by the minimal reference it left.
+ */
+export type Parent<Ref = unknown> =
+  | { readonly type: 'root' }
+  | { readonly type: 'active' }
+  | { readonly type: 'remote'; readonly carrier: Carrier }
+  | { readonly type: 'ref'; readonly ref: Ref };
+
+export interface OperationSpec<Ref = unknown> {
+  readonly name: string;
+  readonly role: OperationRole;
+  readonly kind: OperationKind;
+  readonly parent: Parent<Ref>;
+  /** Minimal references of related operations (a message links its handshake). */
+  readonly links?: readonly Ref[];
+  readonly attributes: Attributes;
+  /** Epoch milliseconds; defaults to now. */
+  readonly startTime?: number;
+  /** Low-cardinality route (template), for backends that group by destination. */
+  readonly route: string;
+  /** Message name when a name extractor is configured. */
+  readonly messageName?: string;
+  /** Captured message body (already truncated), only when capture is on. */
+  readonly body?: string;
+}
+
+export interface OperationOutcome {
+  /** The exception thrown by user code (recorded, never swallowed by the tracer). */
+  readonly error?: unknown;
+  /** Marks failure without an exception (e.g. a rejected handshake). */
+  readonly failed?: boolean;
+  /** Attributes known only at the end (status code, close code...). */
+  readonly attributes?: Attributes;
+  /** Epoch milliseconds; defaults to now. */
+  readonly endTime?: number;
+}
+
+/** A backend's metric sink for the parts that cannot be pre-aggregated as counters. */
+export interface HistogramSink {
+  /** Seconds or bytes, per the metric's unit in DESIGN.md. */
+  record(name: string, value: number, attributes: Attributes): void;
+}
+
+/** A cumulative counter (or up-down counter) cell owned by the tracer. */
+export interface CounterCell {
+  readonly name: string;
+  readonly attributes: Attributes;
+  /** `true` for up-down counters (active connections): may go down. */
+  readonly upDown: boolean;
+  value: number;
+}
+
+/** What the tracer exposes to an adapter for pull-style metric export. */
+export interface CounterSource {
+  /** All cells, in creation order; adapters read `value` at collection time. */
+  cells(): Iterable<CounterCell>;
+  /** Names of every counter metric, so an adapter can pre-register instruments. */
+  readonly counterNames: readonly string[];
+}
+
+export interface Adapter<Op = unknown, Ref = unknown> {
+  readonly name: string;
+  /** Extra vendor headers the adapter wants in `remote` carriers (lower case). */
+  readonly propagationHeaders?: readonly string[];
+  /** Start an operation; `undefined` means "not recorded" (the tracer then skips it). */
+  start(spec: OperationSpec<Ref>): Op | undefined;
+  /** End an operation; called exactly once per started operation. */
+  end(op: Op, outcome: OperationOutcome): void;
+  /** Run `fn` with `op` as the active operation (so nested instrumentation parents under it). */
+  run<A extends unknown[], R>(op: Op, fn: (...args: A) => R, thisArg: unknown, args: A): R;
+  /** A minimal, long-lived reference to `op` for later parents/links (keep it small). */
+  ref(op: Op): Ref;
+  /** The trace id behind a reference, for cross-linking attributes (may be undefined). */
+  traceIdOf?(ref: Ref): string | undefined;
+  /** Is any operation (ours or another instrumentation's) active in this context? */
+  hasActive(): boolean;
+  /** Write trace context of `op` (or of the active context) into `carrier`. */
+  inject(op: Op | undefined, carrier: Record<string, string>): void;
+  /** Run `fn` with the remote context in `carrier` active (broker hand-off). */
+  runWithRemote<R>(carrier: Carrier, fn: () => R): R;
+  /** Extract the remote context in `carrier` as an adapter-specific value. */
+  extract(carrier: Carrier): unknown;
+  /** Histogram recording. */
+  readonly histograms: HistogramSink;
+  /** Called once: start reading the tracer's counters on the backend's own cycle. */
+  bindCounters(source: CounterSource): void;
+  /** Export what is pending; resolves (never rejects) within `timeoutMs`. */
+  flush(timeoutMs: number): Promise<void>;
+  /** Release what the adapter started itself (its own SDK/agent); never the app's. */
+  shutdown(timeoutMs: number): Promise<void>;
+}
