@@ -9,6 +9,7 @@
 export const ATTR_URL_PATH = 'url.path';
 export const ATTR_URL_SCHEME = 'url.scheme';
 export const ATTR_URL_FULL = 'url.full';
+export const ATTR_URL_QUERY = 'url.query';
 export const ATTR_SERVER_ADDRESS = 'server.address';
 export const ATTR_SERVER_PORT = 'server.port';
 export const ATTR_CLIENT_ADDRESS = 'client.address';
@@ -69,3 +70,35 @@ export const OP_PING = 'WS PING';
 // Trace-context header names the tracer understands itself (W3C).
 export const HEADER_TRACEPARENT = 'traceparent';
 export const HEADER_TRACESTATE = 'tracestate';
+
+/** Units, descriptions and (for histograms) bucket boundaries of every metric. */
+export interface MetricInfo {
+  readonly unit: string;
+  readonly description: string;
+  readonly buckets?: readonly number[];
+}
+
+export const METRIC_INFO: Readonly<Record<string, MetricInfo>> = {
+  [METRIC_ACTIVE_CONNECTIONS]: { unit: '{connection}', description: 'Open WebSocket connections accepted by this server' },
+  [METRIC_CONNECTIONS]: { unit: '{connection}', description: 'WebSocket upgrade requests, by outcome (accepted, rejected)' },
+  [METRIC_CONNECTION_DURATION]: {
+    unit: 's', description: 'How long WebSocket connections stayed open',
+    buckets: [1, 10, 60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400],
+  },
+  [METRIC_MESSAGES]: { unit: '{message}', description: 'WebSocket messages, by direction (in, out) and type (text, binary)' },
+  [METRIC_MESSAGE_SIZE]: {
+    unit: 'By', description: 'WebSocket message payload size',
+    buckets: [16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216],
+  },
+  [METRIC_MESSAGE_PROCESS_DURATION]: {
+    unit: 's', description: 'Time the message listeners took (synchronous part)',
+    buckets: [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  },
+  [METRIC_HEARTBEAT_RTT]: {
+    unit: 's', description: 'Round trip from ping() to the matching pong',
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+  },
+  [METRIC_CONNECTIONS_BROKEN]: {
+    unit: '{connection}', description: 'Connections that ended without a close handshake (terminate(), 1006)',
+  },
+};

@@ -1,0 +1,180 @@
+/**
+ * Console adapter: one compact line per operation on stderr, for local development
+ * (`WS_APM_BACKEND=console`, or `auto` with NODE_ENV=development). It keeps its own
+ * ids and active context, speaks W3C traceparent, and prints a metrics summary
+ * periodically and at exit.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { HEADER_TRACEPARENT } from '../semconv';
+import type { Adapter, Attributes, Carrier, CounterSource, OperationOutcome, OperationSpec } from '../tracer/adapter';
+import { isValidTraceparent } from '../tracer/propagation';
+
+interface Ref {
+  readonly traceId: string;
+  readonly spanId: string;
+}
+
+interface ConsoleOp extends Ref {
+  readonly name: string;
+  readonly parentId: string | undefined;
+  readonly links: readonly Ref[];
+  readonly start: number;
+  readonly attributes: Attributes;
+}
+
+/** Attributes worth a glance, with short labels, in this order. */
+const SHOWN: ReadonlyArray<readonly [string, string]> = [
+  ['websocket.message.type', 'type'],
+  ['messaging.message.body.size', 'bytes'],
+  ['http.response.status_code', 'status'],
+  ['websocket.close.code', 'code'],
+  ['websocket.close.reason', 'reason'],
+  ['websocket.close.initiator', 'by'],
+  ['websocket.connection.broken', 'broken'],
+  ['websocket.connection.duration_ms', 'open_ms'],
+  ['websocket.messages.in', 'msgs_in'],
+  ['websocket.messages.out', 'msgs_out'],
+  ['websocket.heartbeat.rtt_ms', 'rtt_ms'],
+  ['network.peer.address', 'peer'],
+  ['enduser.id', 'user'],
+  ['error.type', 'error'],
+];
+
+const METRICS_INTERVAL_MS = 10_000;
+
+export class ConsoleAdapter implements Adapter<ConsoleOp, Ref> {
+  readonly name = 'console';
+  private readonly active = new AsyncLocalStorage<ConsoleOp | Ref>();
+  private readonly sums = new Map<string, { count: number; sum: number }>();
+  private source: CounterSource | undefined;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly write: (line: string) => void = (line) => process.stderr.write(`${line}\n`)) {}
+
+  readonly histograms = {
+    record: (name: string, value: number): void => {
+      const s = this.sums.get(name);
+      if (s === undefined) this.sums.set(name, { count: 1, sum: value });
+      else {
+        s.count++;
+        s.sum += value;
+      }
+    },
+  };
+
+  start(spec: OperationSpec<Ref>): ConsoleOp {
+    let parent: Ref | undefined;
+    switch (spec.parent.type) {
+      case 'active':
+        parent = this.active.getStore();
+        break;
+      case 'remote':
+        parent = parseTraceparent(spec.parent.carrier[HEADER_TRACEPARENT]);
+        break;
+      case 'ref':
+        parent = spec.parent.ref;
+        break;
+    }
+    return {
+      name: spec.name,
+      traceId: parent?.traceId ?? randomBytes(16).toString('hex'),
+      spanId: randomBytes(8).toString('hex'),
+      parentId: parent?.spanId,
+      links: spec.links ?? [],
+      start: spec.startTime ?? performance.timeOrigin + performance.now(),
+      attributes: { ...spec.attributes },
+    };
+  }
+
+  end(op: ConsoleOp, outcome: OperationOutcome): void {
+    const end = outcome.endTime ?? performance.timeOrigin + performance.now();
+    const attributes = { ...op.attributes, ...outcome.attributes };
+    const failed = outcome.error !== undefined || outcome.failed === true;
+    const parts = [
+      new Date(op.start).toISOString().slice(11, 23),
+      op.name,
+      `${(end - op.start).toFixed(2)}ms`,
+      `trace=${op.traceId.slice(0, 8)}`,
+      `span=${op.spanId.slice(0, 8)}`,
+      `parent=${op.parentId ? op.parentId.slice(0, 8) : '-'}`,
+    ];
+    if (op.links.length > 0) parts.push(`link=${op.links.map((l) => l.spanId.slice(0, 8)).join(',')}`);
+    parts.push(failed ? 'ERROR' : 'ok');
+    for (const [key, label] of SHOWN) {
+      const value = attributes[key];
+      if (value !== undefined && value !== '') parts.push(`${label}=${typeof value === 'string' ? JSON.stringify(value) : value}`);
+    }
+    if (outcome.error !== undefined) {
+      const e = outcome.error;
+      parts.push(`exception=${JSON.stringify(e instanceof Error ? `${e.name}: ${e.message}` : String(e))}`);
+    }
+    this.write(parts.join(' '));
+  }
+
+  run<A extends unknown[], R>(op: ConsoleOp, fn: (...args: A) => R, thisArg: unknown, args: A): R {
+    return this.active.run(op, () => fn.apply(thisArg, args));
+  }
+
+  ref(op: ConsoleOp): Ref {
+    return { traceId: op.traceId, spanId: op.spanId };
+  }
+
+  traceIdOf(ref: Ref): string {
+    return ref.traceId;
+  }
+
+  hasActive(): boolean {
+    return this.active.getStore() !== undefined;
+  }
+
+  inject(op: ConsoleOp | undefined, carrier: Record<string, string>): void {
+    const ref = op ?? this.active.getStore();
+    if (ref !== undefined) carrier[HEADER_TRACEPARENT] = `00-${ref.traceId}-${ref.spanId}-01`;
+  }
+
+  extract(carrier: Carrier): Ref | undefined {
+    return parseTraceparent(carrier[HEADER_TRACEPARENT]);
+  }
+
+  runWithRemote<R>(carrier: Carrier, fn: () => R): R {
+    const ref = parseTraceparent(carrier[HEADER_TRACEPARENT]);
+    return ref === undefined ? fn() : this.active.run(ref, fn);
+  }
+
+  bindCounters(source: CounterSource): void {
+    this.source = source;
+    this.timer = setInterval(() => this.printMetrics(), METRICS_INTERVAL_MS);
+    this.timer.unref();
+  }
+
+  /** One line: every non-zero counter, and count/average of each histogram. */
+  printMetrics(): void {
+    if (this.source === undefined) return;
+    const parts: string[] = [];
+    for (const cell of this.source.cells()) {
+      if (cell.value === 0 && !cell.upDown) continue;
+      const labels = Object.values(cell.attributes).join(',');
+      parts.push(`${cell.name}{${labels}}=${cell.value}`);
+    }
+    for (const [name, { count, sum }] of this.sums) {
+      const unitIsSeconds = !name.endsWith('.size');
+      parts.push(`${name}{count=${count},avg=${unitIsSeconds ? `${((sum / count) * 1000).toFixed(2)}ms` : `${Math.round(sum / count)}B`}}`);
+    }
+    if (parts.length > 0) this.write(`metrics ${parts.join(' ')}`);
+  }
+
+  async flush(): Promise<void> {
+    this.printMetrics();
+  }
+
+  async shutdown(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+  }
+}
+
+function parseTraceparent(value: string | string[] | undefined): Ref | undefined {
+  if (!isValidTraceparent(value)) return undefined;
+  return { traceId: value.slice(3, 35), spanId: value.slice(36, 52) };
+}

@@ -1,0 +1,31 @@
+/**
+ * When the app registered no OpenTelemetry SDK, ws-apm starts `@opentelemetry/sdk-node`
+ * itself, configured only by the standard OTEL_* variables, and owns its shutdown.
+ */
+import { log } from '../logger';
+import { otelSdkRegistered, withTimeout } from './otel';
+
+export interface OwnedSdk {
+  shutdown(timeoutMs: number): Promise<void>;
+}
+
+/**
+ * Start the SDK unless one is registered (or OTEL_SDK_DISABLED=true, which the SDK
+ * honours itself). Loaded lazily: apps with their own SDK never load sdk-node.
+ */
+export function startOwnSdk(): OwnedSdk | undefined {
+  if (otelSdkRegistered()) return undefined;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const { NodeSDK } = require('@opentelemetry/sdk-node') as typeof import('@opentelemetry/sdk-node');
+    const sdk = new NodeSDK({ instrumentations: [] });
+    sdk.start();
+    log.debug('started @opentelemetry/sdk-node from OTEL_* settings');
+    return {
+      shutdown: (timeoutMs) => withTimeout(sdk.shutdown(), timeoutMs),
+    };
+  } catch (err) {
+    log.warn(`could not start the OpenTelemetry SDK (${(err as Error).message}); spans go to whatever SDK registers later`);
+    return undefined;
+  }
+}

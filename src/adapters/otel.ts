@@ -1,0 +1,196 @@
+/**
+ * OpenTelemetry adapter: spans and metrics through the global `@opentelemetry/api`
+ * providers (the app's SDK, or the one ws-apm starts in otel-sdk.ts).
+ */
+import {
+  context,
+  type Context,
+  type Histogram,
+  type Link,
+  metrics,
+  propagation,
+  ROOT_CONTEXT,
+  type Span,
+  type SpanContext,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+} from '@opentelemetry/api';
+import { METRIC_ACTIVE_CONNECTIONS, METRIC_INFO, ATTR_ERROR_TYPE } from '../semconv';
+import type { Adapter, Attributes, Carrier, CounterSource, OperationKind, OperationOutcome, OperationSpec } from '../tracer/adapter';
+import { VERSION } from '../version';
+
+const KIND: Record<OperationKind, SpanKind> = {
+  server: SpanKind.SERVER,
+  client: SpanKind.CLIENT,
+  producer: SpanKind.PRODUCER,
+  consumer: SpanKind.CONSUMER,
+  internal: SpanKind.INTERNAL,
+};
+
+export class OtelAdapter implements Adapter<Span, SpanContext> {
+  readonly name = 'otel';
+  private readonly tracer = trace.getTracer('ws-apm', VERSION);
+  private readonly meter = metrics.getMeter('ws-apm', VERSION);
+  private readonly instruments = new Map<string, Histogram>();
+
+  readonly histograms = {
+    record: (name: string, value: number, attributes: Attributes): void => {
+      let histogram = this.instruments.get(name);
+      if (histogram === undefined) {
+        const info = METRIC_INFO[name];
+        histogram = this.meter.createHistogram(name, {
+          unit: info?.unit,
+          description: info?.description,
+          advice: info?.buckets ? { explicitBucketBoundaries: [...info.buckets] } : undefined,
+        });
+        this.instruments.set(name, histogram);
+      }
+      histogram.record(value, attributes as Record<string, string | number | boolean>);
+    },
+  };
+
+  start(spec: OperationSpec<SpanContext>): Span {
+    const parent = spec.parent;
+    let ctx: Context;
+    switch (parent.type) {
+      case 'active':
+        ctx = context.active();
+        break;
+      case 'remote':
+        ctx = propagation.extract(ROOT_CONTEXT, parent.carrier);
+        break;
+      case 'ref':
+        ctx = trace.setSpanContext(ROOT_CONTEXT, parent.ref);
+        break;
+      default:
+        ctx = ROOT_CONTEXT;
+    }
+    let links: Link[] | undefined;
+    if (spec.links !== undefined) links = spec.links.map((ref) => ({ context: ref }));
+    return this.tracer.startSpan(
+      spec.name,
+      {
+        kind: KIND[spec.kind],
+        attributes: spec.attributes as Record<string, string | number | boolean>,
+        links,
+        startTime: spec.startTime,
+        root: parent.type === 'root',
+      },
+      ctx,
+    );
+  }
+
+  end(span: Span, outcome: OperationOutcome): void {
+    if (outcome.attributes !== undefined) span.setAttributes(outcome.attributes as Record<string, string | number | boolean>);
+    const error = outcome.error;
+    if (error !== undefined && error !== null) {
+      if (error instanceof Error) span.recordException(error);
+      const type = error instanceof Error ? error.constructor.name || error.name : typeof error;
+      span.setAttribute(ATTR_ERROR_TYPE, type);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
+    } else if (outcome.failed) {
+      span.setStatus({ code: SpanStatusCode.ERROR });
+    }
+    span.end(outcome.endTime);
+  }
+
+  run<A extends unknown[], R>(span: Span, fn: (...args: A) => R, thisArg: unknown, args: A): R {
+    return context.with(trace.setSpan(ROOT_CONTEXT, span), fn, thisArg, ...args);
+  }
+
+  ref(span: Span): SpanContext {
+    return span.spanContext();
+  }
+
+  traceIdOf(ref: SpanContext): string {
+    return ref.traceId;
+  }
+
+  hasActive(): boolean {
+    return trace.getSpan(context.active()) !== undefined;
+  }
+
+  inject(span: Span | undefined, carrier: Record<string, string>): void {
+    const ctx = span === undefined ? context.active() : trace.setSpan(context.active(), span);
+    propagation.inject(ctx, carrier);
+  }
+
+  extract(carrier: Carrier): Context {
+    return propagation.extract(ROOT_CONTEXT, carrier);
+  }
+
+  runWithRemote<R>(carrier: Carrier, fn: () => R): R {
+    return context.with(propagation.extract(context.active(), carrier), fn);
+  }
+
+  bindCounters(source: CounterSource): void {
+    const observables = source.counterNames.map((name) => {
+      const info = METRIC_INFO[name];
+      const options = { unit: info?.unit, description: info?.description };
+      return name === METRIC_ACTIVE_CONNECTIONS
+        ? this.meter.createObservableUpDownCounter(name, options)
+        : this.meter.createObservableCounter(name, options);
+    });
+    const byName = new Map(source.counterNames.map((name, i) => [name, observables[i]]));
+    this.meter.addBatchObservableCallback((result) => {
+      for (const cell of source.cells()) {
+        const instrument = byName.get(cell.name);
+        if (instrument !== undefined) result.observe(instrument, cell.value, cell.attributes as Record<string, string>);
+      }
+    }, observables);
+  }
+
+  async flush(timeoutMs: number): Promise<void> {
+    await withTimeout(forceFlushGlobalProviders(), timeoutMs);
+  }
+
+  async shutdown(): Promise<void> {
+    // The providers belong to the app (or to otel-sdk.ts): nothing of ours to release.
+  }
+}
+
+type Flushable = { forceFlush?: () => Promise<void>; getDelegate?: () => unknown };
+
+function delegateOf(provider: unknown): Flushable {
+  const p = provider as Flushable;
+  return (typeof p.getDelegate === 'function' ? p.getDelegate() : p) as Flushable;
+}
+
+/** Flush whatever SDK providers are registered (the app's or ours); never rejects. */
+export async function forceFlushGlobalProviders(): Promise<void> {
+  const providers = [delegateOf(trace.getTracerProvider()), delegateOf(metrics.getMeterProvider())];
+  await Promise.all(
+    providers.map(async (p) => {
+      try {
+        if (typeof p.forceFlush === 'function') await p.forceFlush();
+      } catch {
+        // Export failures are the exporter's to report; flushing is best effort.
+      }
+    }),
+  );
+}
+
+/** True when an SDK (anything but the API's no-op) is registered as the global tracer provider. */
+export function otelSdkRegistered(): boolean {
+  const delegate = delegateOf(trace.getTracerProvider()) as { constructor?: { name?: string } };
+  return delegate?.constructor?.name !== 'NoopTracerProvider';
+}
+
+/** Resolve after `promise` settles or `timeoutMs` passes, whichever first; never rejects. */
+export function withTimeout(promise: Promise<unknown>, timeoutMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, timeoutMs);
+    timer.unref();
+    promise.then(
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+    );
+  });
+}

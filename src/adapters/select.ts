@@ -1,0 +1,72 @@
+/**
+ * Which backend to report to, and building its adapter. `auto` looks at what the
+ * process already has (a registered OTel SDK, an APM agent) and at the standard
+ * environment variables of each backend.
+ */
+import type { Backend, Config } from '../config';
+import type { Adapter } from '../tracer/adapter';
+import { ConsoleAdapter } from './console';
+import { OtelAdapter, otelSdkRegistered } from './otel';
+import { type OwnedSdk, startOwnSdk } from './otel-sdk';
+
+export type ConcreteBackend = Exclude<Backend, 'auto'>;
+
+const OTLP_ENDPOINTS = [
+  'OTEL_EXPORTER_OTLP_ENDPOINT',
+  'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT',
+  'OTEL_EXPORTER_OTLP_METRICS_ENDPOINT',
+];
+
+export function resolveBackend(config: Config, env: NodeJS.ProcessEnv = process.env): ConcreteBackend {
+  if (!config.enabled) return 'none';
+  if (config.backend !== 'auto') return config.backend;
+  if (otelSdkRegistered() || OTLP_ENDPOINTS.some((name) => (env[name] ?? '').trim() !== '')) return 'otel';
+  if (env.NODE_ENV === 'development') return 'console';
+  return 'none';
+}
+
+export interface BackendSetup {
+  readonly adapter: Adapter;
+  /** Flush/stop what ws-apm started itself (its own SDK or agent), within a bound. */
+  shutdown(timeoutMs: number): Promise<void>;
+}
+
+export interface BackendOptions {
+  /** For `otel`: start @opentelemetry/sdk-node when no SDK is registered (default true). */
+  readonly startSdk?: boolean;
+}
+
+export function createBackend(backend: ConcreteBackend, config: Config, options: BackendOptions = {}): BackendSetup | undefined {
+  switch (backend) {
+    case 'otel':
+      return otelBackend(options.startSdk !== false);
+    case 'console': {
+      const adapter = new ConsoleAdapter();
+      return { adapter, shutdown: (timeoutMs) => adapter.flush().then(() => adapter.shutdown()).then(() => void timeoutMs) };
+    }
+    case 'elastic':
+    case 'newrelic':
+      throw new Error(`the ${backend} backend is not available in this version of ws-apm`);
+    default:
+      void config;
+      return undefined;
+  }
+}
+
+function otelBackend(startSdk: boolean): BackendSetup {
+  const adapter = new OtelAdapter();
+  let owned: OwnedSdk | undefined;
+  if (startSdk) {
+    // An app that registers its SDK in its own code does so after `-r ws-apm/register`
+    // ran: decide once the main module's synchronous part is done. Until then the API's
+    // proxy tracer forwards to whichever provider gets registered.
+    if (!otelSdkRegistered()) setImmediate(() => (owned = startOwnSdk()));
+  }
+  return {
+    adapter,
+    async shutdown(timeoutMs) {
+      await adapter.flush(timeoutMs);
+      if (owned) await owned.shutdown(timeoutMs);
+    },
+  };
+}

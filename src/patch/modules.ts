@@ -1,0 +1,123 @@
+/**
+ * Finding ws: a require hook (CommonJS), an import hook (ESM, when the loader from
+ * `ws-apm/register` is active), copies already loaded before ws-apm, and any module
+ * object the app hands over. Each distinct copy of ws is patched once.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import { Hook as RequireHook } from 'require-in-the-middle';
+import { log } from '../logger';
+import type { Tracer } from '../tracer/tracer';
+import { patchClient } from './client';
+import { patchHttpServer, patchWebSocketServer } from './server';
+import { patchWebSocket } from './socket';
+import { Patches } from './wrap';
+
+interface WsExports {
+  WebSocket?: unknown;
+  WebSocketServer?: unknown;
+  Server?: unknown;
+  default?: WsExports;
+}
+
+type Unhook = { unhook(): void };
+
+type Ctor = { prototype: object };
+
+function asClass(value: unknown): Ctor | undefined {
+  return typeof value === 'function' && typeof (value as { prototype?: unknown }).prototype === 'object'
+    ? (value as Ctor)
+    : undefined;
+}
+
+/** ws's classes from its CJS exports (the WebSocket class itself) or its ESM namespace. */
+function classes(mod: unknown): { socket?: Ctor; server?: Ctor } {
+  if (mod === null || (typeof mod !== 'object' && typeof mod !== 'function')) return {};
+  const m = mod as WsExports;
+  const root = (typeof mod === 'function' ? mod : m.default ?? mod) as WsExports;
+  return {
+    socket: asClass(m.WebSocket) ?? asClass(root),
+    server: asClass(m.WebSocketServer) ?? asClass(m.Server) ?? asClass(root.Server),
+  };
+}
+
+/** The patch layer of one instrumentation handle. */
+export class PatchLayer {
+  private readonly patches = new Patches();
+  private readonly seen = new WeakSet<object>();
+  private readonly hooks: Unhook[] = [];
+
+  constructor(private readonly tracer: Tracer) {}
+
+  /** Patch one ws module's classes (exports of `ws`, its ESM namespace, or the class). */
+  patchWs(mod: unknown): boolean {
+    const { socket, server } = classes(mod);
+    if (!socket || !server) {
+      log.warn('this does not look like the ws module (no WebSocket/WebSocketServer classes): not instrumented');
+      return false;
+    }
+    if (this.seen.has(socket.prototype)) return true;
+    this.seen.add(socket.prototype);
+    const before = this.patches.size;
+    patchWebSocket(socket.prototype, this.tracer, this.patches);
+    patchClient(socket.prototype, this.tracer, this.patches);
+    patchWebSocketServer(server.prototype, this.tracer, this.patches);
+    if (this.patches.size === before) {
+      log.warn('ws is already instrumented by another copy of ws-apm in this process; this copy leaves it alone');
+    }
+    return true;
+  }
+
+  /** Hook future loads of ws and patch the copies already loaded. */
+  enable(wsModule?: unknown): void {
+    patchHttpServer(http.Server.prototype, this.tracer, this.patches);
+    patchHttpServer(https.Server.prototype, this.tracer, this.patches);
+    if (wsModule !== undefined) this.patchWs(wsModule);
+    this.hooks.push(
+      new RequireHook(['ws'], (exports) => {
+        this.guarded(() => this.patchWs(exports));
+        return exports;
+      }) as Unhook,
+    );
+    this.hookImports();
+    for (const key of Object.keys(require.cache)) {
+      if (/[\\/]node_modules[\\/]ws[\\/]index\.js$/.test(key)) {
+        this.guarded(() => this.patchWs(require.cache[key]?.exports));
+      }
+    }
+  }
+
+  private hookImports(): void {
+    try {
+      // The ESM loader hook only exists when ws-apm/register was --import'ed; without it
+      // this Hook is inert, and ESM apps loaded through -r still get ws via require.
+      // eslint-disable-next-line @typescript-eslint/no-var-requires
+      const { Hook } = require('import-in-the-middle') as {
+        Hook: new (m: string[], cb: (exported: unknown) => void) => Unhook;
+      };
+      this.hooks.push(new Hook(['ws'], (exported) => this.guarded(() => this.patchWs(exported))));
+    } catch (err) {
+      log.debug(`ESM import hook unavailable: ${(err as Error).message}`);
+    }
+  }
+
+  private guarded(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      log.fault('ws-apm patch', err);
+    }
+  }
+
+  /** Undo every patch and stop hooking. */
+  disable(): void {
+    for (const hook of this.hooks.splice(0)) {
+      try {
+        hook.unhook();
+      } catch {
+        // Hook libraries without unhook support: patches below are still undone.
+      }
+    }
+    this.patches.unwrapAll();
+  }
+}

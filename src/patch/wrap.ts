@@ -1,0 +1,71 @@
+/**
+ * Idempotent, reversible method wrapping on top of shimmer. Each wrapped function is
+ * marked with a global symbol so a second copy of ws-apm in the same process sees
+ * the first one's patch and leaves it alone; unwrapping restores exactly what was
+ * there (an inherited method becomes inherited again).
+ */
+import shimmer from 'shimmer';
+import { log } from '../logger';
+
+const MARK = Symbol.for('ws-apm.wrapped');
+
+type AnyFn = (...args: any[]) => any;
+
+interface Patch {
+  readonly target: object;
+  readonly name: string;
+  readonly wasOwn: boolean;
+}
+
+export function isWrapped(fn: unknown): boolean {
+  return typeof fn === 'function' && (fn as unknown as Record<symbol, unknown>)[MARK] === true;
+}
+
+/** The patches applied by one instrumentation handle, undone in reverse order. */
+export class Patches {
+  private readonly applied: Patch[] = [];
+
+  /**
+   * Replace `target[name]` with `wrapper(original)`. Returns false (and changes nothing)
+   * when the property is missing, not a function, not writable, or already ours.
+   */
+  wrap<T extends object>(target: T, name: string, wrapper: (original: AnyFn) => AnyFn): boolean {
+    const current = (target as Record<string, unknown>)[name];
+    if (typeof current !== 'function') return false;
+    if (isWrapped(current)) return false;
+    const own = Object.getOwnPropertyDescriptor(target, name);
+    if (own && (own.writable === false || own.configurable === false) && !own.set) {
+      log.warn(`cannot instrument ${name}: the property is not writable`);
+      return false;
+    }
+    shimmer.wrap(target as Record<string, AnyFn>, name, (original: AnyFn) => {
+      const wrapped = wrapper(original);
+      Object.defineProperty(wrapped, MARK, { value: true });
+      return wrapped;
+    });
+    this.applied.push({ target, name, wasOwn: own !== undefined });
+    return true;
+  }
+
+  /** Define an accessor on `target` (used where ws offers no method to wrap). */
+  defineAccessor(target: object, name: string, descriptor: PropertyDescriptor): boolean {
+    if (Object.getOwnPropertyDescriptor(target, name) !== undefined) return false;
+    Object.defineProperty(target, name, { ...descriptor, configurable: true, enumerable: false });
+    this.applied.push({ target, name, wasOwn: false });
+    return true;
+  }
+
+  get size(): number {
+    return this.applied.length;
+  }
+
+  unwrapAll(): void {
+    for (let i = this.applied.length - 1; i >= 0; i--) {
+      const { target, name, wasOwn } = this.applied[i];
+      const record = target as Record<string, unknown>;
+      if (wasOwn) shimmer.unwrap(record as Record<string, AnyFn>, name);
+      else delete record[name];
+    }
+    this.applied.length = 0;
+  }
+}

@@ -1,0 +1,193 @@
+/**
+ * Low-cardinality names from user-controlled input: routes from URL paths (templates,
+ * then a cap), message names from a JSON field (a bounded set, then `other`), and URLs
+ * with secrets removed before they are recorded anywhere.
+ */
+import type { Config } from '../config';
+
+export const OTHER = 'other';
+const MAX_NAME_LENGTH = 64;
+
+interface RouteTemplate {
+  readonly template: string;
+  readonly pattern: RegExp;
+}
+
+function compileTemplate(template: string): RouteTemplate {
+  // `/rooms/:id` matches one segment per parameter; a trailing `*` matches the rest.
+  const source = template
+    .split('/')
+    .map((segment) => {
+      if (segment === '*') return '.*';
+      if (segment.startsWith(':')) return '[^/]+';
+      return segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    })
+    .join('/');
+  return { template, pattern: new RegExp(`^${source}/?$`) };
+}
+
+/** Turns a request URL into a bounded route and answers "is this route ignored?". */
+export class RouteNamer {
+  private readonly templates: readonly RouteTemplate[];
+  private readonly ignored: readonly RouteTemplate[];
+  private readonly known = new Map<string, string>();
+  private readonly maxRoutes: number;
+
+  constructor(config: Pick<Config, 'routes' | 'ignoreRoutes' | 'maxRoutes'>) {
+    this.templates = config.routes.map(compileTemplate);
+    this.ignored = config.ignoreRoutes.map(compileTemplate);
+    this.maxRoutes = config.maxRoutes;
+  }
+
+  /** The route for a request URL (path without query), templated and capped. */
+  route(url: string | undefined): string {
+    const path = pathOf(url);
+    const cached = this.known.get(path);
+    if (cached !== undefined) return cached;
+    let route = path;
+    for (const t of this.templates) {
+      if (t.pattern.test(path)) {
+        route = t.template;
+        break;
+      }
+    }
+    // Cap the distinct paths we remember; beyond it unknown paths collapse to `other`.
+    if (this.known.size >= this.maxRoutes) {
+      return route === path ? OTHER : route;
+    }
+    this.known.set(path, route);
+    return route;
+  }
+
+  isIgnored(route: string, url: string | undefined): boolean {
+    if (this.ignored.length === 0) return false;
+    const path = pathOf(url);
+    return this.ignored.some((t) => t.template === route || t.pattern.test(path));
+  }
+}
+
+function pathOf(url: string | undefined): string {
+  if (!url) return '/';
+  let end = url.length;
+  const q = url.indexOf('?');
+  if (q !== -1) end = q;
+  const h = url.indexOf('#');
+  if (h !== -1 && h < end) end = h;
+  let path = url.slice(0, end);
+  // Absolute-form request targets (`ws://host/path`) keep only the path.
+  const scheme = path.indexOf('://');
+  if (scheme !== -1) {
+    const slash = path.indexOf('/', scheme + 3);
+    path = slash === -1 ? '/' : path.slice(slash);
+  }
+  return path === '' ? '/' : path;
+}
+
+/** Extracts a message's name from a JSON field path, with a cap on distinct names. */
+export class MessageNamer {
+  private readonly path: readonly string[];
+  private readonly maxBytes: number;
+  private readonly maxNames: number;
+  private readonly names = new Set<string>();
+
+  constructor(config: Pick<Config, 'messageName' | 'messageNameMaxBytes' | 'maxMessageNames'>) {
+    this.path = config.messageName;
+    this.maxBytes = config.messageNameMaxBytes;
+    this.maxNames = config.maxMessageNames;
+  }
+
+  get enabled(): boolean {
+    return this.path.length > 0;
+  }
+
+  /**
+   * The name of a text message, or undefined when it has none (binary, too large,
+   * not JSON, field missing or not a short string). Never throws.
+   */
+  name(data: unknown, isBinary: boolean, size: number): string | undefined {
+    if (isBinary || size > this.maxBytes || size === 0) return undefined;
+    let text: string;
+    if (typeof data === 'string') text = data;
+    else if (Buffer.isBuffer(data)) text = data.toString('utf8');
+    else return undefined;
+    const first = text.charCodeAt(0);
+    if (first !== 0x7b /* { */ && first !== 0x5b /* [ */) return undefined;
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      return undefined;
+    }
+    for (const segment of this.path) {
+      if (value === null || typeof value !== 'object') return undefined;
+      value = (value as Record<string, unknown>)[segment];
+    }
+    if (typeof value !== 'string' || value.length === 0) return undefined;
+    if (value.length > MAX_NAME_LENGTH || !/^[\w.:/-]+$/.test(value)) return OTHER;
+    if (this.names.has(value)) return value;
+    if (this.names.size >= this.maxNames) return OTHER;
+    this.names.add(value);
+    return value;
+  }
+}
+
+/** Removes credentials and secret query parameters from URLs before they are recorded. */
+export class UrlRedactor {
+  private readonly secret: ReadonlySet<string>;
+
+  constructor(params: readonly string[]) {
+    this.secret = new Set(params.map((p) => p.toLowerCase()));
+  }
+
+  /** Redact a path+query (`/chat?token=x`) or an absolute URL (`wss://u:p@h/x?jwt=y`). */
+  redact(url: string): string {
+    let out = url;
+    const scheme = out.indexOf('://');
+    if (scheme !== -1) {
+      const hostStart = scheme + 3;
+      const pathStart = out.slice(hostStart).search(/[/?#]/);
+      const authority = pathStart === -1 ? out.slice(hostStart) : out.slice(hostStart, hostStart + pathStart);
+      const at = authority.lastIndexOf('@');
+      if (at !== -1) {
+        out = out.slice(0, hostStart) + 'REDACTED@' + out.slice(hostStart + at + 1);
+      }
+    }
+    const q = out.indexOf('?');
+    if (q === -1) return out;
+    const hash = out.indexOf('#', q);
+    const query = out.slice(q + 1, hash === -1 ? undefined : hash);
+    const redacted = query
+      .split('&')
+      .map((pair) => {
+        const eq = pair.indexOf('=');
+        const rawName = eq === -1 ? pair : pair.slice(0, eq);
+        let name = rawName;
+        try {
+          name = decodeURIComponent(rawName.replace(/\+/g, ' '));
+        } catch {
+          // Malformed escapes: compare the raw name.
+        }
+        return eq !== -1 && this.secret.has(name.toLowerCase()) ? `${rawName}=REDACTED` : pair;
+      })
+      .join('&');
+    // Fragments never reach a server; drop them rather than risk a secret in one.
+    return `${out.slice(0, q)}?${redacted}`;
+  }
+}
+
+/** One query parameter's value from a request URL, or undefined. */
+export function queryParam(url: string | undefined, name: string): string | undefined {
+  if (!url || !name) return undefined;
+  const q = url.indexOf('?');
+  if (q === -1) return undefined;
+  for (const pair of url.slice(q + 1).split('&')) {
+    const eq = pair.indexOf('=');
+    if (eq === -1 || pair.slice(0, eq) !== name) continue;
+    try {
+      return decodeURIComponent(pair.slice(eq + 1));
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
+}

@@ -1,0 +1,49 @@
+/**
+ * What the tracer remembers about one WebSocket, held in a WeakMap keyed by the socket
+ * (never as properties on the app's objects), and what it remembers about one route.
+ */
+import type { Attributes } from './adapter';
+import type { RouteMetrics, Side } from './metrics';
+
+/** Names and metric cells of one route, built once. */
+export interface RouteInfo {
+  readonly route: string;
+  readonly side: Side;
+  readonly metrics: RouteMetrics;
+  readonly receiveName: string;
+  readonly sendName: string;
+  readonly closeName: string;
+  readonly pingName: string;
+  /** `WS RECEIVE {route} {name}` per message name (bounded by the name cap). */
+  readonly namedReceive: Map<string, string>;
+}
+
+export interface SocketState {
+  readonly side: Side;
+  readonly info: RouteInfo;
+  /** Route in WS_APM_IGNORE_ROUTES: metrics only, no operations. */
+  readonly ignored: boolean;
+  /** Attributes common to every operation of this socket, computed once. */
+  readonly base: Attributes;
+  /** Reference to the handshake (server) or client connect operation, for links/parents. */
+  ref: unknown;
+  /** Trace id behind `ref`, when the adapter can tell. */
+  refTraceId: string | undefined;
+  /** Pending client-connect operation, until `open` or failure. */
+  connectOp: unknown;
+  readonly openedAt: number;
+  /** Counted in `websocket.server.active_connections` (server sockets once accepted). */
+  counted: boolean;
+  messagesIn: number;
+  messagesOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  /** Who began the close: set by close()/terminate() or by the peer's close frame. */
+  closeBy: 'local' | 'remote' | undefined;
+  closeStartedAt: number;
+  terminated: boolean;
+  /** `performance.now()` of an unanswered ping, 0 when none. */
+  pingAt: number;
+  pingStartedAt: number;
+  user: string | undefined;
+}

@@ -1,0 +1,815 @@
+/**
+ * The backend-neutral tracer: the patch layer reports ws events here, and this is the
+ * only place that decides names, attributes, parents, links, sampling and metrics.
+ * Every call into the adapter is guarded: a faulty backend costs telemetry, never the
+ * app's behaviour, and user code always runs exactly once with its own exceptions.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { Config } from '../config';
+import { log } from '../logger';
+import * as S from '../semconv';
+import type { Adapter, Attributes, Carrier, OperationOutcome, OperationSpec, Parent } from './adapter';
+import { Metrics, type Side } from './metrics';
+import { MessageNamer, queryParam, RouteNamer, UrlRedactor } from './naming';
+import { sanitizeCarrier } from './propagation';
+import type { RouteInfo, SocketState } from './socket-state';
+
+/** The minimal view of a ws WebSocket the tracer needs (ws 7 and 8 alike). */
+export interface WsLike {
+  readonly readyState: number;
+  readonly url?: string;
+  listenerCount(event: string): number;
+}
+
+type AnyFn = (...args: any[]) => any;
+
+const OPEN = 1;
+const ROOT: Parent = { type: 'root' };
+const ACTIVE: Parent = { type: 'active' };
+const MAX_CLOSE_REASON = 123; // the protocol's own limit for a close reason
+
+/** A server handshake in progress, keyed by its upgrade request. */
+interface Handshake {
+  readonly op: unknown;
+  readonly info: RouteInfo;
+  readonly ignored: boolean;
+  readonly base: Attributes;
+  readonly socket: Socket;
+  status: number | undefined;
+  settled: boolean;
+  readonly release: () => void;
+}
+
+const now = (): number => performance.timeOrigin + performance.now();
+
+/** Bytes of a message as ws accepts or delivers it (string, Buffer, ArrayBuffer, views, fragments, Blob). */
+export function sizeOf(data: unknown): number {
+  if (typeof data === 'string') return Buffer.byteLength(data);
+  if (data === null || data === undefined) return 0;
+  const d = data as { byteLength?: unknown; size?: unknown };
+  if (typeof d.byteLength === 'number') return d.byteLength;
+  if (Array.isArray(data)) {
+    let total = 0;
+    for (const part of data) total += sizeOf(part);
+    return total;
+  }
+  if (typeof d.size === 'number') return d.size; // Blob
+  if (typeof data === 'number') return String(data).length;
+  return 0;
+}
+
+export class Tracer {
+  readonly metrics = new Metrics();
+  private readonly sockets = new WeakMap<object, SocketState>();
+  private readonly handshakes = new WeakMap<object, Handshake>();
+  private readonly routeInfos = new Map<string, RouteInfo>();
+  private readonly routes: RouteNamer;
+  private readonly names: MessageNamer;
+  private readonly redactor: UrlRedactor;
+  private readonly vendorHeaders: readonly string[];
+  private readonly sampleRate: number;
+  private readonly linkMessages: boolean;
+
+  constructor(readonly config: Config, readonly adapter: Adapter) {
+    this.routes = new RouteNamer(config);
+    this.names = new MessageNamer(config);
+    this.redactor = new UrlRedactor(config.redactQueryParams);
+    this.vendorHeaders = adapter.propagationHeaders ?? [];
+    this.sampleRate = config.messageSampleRate;
+    this.linkMessages = config.messageParent === 'link';
+    const histograms = adapter.histograms;
+    this.metrics.histograms = {
+      record(name, value, attributes) {
+        try {
+          histograms.record(name, value, attributes);
+        } catch (err) {
+          log.fault(`${adapter.name} histogram`, err);
+        }
+      },
+    };
+    try {
+      adapter.bindCounters(this.metrics);
+    } catch (err) {
+      log.fault(`${adapter.name} bindCounters`, err);
+    }
+  }
+
+  // ---------------------------------------------------------------- adapter guards
+
+  private start(spec: OperationSpec): unknown {
+    try {
+      return this.adapter.start(spec);
+    } catch (err) {
+      log.fault(`${this.adapter.name} start`, err);
+      return undefined;
+    }
+  }
+
+  private end(op: unknown, outcome: OperationOutcome): void {
+    if (op === undefined) return;
+    try {
+      this.adapter.end(op, outcome);
+    } catch (err) {
+      log.fault(`${this.adapter.name} end`, err);
+    }
+  }
+
+  private ref(op: unknown): unknown {
+    if (op === undefined) return undefined;
+    try {
+      return this.adapter.ref(op);
+    } catch (err) {
+      log.fault(`${this.adapter.name} ref`, err);
+      return undefined;
+    }
+  }
+
+  private traceIdOf(ref: unknown): string | undefined {
+    if (ref === undefined || !this.adapter.traceIdOf) return undefined;
+    try {
+      return this.adapter.traceIdOf(ref);
+    } catch (err) {
+      log.fault(`${this.adapter.name} traceIdOf`, err);
+      return undefined;
+    }
+  }
+
+  /**
+   * Run user code `fn` with `op` active. `fn` runs exactly once whatever the adapter
+   * does, and its own exception (the same object) is what propagates.
+   */
+  private run<R>(op: unknown, fn: AnyFn, thisArg: unknown, args: unknown[]): R {
+    if (op === undefined) return fn.apply(thisArg, args);
+    let phase = 0; // 0: not entered, 1: returned, 2: threw
+    let result: unknown;
+    let thrown: unknown;
+    const inner = function (this: unknown): unknown {
+      try {
+        result = fn.apply(this, arguments as unknown as unknown[]);
+        phase = 1;
+        return result;
+      } catch (err) {
+        phase = 2;
+        thrown = err;
+        throw err;
+      }
+    };
+    try {
+      return this.adapter.run(op, inner as AnyFn, thisArg, args) as R;
+    } catch (err) {
+      if (phase === 2 && err === thrown) throw err;
+      log.fault(`${this.adapter.name} run`, err);
+      if (phase === 0) return fn.apply(thisArg, args);
+      if (phase === 2) throw thrown;
+      return result as R;
+    }
+  }
+
+  /** Run `fn` inside `op`, then end `op` with the outcome (error included) and `attributes`. */
+  private runAndEnd<R>(op: unknown, fn: AnyFn, thisArg: unknown, args: unknown[], attributes?: Attributes): R {
+    let error: unknown;
+    let failed = false;
+    try {
+      return this.run<R>(op, fn, thisArg, args);
+    } catch (err) {
+      error = err;
+      failed = true;
+      throw err;
+    } finally {
+      this.end(op, failed ? { error, attributes } : { attributes });
+    }
+  }
+
+  // ---------------------------------------------------------------- naming
+
+  private routeInfo(route: string, side: Side): RouteInfo {
+    const key = side === 'server' ? route : `client ${route}`;
+    let info = this.routeInfos.get(key);
+    if (info === undefined) {
+      info = {
+        route,
+        side,
+        metrics: this.metrics.forRoute(route, side),
+        receiveName: `${S.OP_RECEIVE} ${route}`,
+        sendName: `${S.OP_SEND} ${route}`,
+        closeName: `${S.OP_CLOSE} ${route}`,
+        pingName: `${S.OP_PING} ${route}`,
+        namedReceive: new Map(),
+      };
+      this.routeInfos.set(key, info);
+    }
+    return info;
+  }
+
+  private receiveName(info: RouteInfo, name: string | undefined): string {
+    if (name === undefined) return info.receiveName;
+    let full = info.namedReceive.get(name);
+    if (full === undefined) {
+      full = `${info.receiveName} ${name}`;
+      info.namedReceive.set(name, full);
+    }
+    return full;
+  }
+
+  redactUrl(url: string): string {
+    return this.redactor.redact(url);
+  }
+
+  // ---------------------------------------------------------------- server handshake
+
+  /**
+   * An upgrade request reached the server (from the http `upgrade` event or from
+   * `handleUpgrade`). Starts `WS CONNECT {route}` continuing the caller's trace.
+   * Idempotent per request.
+   */
+  upgradeStarted(req: IncomingMessage, socket: Socket): Handshake | undefined {
+    const known = this.handshakes.get(req);
+    if (known !== undefined) return known;
+    try {
+      return this.beginHandshake(req, socket);
+    } catch (err) {
+      log.fault('ws-apm handshake', err);
+      return undefined;
+    }
+  }
+
+  private beginHandshake(req: IncomingMessage, socket: Socket): Handshake {
+    const url = req.url ?? '/';
+    const route = this.routes.route(url);
+    const info = this.routeInfo(route, 'server');
+    const ignored = this.routes.isIgnored(route, url);
+    const encrypted = (socket as { encrypted?: boolean }).encrypted === true;
+    const q = url.indexOf('?');
+    const host = req.headers.host;
+    const base: Attributes = {
+      [S.ATTR_MESSAGING_SYSTEM]: S.MESSAGING_SYSTEM_WEBSOCKET,
+      [S.ATTR_MESSAGING_DESTINATION_NAME]: route,
+      [S.ATTR_NETWORK_PROTOCOL_NAME]: 'websocket',
+      [S.ATTR_NETWORK_PEER_ADDRESS]: socket.remoteAddress,
+      [S.ATTR_NETWORK_PEER_PORT]: socket.remotePort,
+      [S.ATTR_WS_SIDE]: 'server',
+    };
+    const attributes: Attributes = {
+      ...base,
+      [S.ATTR_URL_PATH]: q === -1 ? url : url.slice(0, q),
+      [S.ATTR_URL_QUERY]: q === -1 ? undefined : this.redactor.redact(url.slice(q)).slice(1),
+      [S.ATTR_URL_SCHEME]: encrypted ? 'wss' : 'ws',
+      [S.ATTR_SERVER_ADDRESS]: typeof host === 'string' ? host.replace(/:\d+$/, '') : undefined,
+      [S.ATTR_SERVER_PORT]: socket.localPort,
+      [S.ATTR_CLIENT_ADDRESS]: socket.remoteAddress,
+      [S.ATTR_USER_AGENT_ORIGINAL]: req.headers['user-agent'],
+      [S.ATTR_WS_ROUTE]: route,
+    };
+    let op: unknown;
+    if (!ignored) {
+      const param = this.config.propagationQueryParam;
+      const fromQuery = param ? queryParam(url, param) : undefined;
+      const carrier = sanitizeCarrier(req.headers as Carrier, this.vendorHeaders, fromQuery);
+      op = this.start({
+        name: `${S.OP_CONNECT} ${route}`,
+        role: 'connect',
+        kind: 'server',
+        parent: carrier ? { type: 'remote', carrier } : ROOT,
+        attributes,
+        route,
+      });
+    }
+    // Learn the status of a rejection from the response ws or the app writes, and
+    // notice a socket that closes before the upgrade completes; both undone on accept.
+    const hs: Handshake = {
+      op,
+      info,
+      ignored,
+      base,
+      socket,
+      status: undefined,
+      settled: false,
+      release: () => undefined,
+    };
+    const sniff = (chunk: unknown): void => {
+      if (hs.status !== undefined) return;
+      const text = typeof chunk === 'string' ? chunk.slice(0, 16) : Buffer.isBuffer(chunk) ? chunk.toString('latin1', 0, 16) : '';
+      const m = /^HTTP\/1\.[01] (\d{3})/.exec(text);
+      if (m) hs.status = Number(m[1]);
+    };
+    const origWrite = Object.prototype.hasOwnProperty.call(socket, 'write') ? undefined : socket.write;
+    const origEnd = Object.prototype.hasOwnProperty.call(socket, 'end') ? undefined : socket.end;
+    if (origWrite && origEnd) {
+      const s = socket as unknown as Record<string, AnyFn>;
+      s.write = function (this: Socket, chunk: unknown) {
+        sniff(chunk);
+        return origWrite.apply(this, arguments as unknown as Parameters<Socket['write']>);
+      };
+      s.end = function (this: Socket, chunk: unknown) {
+        sniff(chunk);
+        return origEnd.apply(this, arguments as unknown as Parameters<Socket['end']>);
+      };
+    }
+    const onClose = (): void => this.handshakeRejected(hs);
+    socket.once('close', onClose);
+    (hs as { release: () => void }).release = () => {
+      socket.removeListener('close', onClose);
+      if (origWrite && origEnd) {
+        const s = socket as unknown as Record<string, unknown>;
+        delete s.write;
+        delete s.end;
+      }
+    };
+    this.handshakes.set(req, hs);
+    return hs;
+  }
+
+  /** Run the app's `upgrade` listeners (or the connection callback) inside WS CONNECT. */
+  runInHandshake<R>(hs: Handshake | undefined, fn: AnyFn, thisArg: unknown, args: unknown[]): R {
+    if (hs === undefined || hs.op === undefined) return fn.apply(thisArg, args);
+    return this.run<R>(hs.op, fn, thisArg, args);
+  }
+
+  /**
+   * ws completed the upgrade: from here on `ws` is tracked, and the connection
+   * callback runs inside WS CONNECT, which ends when the callback returns.
+   */
+  handshakeAccepted<R>(hs: Handshake | undefined, ws: WsLike, cb: AnyFn, thisArg: unknown, args: unknown[]): R {
+    if (hs === undefined || hs.settled) return cb.apply(thisArg, args);
+    hs.settled = true;
+    try {
+      hs.release();
+      const state = this.newState('server', hs.info, hs.ignored, hs.base, this.ref(hs.op));
+      state.counted = true;
+      this.sockets.set(ws, state);
+      hs.info.metrics.accepted.value++;
+      hs.info.metrics.active.value++;
+    } catch (err) {
+      log.fault('ws-apm accept', err);
+    }
+    return this.runAndEnd<R>(hs.op, cb, thisArg, args, { [S.ATTR_HTTP_RESPONSE_STATUS_CODE]: 101 });
+  }
+
+  private handshakeRejected(hs: Handshake): void {
+    if (hs.settled) return;
+    hs.settled = true;
+    hs.release();
+    hs.info.metrics.rejected.value++;
+    this.end(hs.op, {
+      failed: true,
+      attributes: {
+        [S.ATTR_HTTP_RESPONSE_STATUS_CODE]: hs.status,
+        [S.ATTR_WS_CONNECTION_OUTCOME]: 'rejected',
+        [S.ATTR_ERROR_TYPE]: hs.status !== undefined ? String(hs.status) : 'connection_closed',
+      },
+    });
+  }
+
+  // ---------------------------------------------------------------- per-socket state
+
+  private newState(side: Side, info: RouteInfo, ignored: boolean, base: Attributes, ref: unknown): SocketState {
+    return {
+      side,
+      info,
+      ignored,
+      base,
+      ref,
+      refTraceId: this.traceIdOf(ref),
+      connectOp: undefined,
+      openedAt: now(),
+      counted: false,
+      messagesIn: 0,
+      messagesOut: 0,
+      bytesIn: 0,
+      bytesOut: 0,
+      closeBy: undefined,
+      closeStartedAt: 0,
+      terminated: false,
+      pingAt: 0,
+      pingStartedAt: 0,
+      user: undefined,
+    };
+  }
+
+  isTracked(ws: object): boolean {
+    return this.sockets.has(ws);
+  }
+
+  setUser(ws: object, id: string | undefined): void {
+    const state = this.sockets.get(ws);
+    if (state !== undefined) state.user = id === undefined ? undefined : String(id).slice(0, 256);
+  }
+
+  private messageParent(state: SocketState): Parent {
+    return !this.linkMessages && state.ref !== undefined ? { type: 'ref', ref: state.ref } : ROOT;
+  }
+
+  private links(state: SocketState): readonly unknown[] | undefined {
+    return this.linkMessages && state.ref !== undefined ? [state.ref] : undefined;
+  }
+
+  private operationAttributes(state: SocketState, extra: Attributes): Attributes {
+    const attributes: Attributes = { ...state.base, ...extra };
+    if (state.user !== undefined) attributes[S.ATTR_ENDUSER_ID] = state.user;
+    if (state.refTraceId !== undefined) attributes[S.ATTR_WS_HANDSHAKE_TRACE_ID] = state.refTraceId;
+    return attributes;
+  }
+
+  // ---------------------------------------------------------------- messages
+
+  /**
+   * A `message` event: count it, and when sampled run every listener inside
+   * `WS RECEIVE`. `argc` is the emit's argument count, preserved exactly.
+   */
+  receive(ws: WsLike, emit: AnyFn, data: unknown, isBinary: unknown, argc: number): boolean {
+    const state = this.sockets.get(ws);
+    if (state === undefined) {
+      return argc === 2 ? emit.call(ws, 'message', data) : emit.call(ws, 'message', data, isBinary);
+    }
+    // ws 8 passes isBinary; ws 7 passes strings for text and Buffers/ArrayBuffers for binary.
+    const binary = isBinary === undefined ? typeof data !== 'string' : isBinary === true;
+    const size = sizeOf(data);
+    const metrics = state.info.metrics;
+    state.messagesIn++;
+    state.bytesIn += size;
+    (binary ? metrics.inBinary : metrics.inText).value++;
+    const histograms = this.metrics.histograms;
+    histograms.record(S.METRIC_MESSAGE_SIZE, size, metrics.sizeIn);
+
+    if (ws.listenerCount('message') === 0) {
+      return argc === 2 ? emit.call(ws, 'message', data) : emit.call(ws, 'message', data, isBinary);
+    }
+    const name = this.names.enabled ? this.names.name(data, binary, size) : undefined;
+    const started = performance.now();
+    let op: unknown;
+    if (!state.ignored && (this.sampleRate >= 1 || Math.random() < this.sampleRate)) {
+      op = this.startReceive(state, data, binary, size, name);
+    }
+    try {
+      if (op === undefined) {
+        return argc === 2 ? emit.call(ws, 'message', data) : emit.call(ws, 'message', data, isBinary);
+      }
+      return this.runAndEnd<boolean>(op, emit, ws, argc === 2 ? ['message', data] : ['message', data, isBinary]);
+    } finally {
+      histograms.record(
+        S.METRIC_MESSAGE_PROCESS_DURATION,
+        (performance.now() - started) / 1000,
+        metrics.processAttributes(name),
+      );
+    }
+  }
+
+  private startReceive(state: SocketState, data: unknown, binary: boolean, size: number, name: string | undefined): unknown {
+    const info = state.info;
+    const attributes = this.operationAttributes(state, {
+      [S.ATTR_MESSAGING_OPERATION_TYPE]: 'receive',
+      [S.ATTR_MESSAGING_MESSAGE_BODY_SIZE]: size,
+      [S.ATTR_WS_MESSAGE_TYPE]: binary ? 'binary' : 'text',
+      [S.ATTR_WS_MESSAGE_NAME]: name,
+    });
+    const body = this.config.captureBody === 'all' ? this.captureBody(data, binary, size) : undefined;
+    if (body !== undefined) attributes[S.ATTR_WS_MESSAGE_BODY] = body;
+    return this.start({
+      name: this.receiveName(info, name),
+      role: 'receive',
+      kind: 'consumer',
+      parent: this.messageParent(state),
+      links: this.links(state),
+      attributes,
+      route: info.route,
+      messageName: name,
+      body,
+    });
+  }
+
+  private captureBody(data: unknown, binary: boolean, size: number): string | undefined {
+    if (binary) return `[binary ${size} bytes]`;
+    const max = this.config.captureBodyMaxBytes;
+    if (typeof data === 'string') {
+      if (size <= max) return data;
+      return Buffer.from(data).toString('utf8', 0, max);
+    }
+    if (Buffer.isBuffer(data)) return data.toString('utf8', 0, Math.min(max, data.length));
+    return undefined;
+  }
+
+  /**
+   * `send(data[, options][, cb])`: counted when the socket is open; traced as
+   * `WS SEND` when an operation is active (or orphan sends are traced). The original
+   * runs with the very same arguments except a callback that ends the span first.
+   */
+  send(ws: WsLike, send: AnyFn, data: unknown, options: unknown, cb: unknown, argc: number): unknown {
+    const state = this.sockets.get(ws);
+    if (state !== undefined && ws.readyState === OPEN) {
+      const size = sizeOf(data);
+      const binary =
+        typeof options === 'object' && options !== null && typeof (options as { binary?: unknown }).binary === 'boolean'
+          ? (options as { binary: boolean }).binary
+          : typeof data !== 'string' && typeof data !== 'number';
+      const metrics = state.info.metrics;
+      state.messagesOut++;
+      state.bytesOut += size;
+      (binary ? metrics.outBinary : metrics.outText).value++;
+      this.metrics.histograms.record(S.METRIC_MESSAGE_SIZE, size, metrics.sizeOut);
+      if (!state.ignored && (this.config.traceOrphanSends || this.hasActive())) {
+        return this.tracedSend(state, ws, send, data, options, cb, argc, size, binary);
+      }
+    }
+    return callWithArgc(send, ws, argc, data, options, cb);
+  }
+
+  private hasActive(): boolean {
+    try {
+      return this.adapter.hasActive();
+    } catch (err) {
+      log.fault(`${this.adapter.name} hasActive`, err);
+      return false;
+    }
+  }
+
+  private tracedSend(
+    state: SocketState, ws: WsLike, send: AnyFn, data: unknown, options: unknown, cb: unknown,
+    argc: number, size: number, binary: boolean,
+  ): unknown {
+    const info = state.info;
+    const op = this.start({
+      name: info.sendName,
+      role: 'send',
+      kind: 'producer',
+      parent: ACTIVE,
+      attributes: this.operationAttributes(state, {
+        [S.ATTR_MESSAGING_OPERATION_TYPE]: 'send',
+        [S.ATTR_MESSAGING_MESSAGE_BODY_SIZE]: size,
+        [S.ATTR_WS_MESSAGE_TYPE]: binary ? 'binary' : 'text',
+      }),
+      route: info.route,
+    });
+    if (op === undefined) return callWithArgc(send, ws, argc, data, options, cb);
+    const callback = typeof options === 'function' ? options : cb;
+    let ended = false;
+    const finish = (err: unknown): void => {
+      if (ended) return;
+      ended = true;
+      this.end(op, err ? { error: err } : {});
+    };
+    try {
+      if (typeof callback === 'function') {
+        // ws calls back with the write's error (or none): end the span first, then the app's callback.
+        const wrapped = function (this: unknown, err?: unknown): unknown {
+          finish(err);
+          return callback.apply(this, arguments as unknown as unknown[]);
+        };
+        return typeof options === 'function'
+          ? callWithArgc(send, ws, argc, data, wrapped, cb)
+          : callWithArgc(send, ws, argc, data, options, wrapped);
+      }
+      const result = callWithArgc(send, ws, argc, data, options, cb);
+      finish(undefined);
+      return result;
+    } catch (err) {
+      finish(err);
+      throw err;
+    }
+  }
+
+  // ---------------------------------------------------------------- heartbeat
+
+  ping(ws: object): void {
+    const state = this.sockets.get(ws);
+    if (state !== undefined && state.pingAt === 0) {
+      state.pingAt = performance.now();
+      state.pingStartedAt = now();
+    }
+  }
+
+  pong(ws: object): void {
+    const state = this.sockets.get(ws);
+    if (state === undefined || state.pingAt === 0) return;
+    const rtt = performance.now() - state.pingAt;
+    const startTime = state.pingStartedAt;
+    state.pingAt = 0;
+    this.metrics.histograms.record(S.METRIC_HEARTBEAT_RTT, rtt / 1000, state.info.metrics.heartbeat);
+    if (this.config.traceHeartbeat && !state.ignored) {
+      const op = this.start({
+        name: state.info.pingName,
+        role: 'heartbeat',
+        kind: 'internal',
+        parent: this.messageParent(state),
+        links: this.links(state),
+        attributes: this.operationAttributes(state, { [S.ATTR_WS_HEARTBEAT_RTT_MS]: rtt }),
+        startTime,
+        route: state.info.route,
+      });
+      this.end(op, {});
+    }
+  }
+
+  // ---------------------------------------------------------------- close
+
+  /** `close()` was called: by the app (local) or by ws answering the peer's close frame. */
+  closing(ws: object, peerClosed: boolean | undefined): void {
+    const state = this.sockets.get(ws);
+    if (state === undefined || state.closeBy !== undefined) return;
+    state.closeBy = peerClosed === true ? 'remote' : 'local';
+    state.closeStartedAt = now();
+  }
+
+  terminating(ws: object): void {
+    const state = this.sockets.get(ws);
+    if (state === undefined) return;
+    state.terminated = true;
+    if (state.closeBy === undefined) {
+      state.closeBy = 'local';
+      state.closeStartedAt = now();
+    }
+  }
+
+  /**
+   * The socket's `close` event: record the summary and the metrics, forget the
+   * socket, and run the app's close listeners inside `WS CLOSE`.
+   */
+  closed(ws: object, emit: AnyFn, args: unknown[], code: unknown, reason: unknown): boolean {
+    const state = this.sockets.get(ws);
+    if (state === undefined) return emit.apply(ws, args);
+    this.sockets.delete(ws);
+    let op: unknown;
+    let attributes: Attributes | undefined;
+    try {
+      if (state.connectOp !== undefined) this.clientFailed(state, undefined, undefined);
+      const closeCode = typeof code === 'number' ? code : 1005;
+      const broken = state.terminated || closeCode === 1006;
+      const metrics = state.info.metrics;
+      const durationMs = now() - state.openedAt;
+      if (state.counted) {
+        state.counted = false;
+        metrics.active.value--;
+      }
+      if (broken) metrics.broken.value++;
+      this.metrics.histograms.record(S.METRIC_CONNECTION_DURATION, durationMs / 1000, metrics.durationAttributes(closeCode));
+      if (!state.ignored) {
+        const other: Side = state.side === 'server' ? 'client' : 'server';
+        const initiator =
+          state.closeBy === 'local' ? state.side : state.closeBy === 'remote' ? other : closeCode === 1006 ? 'network' : other;
+        const reasonText = reason === undefined || reason === null ? '' : String(reason).slice(0, MAX_CLOSE_REASON);
+        attributes = {
+          [S.ATTR_WS_CLOSE_CODE]: closeCode,
+          [S.ATTR_WS_CLOSE_REASON]: reasonText === '' ? undefined : reasonText,
+          [S.ATTR_WS_CLOSE_INITIATOR]: initiator,
+          [S.ATTR_WS_CONNECTION_BROKEN]: broken,
+          [S.ATTR_WS_CONNECTION_DURATION_MS]: Math.round(durationMs),
+          [S.ATTR_WS_MESSAGES_IN]: state.messagesIn,
+          [S.ATTR_WS_MESSAGES_OUT]: state.messagesOut,
+          [S.ATTR_WS_BYTES_IN]: state.bytesIn,
+          [S.ATTR_WS_BYTES_OUT]: state.bytesOut,
+        };
+        op = this.start({
+          name: state.info.closeName,
+          role: 'close',
+          kind: 'internal',
+          parent: this.messageParent(state),
+          links: this.links(state),
+          attributes: this.operationAttributes(state, attributes),
+          startTime: state.closeBy !== undefined ? state.closeStartedAt : undefined,
+          route: state.info.route,
+        });
+      }
+    } catch (err) {
+      log.fault('ws-apm close', err);
+    }
+    return this.runAndEnd<boolean>(op, emit, ws, args, attributes);
+  }
+
+  // ---------------------------------------------------------------- client
+
+  /**
+   * A client socket created its upgrade request (headers not sent yet): start
+   * `WS CONNECT {host}{route}` as a child of the active operation and inject it.
+   */
+  clientRequest(ws: WsLike, req: { host?: string; path?: string; protocol?: string; getHeader(n: string): unknown; setHeader(n: string, v: string): unknown; headersSent?: boolean }): void {
+    if (this.sockets.has(ws)) return; // redirects reuse the first request's operation
+    try {
+      const path = req.path ?? '/';
+      const route = this.routes.route(path);
+      const info = this.routeInfo(route, 'client');
+      const ignored = this.routes.isIgnored(route, path);
+      const hostHeader = req.getHeader('host');
+      const host = typeof hostHeader === 'string' ? hostHeader : req.host ?? '';
+      const secure = req.protocol === 'https:';
+      const colon = host.lastIndexOf(':');
+      const port = colon > host.lastIndexOf(']') && colon !== -1 ? Number(host.slice(colon + 1)) : secure ? 443 : 80;
+      const base: Attributes = {
+        [S.ATTR_MESSAGING_SYSTEM]: S.MESSAGING_SYSTEM_WEBSOCKET,
+        [S.ATTR_MESSAGING_DESTINATION_NAME]: route,
+        [S.ATTR_NETWORK_PROTOCOL_NAME]: 'websocket',
+        [S.ATTR_SERVER_ADDRESS]: req.host,
+        [S.ATTR_SERVER_PORT]: port,
+        [S.ATTR_WS_SIDE]: 'client',
+      };
+      const state = this.newState('client', info, ignored, base, undefined);
+      this.sockets.set(ws, state);
+      if (ignored) return;
+      const op = this.start({
+        name: `${S.OP_CONNECT} ${host}${route}`,
+        role: 'client-connect',
+        kind: 'client',
+        parent: ACTIVE,
+        attributes: {
+          ...base,
+          [S.ATTR_URL_FULL]: typeof ws.url === 'string' && ws.url !== '' ? this.redactor.redact(ws.url) : undefined,
+          [S.ATTR_URL_SCHEME]: secure ? 'wss' : 'ws',
+          [S.ATTR_URL_PATH]: path.split('?')[0],
+          [S.ATTR_WS_ROUTE]: route,
+        },
+        route,
+      });
+      if (op === undefined) return;
+      state.connectOp = op;
+      state.ref = this.ref(op);
+      state.refTraceId = this.traceIdOf(state.ref);
+      if (!req.headersSent) {
+        const carrier: Record<string, string> = {};
+        this.adapter.inject(op, carrier);
+        for (const key of Object.keys(carrier)) req.setHeader(key, carrier[key]);
+      }
+    } catch (err) {
+      log.fault('ws-apm client connect', err);
+    }
+  }
+
+  /** The client's upgrade succeeded (`open`). */
+  clientOpened(ws: object): void {
+    const state = this.sockets.get(ws);
+    if (state === undefined || state.connectOp === undefined) return;
+    const op = state.connectOp;
+    state.connectOp = undefined;
+    this.end(op, { attributes: { [S.ATTR_HTTP_RESPONSE_STATUS_CODE]: 101 } });
+  }
+
+  /** The client's upgrade failed: an `error`, an `unexpected-response`, or a close before `open`. */
+  clientFailure(ws: object, error: unknown, status: number | undefined): void {
+    const state = this.sockets.get(ws);
+    if (state !== undefined && state.connectOp !== undefined) this.clientFailed(state, error, status);
+  }
+
+  private clientFailed(state: SocketState, error: unknown, status: number | undefined): void {
+    const op = state.connectOp;
+    state.connectOp = undefined;
+    this.end(op, {
+      error,
+      failed: true,
+      attributes: {
+        [S.ATTR_HTTP_RESPONSE_STATUS_CODE]: status,
+        [S.ATTR_ERROR_TYPE]: status !== undefined ? String(status) : error instanceof Error ? error.name : 'connection_closed',
+      },
+    });
+  }
+
+  // ---------------------------------------------------------------- broker hand-off API
+
+  inject(carrier: Record<string, string>): Record<string, string> {
+    try {
+      this.adapter.inject(undefined, carrier);
+    } catch (err) {
+      log.fault(`${this.adapter.name} inject`, err);
+    }
+    return carrier;
+  }
+
+  extract(carrier: Carrier): unknown {
+    const clean = sanitizeCarrier(carrier, this.vendorHeaders);
+    if (clean === undefined) return undefined;
+    try {
+      return this.adapter.extract(clean);
+    } catch (err) {
+      log.fault(`${this.adapter.name} extract`, err);
+      return undefined;
+    }
+  }
+
+  runWithContext<R>(carrier: Carrier, fn: () => R): R {
+    const clean = sanitizeCarrier(carrier, this.vendorHeaders);
+    if (clean === undefined) return fn();
+    let entered = false;
+    try {
+      return this.adapter.runWithRemote(clean, () => {
+        entered = true;
+        return fn();
+      });
+    } catch (err) {
+      if (entered) throw err;
+      log.fault(`${this.adapter.name} runWithRemote`, err);
+      return fn();
+    }
+  }
+}
+
+/** Call ws's `send` with exactly as many arguments as the app passed. */
+function callWithArgc(fn: AnyFn, thisArg: unknown, argc: number, a: unknown, b: unknown, c: unknown): unknown {
+  switch (argc) {
+    case 0:
+      return fn.call(thisArg);
+    case 1:
+      return fn.call(thisArg, a);
+    case 2:
+      return fn.call(thisArg, a, b);
+    default:
+      return fn.call(thisArg, a, b, c);
+  }
+}
