@@ -3,6 +3,7 @@
  * providers (the app's SDK, or the one ws-apm starts in otel-sdk.ts).
  */
 import {
+  type BatchObservableResult,
   context,
   type Context,
   type Histogram,
@@ -33,6 +34,7 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
   private readonly tracer = trace.getTracer('ws-apm', VERSION);
   private readonly meter = metrics.getMeter('ws-apm', VERSION);
   private readonly instruments = new Map<string, Histogram>();
+  private unbindCounters: (() => void) | undefined;
 
   readonly histograms = {
     record: (name: string, value: number, attributes: Attributes): void => {
@@ -133,20 +135,24 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
         : this.meter.createObservableCounter(name, options);
     });
     const byName = new Map(source.counterNames.map((name, i) => [name, observables[i]]));
-    this.meter.addBatchObservableCallback((result) => {
+    const callback = (result: BatchObservableResult): void => {
       for (const cell of source.cells()) {
         const instrument = byName.get(cell.name);
         if (instrument !== undefined) result.observe(instrument, cell.value, cell.attributes as Record<string, string>);
       }
-    }, observables);
+    };
+    this.meter.addBatchObservableCallback(callback, observables);
+    this.unbindCounters = () => this.meter.removeBatchObservableCallback(callback, observables);
   }
 
   async flush(timeoutMs: number): Promise<void> {
     await withTimeout(forceFlushGlobalProviders(), timeoutMs);
   }
 
+  /** Stop reporting this tracer's counters; the providers themselves are not ours to stop. */
   async shutdown(): Promise<void> {
-    // The providers belong to the app (or to otel-sdk.ts): nothing of ours to release.
+    this.unbindCounters?.();
+    this.unbindCounters = undefined;
   }
 }
 

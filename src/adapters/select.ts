@@ -66,6 +66,7 @@ function otelBackend(startSdk: boolean): BackendSetup {
     adapter,
     async shutdown(timeoutMs) {
       await adapter.flush(timeoutMs);
+      await adapter.shutdown();
       if (owned) await owned.shutdown(timeoutMs);
     },
   };

@@ -8,7 +8,7 @@ import https from 'node:https';
 import { Hook as RequireHook } from 'require-in-the-middle';
 import { log } from '../logger';
 import type { Tracer } from '../tracer/tracer';
-import { patchClient } from './client';
+import { patchClientRequests } from './client';
 import { patchHttpServer, patchWebSocketServer } from './server';
 import { patchWebSocket } from './socket';
 import { Patches } from './wrap';
@@ -60,7 +60,6 @@ export class PatchLayer {
     this.seen.add(socket.prototype);
     const before = this.patches.size;
     patchWebSocket(socket.prototype, this.tracer, this.patches);
-    patchClient(socket.prototype, this.tracer, this.patches);
     patchWebSocketServer(server.prototype, this.tracer, this.patches);
     if (this.patches.size === before) {
       log.warn('ws is already instrumented by another copy of ws-apm in this process; this copy leaves it alone');
@@ -72,6 +71,8 @@ export class PatchLayer {
   enable(wsModule?: unknown): void {
     patchHttpServer(http.Server.prototype, this.tracer, this.patches);
     patchHttpServer(https.Server.prototype, this.tracer, this.patches);
+    patchClientRequests(http, this.tracer, this.patches);
+    patchClientRequests(https, this.tracer, this.patches);
     if (wsModule !== undefined) this.patchWs(wsModule);
     this.hooks.push(
       new RequireHook(['ws'], (exports) => {

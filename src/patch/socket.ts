@@ -19,14 +19,8 @@ export function patchWebSocket(proto: object, tracer: Tracer, patches: Patches):
         case 'pong':
           tracer.pong(this);
           break;
-        case 'open':
-          tracer.clientOpened(this);
-          break;
-        case 'unexpected-response':
-          tracer.clientFailure(this, undefined, (b as { statusCode?: number } | undefined)?.statusCode);
-          break;
-        case 'error':
-          tracer.clientFailure(this, a, undefined);
+        case 'upgrade':
+          tracer.clientUpgraded(this, a);
           break;
       }
       return original.apply(this, arguments as unknown as unknown[]);

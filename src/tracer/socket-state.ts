@@ -29,8 +29,6 @@ export interface SocketState {
   ref: unknown;
   /** Trace id behind `ref`, when the adapter can tell. */
   refTraceId: string | undefined;
-  /** Pending client-connect operation, until `open` or failure. */
-  connectOp: unknown;
   readonly openedAt: number;
   /** Counted in `websocket.server.active_connections` (server sockets once accepted). */
   counted: boolean;

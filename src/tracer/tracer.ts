@@ -42,6 +42,32 @@ interface Handshake {
   readonly release: () => void;
 }
 
+/** The options object ws passes to http(s).request/get for a client upgrade. */
+export interface ClientRequestOptions {
+  host?: string;
+  hostname?: string;
+  port?: number | string;
+  path?: string;
+  protocol?: string;
+  defaultPort?: number;
+  headers?: Record<string, string | string[] | number>;
+}
+
+interface ClientRequestLike {
+  once(event: string, listener: (...args: any[]) => void): unknown;
+}
+
+/** A client connect between the upgrade request and the socket's `upgrade` event. */
+interface PendingClient {
+  readonly op: unknown;
+  readonly info: RouteInfo;
+  readonly ignored: boolean;
+  readonly base: Attributes;
+  readonly ref: unknown;
+  readonly refTraceId: string | undefined;
+  settled: boolean;
+}
+
 const now = (): number => performance.timeOrigin + performance.now();
 
 /** Bytes of a message as ws accepts or delivers it (string, Buffer, ArrayBuffer, views, fragments, Blob). */
@@ -64,6 +90,8 @@ export class Tracer {
   readonly metrics = new Metrics();
   private readonly sockets = new WeakMap<object, SocketState>();
   private readonly handshakes = new WeakMap<object, Handshake>();
+  /** Client upgrade responses → their pending connect, until ws emits `upgrade`. */
+  private readonly clients = new WeakMap<object, PendingClient>();
   private readonly routeInfos = new Map<string, RouteInfo>();
   private readonly routes: RouteNamer;
   private readonly names: MessageNamer;
@@ -372,7 +400,6 @@ export class Tracer {
       base,
       ref,
       refTraceId: this.traceIdOf(ref),
-      connectOp: undefined,
       openedAt: now(),
       counted: false,
       messagesIn: 0,
@@ -632,7 +659,6 @@ export class Tracer {
     let op: unknown;
     let attributes: Attributes | undefined;
     try {
-      if (state.connectOp !== undefined) this.clientFailed(state, undefined, undefined);
       const closeCode = typeof code === 'number' ? code : 1005;
       const broken = state.terminated || closeCode === 1006;
       const metrics = state.info.metrics;
@@ -679,86 +705,102 @@ export class Tracer {
   // ---------------------------------------------------------------- client
 
   /**
-   * A client socket created its upgrade request (headers not sent yet): start
-   * `WS CONNECT {host}{route}` as a child of the active operation and inject it.
+   * ws is about to create a client upgrade request from `opts` (its own private copy):
+   * start `WS CONNECT {host}{route}` as a child of the active operation, inject it into
+   * the request headers, and create the request inside it.
    */
-  clientRequest(ws: WsLike, req: { host?: string; path?: string; protocol?: string; getHeader(n: string): unknown; setHeader(n: string, v: string): unknown; headersSent?: boolean }): void {
-    if (this.sockets.has(ws)) return; // redirects reuse the first request's operation
+  clientRequest<R>(opts: ClientRequestOptions, request: AnyFn, thisArg: unknown, args: unknown[]): R {
+    let pending: PendingClient | undefined;
     try {
-      const path = req.path ?? '/';
-      const route = this.routes.route(path);
-      const info = this.routeInfo(route, 'client');
-      const ignored = this.routes.isIgnored(route, path);
-      const hostHeader = req.getHeader('host');
-      const host = typeof hostHeader === 'string' ? hostHeader : req.host ?? '';
-      const secure = req.protocol === 'https:';
-      const colon = host.lastIndexOf(':');
-      const port = colon > host.lastIndexOf(']') && colon !== -1 ? Number(host.slice(colon + 1)) : secure ? 443 : 80;
-      const base: Attributes = {
-        [S.ATTR_MESSAGING_SYSTEM]: S.MESSAGING_SYSTEM_WEBSOCKET,
-        [S.ATTR_MESSAGING_DESTINATION_NAME]: route,
-        [S.ATTR_NETWORK_PROTOCOL_NAME]: 'websocket',
-        [S.ATTR_SERVER_ADDRESS]: req.host,
-        [S.ATTR_SERVER_PORT]: port,
-        [S.ATTR_WS_SIDE]: 'client',
-      };
-      const state = this.newState('client', info, ignored, base, undefined);
-      this.sockets.set(ws, state);
-      if (ignored) return;
-      const op = this.start({
+      pending = this.beginClient(opts);
+    } catch (err) {
+      log.fault('ws-apm client connect', err);
+    }
+    if (pending === undefined) return request.apply(thisArg, args);
+    const req = this.run<R>(pending.op, request, thisArg, args);
+    try {
+      this.watchClientRequest(req as unknown as ClientRequestLike, pending);
+    } catch (err) {
+      log.fault('ws-apm client connect', err);
+    }
+    return req;
+  }
+
+  private beginClient(opts: ClientRequestOptions): PendingClient {
+    const path = opts.path ?? '/';
+    const route = this.routes.route(path);
+    const info = this.routeInfo(route, 'client');
+    const ignored = this.routes.isIgnored(route, path);
+    const secure = opts.protocol === 'https:' || opts.defaultPort === 443;
+    const hostname = opts.host ?? opts.hostname ?? 'localhost';
+    const port = Number(opts.port) || (secure ? 443 : 80);
+    const host = `${hostname.includes(':') && !hostname.startsWith('[') ? `[${hostname}]` : hostname}:${port}`;
+    const base: Attributes = {
+      [S.ATTR_MESSAGING_SYSTEM]: S.MESSAGING_SYSTEM_WEBSOCKET,
+      [S.ATTR_MESSAGING_DESTINATION_NAME]: route,
+      [S.ATTR_NETWORK_PROTOCOL_NAME]: 'websocket',
+      [S.ATTR_SERVER_ADDRESS]: hostname,
+      [S.ATTR_SERVER_PORT]: port,
+      [S.ATTR_WS_SIDE]: 'client',
+    };
+    let op: unknown;
+    if (!ignored) {
+      op = this.start({
         name: `${S.OP_CONNECT} ${host}${route}`,
         role: 'client-connect',
         kind: 'client',
         parent: ACTIVE,
         attributes: {
           ...base,
-          [S.ATTR_URL_FULL]: typeof ws.url === 'string' && ws.url !== '' ? this.redactor.redact(ws.url) : undefined,
+          [S.ATTR_URL_FULL]: this.redactor.redact(`${secure ? 'wss' : 'ws'}://${host}${path}`),
           [S.ATTR_URL_SCHEME]: secure ? 'wss' : 'ws',
           [S.ATTR_URL_PATH]: path.split('?')[0],
           [S.ATTR_WS_ROUTE]: route,
         },
         route,
       });
-      if (op === undefined) return;
-      state.connectOp = op;
-      state.ref = this.ref(op);
-      state.refTraceId = this.traceIdOf(state.ref);
-      if (!req.headersSent) {
-        const carrier: Record<string, string> = {};
-        this.adapter.inject(op, carrier);
-        for (const key of Object.keys(carrier)) req.setHeader(key, carrier[key]);
-      }
-    } catch (err) {
-      log.fault('ws-apm client connect', err);
     }
+    const ref = this.ref(op);
+    if (op !== undefined && opts.headers !== undefined) {
+      const carrier: Record<string, string> = {};
+      this.adapter.inject(op, carrier);
+      // Ours wins over a traceparent injected by an outer http instrumentation.
+      for (const key of Object.keys(carrier)) opts.headers[key] = carrier[key];
+    }
+    return { op, info, ignored, base, ref, refTraceId: this.traceIdOf(ref), settled: false };
   }
 
-  /** The client's upgrade succeeded (`open`). */
-  clientOpened(ws: object): void {
-    const state = this.sockets.get(ws);
-    if (state === undefined || state.connectOp === undefined) return;
-    const op = state.connectOp;
-    state.connectOp = undefined;
-    this.end(op, { attributes: { [S.ATTR_HTTP_RESPONSE_STATUS_CODE]: 101 } });
-  }
-
-  /** The client's upgrade failed: an `error`, an `unexpected-response`, or a close before `open`. */
-  clientFailure(ws: object, error: unknown, status: number | undefined): void {
-    const state = this.sockets.get(ws);
-    if (state !== undefined && state.connectOp !== undefined) this.clientFailed(state, error, status);
-  }
-
-  private clientFailed(state: SocketState, error: unknown, status: number | undefined): void {
-    const op = state.connectOp;
-    state.connectOp = undefined;
-    this.end(op, {
-      error,
-      failed: true,
-      attributes: {
-        [S.ATTR_HTTP_RESPONSE_STATUS_CODE]: status,
-        [S.ATTR_ERROR_TYPE]: status !== undefined ? String(status) : error instanceof Error ? error.name : 'connection_closed',
-      },
+  /** End the CLIENT span from the request's own events: 101, another status, an error, or a close. */
+  private watchClientRequest(req: ClientRequestLike, pending: PendingClient): void {
+    const settle = (outcome: OperationOutcome): void => {
+      if (pending.settled) return;
+      pending.settled = true;
+      this.end(pending.op, outcome);
+    };
+    // Registered while the request is created, so this runs before ws's own listener,
+    // which then emits `upgrade` on the WebSocket with the same response object.
+    req.once('upgrade', (res: { statusCode?: number }) => {
+      this.clients.set(res, pending);
+      settle({ attributes: { [S.ATTR_HTTP_RESPONSE_STATUS_CODE]: res.statusCode ?? 101 } });
     });
+    req.once('response', (res: { statusCode?: number }) =>
+      settle({
+        failed: true,
+        attributes: { [S.ATTR_HTTP_RESPONSE_STATUS_CODE]: res.statusCode, [S.ATTR_ERROR_TYPE]: String(res.statusCode) },
+      }),
+    );
+    req.once('error', (error: unknown) =>
+      settle({ error, attributes: { [S.ATTR_ERROR_TYPE]: error instanceof Error ? error.name : 'error' } }),
+    );
+    req.once('close', () => settle({ failed: true, attributes: { [S.ATTR_ERROR_TYPE]: 'connection_closed' } }));
+  }
+
+  /** The client socket got its `upgrade` response: from here on it is tracked like a server socket. */
+  clientUpgraded(ws: object, res: unknown): void {
+    const pending = res !== null && typeof res === 'object' ? this.clients.get(res) : undefined;
+    if (pending === undefined || this.sockets.has(ws)) return;
+    const state = this.newState('client', pending.info, pending.ignored, pending.base, pending.ref);
+    this.sockets.set(ws, state);
   }
 
   // ---------------------------------------------------------------- broker hand-off API
