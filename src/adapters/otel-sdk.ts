@@ -19,7 +19,15 @@ export function startOwnSdk(): OwnedSdk | undefined {
     // eslint-disable-next-line @typescript-eslint/no-var-requires
     const { NodeSDK } = require('@opentelemetry/sdk-node') as typeof import('@opentelemetry/sdk-node');
     const sdk = new NodeSDK({ instrumentations: [] });
-    sdk.start();
+    // The OpenTelemetry spec's default for OTEL_METRICS_EXPORTER is `otlp`, but sdk-node
+    // starts no metric reader when it is unset; metrics are half of what ws-apm is for.
+    const defaultMetrics = process.env.OTEL_METRICS_EXPORTER === undefined;
+    if (defaultMetrics) process.env.OTEL_METRICS_EXPORTER = 'otlp';
+    try {
+      sdk.start();
+    } finally {
+      if (defaultMetrics) delete process.env.OTEL_METRICS_EXPORTER;
+    }
     log.debug('started @opentelemetry/sdk-node from OTEL_* settings');
     return {
       shutdown: (timeoutMs) => withTimeout(sdk.shutdown(), timeoutMs),

@@ -8,6 +8,7 @@ import {
   type Context,
   type Histogram,
   type Link,
+  type Meter,
   metrics,
   propagation,
   ROOT_CONTEXT,
@@ -32,16 +33,38 @@ const KIND: Record<OperationKind, SpanKind> = {
 export class OtelAdapter implements Adapter<Span, SpanContext> {
   readonly name = 'otel';
   private readonly tracer = trace.getTracer('ws-apm', VERSION);
-  private readonly meter = metrics.getMeter('ws-apm', VERSION);
+  /**
+   * The metrics API has no proxy provider: a meter taken before the SDK registers stays
+   * a no-op forever. So the meter is taken at bootstrap (see below), not at construction.
+   */
+  private meter: Meter | undefined;
+  private counterSource: CounterSource | undefined;
   private readonly instruments = new Map<string, Histogram>();
   private unbindCounters: (() => void) | undefined;
+  private bootstrapped = false;
+
+  /**
+   * `beforeBootstrap` (e.g. starting an SDK) runs once at bootstrap, which happens at the
+   * first operation or when the app's main module has run (select.ts), whichever is first.
+   */
+  constructor(private readonly beforeBootstrap?: () => void) {}
+
+  /** Take the meter and bind the counters, once; after the app had its chance to register an SDK. */
+  bootstrap(): void {
+    if (this.bootstrapped) return;
+    this.bootstrapped = true;
+    this.beforeBootstrap?.();
+    this.meter = metrics.getMeter('ws-apm', VERSION);
+    if (this.counterSource !== undefined) this.bindNow(this.meter, this.counterSource);
+  }
 
   readonly histograms = {
     record: (name: string, value: number, attributes: Attributes): void => {
       let histogram = this.instruments.get(name);
       if (histogram === undefined) {
+        if (!this.bootstrapped) this.bootstrap();
         const info = METRIC_INFO[name];
-        histogram = this.meter.createHistogram(name, {
+        histogram = this.meter!.createHistogram(name, {
           unit: info?.unit,
           description: info?.description,
           advice: info?.buckets ? { explicitBucketBoundaries: [...info.buckets] } : undefined,
@@ -53,6 +76,7 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
   };
 
   start(spec: OperationSpec<SpanContext>): Span {
+    if (!this.bootstrapped) this.bootstrap();
     const parent = spec.parent;
     let ctx: Context;
     switch (parent.type) {
@@ -127,12 +151,17 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
   }
 
   bindCounters(source: CounterSource): void {
+    this.counterSource = source;
+    if (this.meter !== undefined) this.bindNow(this.meter, source);
+  }
+
+  private bindNow(meter: Meter, source: CounterSource): void {
     const observables = source.counterNames.map((name) => {
       const info = METRIC_INFO[name];
       const options = { unit: info?.unit, description: info?.description };
       return name === METRIC_ACTIVE_CONNECTIONS
-        ? this.meter.createObservableUpDownCounter(name, options)
-        : this.meter.createObservableCounter(name, options);
+        ? meter.createObservableUpDownCounter(name, options)
+        : meter.createObservableCounter(name, options);
     });
     const byName = new Map(source.counterNames.map((name, i) => [name, observables[i]]));
     const callback = (result: BatchObservableResult): void => {
@@ -141,8 +170,8 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
         if (instrument !== undefined) result.observe(instrument, cell.value, cell.attributes as Record<string, string>);
       }
     };
-    this.meter.addBatchObservableCallback(callback, observables);
-    this.unbindCounters = () => this.meter.removeBatchObservableCallback(callback, observables);
+    meter.addBatchObservableCallback(callback, observables);
+    this.unbindCounters = () => meter.removeBatchObservableCallback(callback, observables);
   }
 
   async flush(timeoutMs: number): Promise<void> {

@@ -54,14 +54,12 @@ export function createBackend(backend: ConcreteBackend, config: Config, options:
 }
 
 function otelBackend(startSdk: boolean): BackendSetup {
-  const adapter = new OtelAdapter();
   let owned: OwnedSdk | undefined;
-  if (startSdk) {
-    // An app that registers its SDK in its own code does so after `-r ws-apm/register`
-    // ran: decide once the main module's synchronous part is done. Until then the API's
-    // proxy tracer forwards to whichever provider gets registered.
-    if (!otelSdkRegistered()) setImmediate(() => (owned = startOwnSdk()));
-  }
+  // An app that registers its SDK in its own code does so after `-r ws-apm/register`
+  // ran: decide when the main module's synchronous part is done, or at the first span
+  // if one comes sooner (a client connecting at the top level), whichever is first.
+  const adapter = new OtelAdapter(startSdk && !otelSdkRegistered() ? () => (owned = startOwnSdk()) : undefined);
+  setImmediate(() => adapter.bootstrap()).unref();
   return {
     adapter,
     async shutdown(timeoutMs) {

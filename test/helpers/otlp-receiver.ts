@@ -1,0 +1,128 @@
+/**
+ * A local OTLP/HTTP JSON receiver (what a collector would be), for child-process
+ * tests: spans and metric points flattened, with an event for each batch.
+ */
+import { EventEmitter, once } from 'node:events';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+type AnyValue = { stringValue?: string; intValue?: string | number; doubleValue?: number; boolValue?: boolean };
+type KeyValue = { key: string; value: AnyValue };
+
+export interface ReceivedSpan {
+  readonly service: string;
+  readonly traceId: string;
+  readonly spanId: string;
+  readonly parentSpanId: string;
+  readonly name: string;
+  readonly kind: number;
+  readonly attributes: Record<string, unknown>;
+  readonly links: { traceId: string; spanId: string }[];
+  readonly status: { code?: number; message?: string };
+}
+
+export interface ReceivedPoint {
+  readonly service: string;
+  readonly name: string;
+  readonly attributes: Record<string, unknown>;
+  readonly value: number;
+}
+
+function value(v: AnyValue): unknown {
+  if (v.stringValue !== undefined) return v.stringValue;
+  if (v.intValue !== undefined) return Number(v.intValue);
+  if (v.doubleValue !== undefined) return v.doubleValue;
+  if (v.boolValue !== undefined) return v.boolValue;
+  return undefined;
+}
+
+function attributes(list: KeyValue[] | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const kv of list ?? []) out[kv.key] = value(kv.value);
+  return out;
+}
+
+export class OtlpReceiver extends EventEmitter {
+  readonly spans: ReceivedSpan[] = [];
+  readonly points: ReceivedPoint[] = [];
+  private server = http.createServer((req, res) => this.handle(req, res));
+  url = '';
+
+  async start(): Promise<this> {
+    this.server.listen(0, '127.0.0.1');
+    await once(this.server, 'listening');
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      try {
+        const body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+        if (req.url === '/v1/traces') this.traces(body);
+        else if (req.url === '/v1/metrics') this.metrics(body);
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      } catch {
+        res.writeHead(400).end();
+      }
+      this.emit('batch');
+    });
+  }
+
+  private traces(body: any): void {
+    for (const rs of body.resourceSpans ?? []) {
+      const service = String(attributes(rs.resource?.attributes)['service.name']);
+      for (const ss of rs.scopeSpans ?? []) {
+        for (const s of ss.spans ?? []) {
+          this.spans.push({
+            service,
+            traceId: s.traceId,
+            spanId: s.spanId,
+            parentSpanId: s.parentSpanId ?? '',
+            name: s.name,
+            kind: s.kind,
+            attributes: attributes(s.attributes),
+            links: (s.links ?? []).map((l: any) => ({ traceId: l.traceId, spanId: l.spanId })),
+            status: s.status ?? {},
+          });
+        }
+      }
+    }
+  }
+
+  private metrics(body: any): void {
+    for (const rm of body.resourceMetrics ?? []) {
+      const service = String(attributes(rm.resource?.attributes)['service.name']);
+      for (const sm of rm.scopeMetrics ?? []) {
+        for (const m of sm.metrics ?? []) {
+          const data = m.sum ?? m.gauge ?? m.histogram;
+          for (const p of data?.dataPoints ?? []) {
+            const v = m.histogram ? Number(p.count) : Number(p.asInt ?? p.asDouble ?? 0);
+            this.points.push({ service, name: m.name, attributes: attributes(p.attributes), value: v });
+          }
+        }
+      }
+    }
+  }
+
+  spansOf(service: string, name?: string | RegExp): ReceivedSpan[] {
+    return this.spans.filter(
+      (s) => s.service === service && (name === undefined || (typeof name === 'string' ? s.name === name : name.test(s.name))),
+    );
+  }
+
+  /** The last reported value of a metric for `service` whose attributes include `match`. */
+  lastPoint(service: string, name: string, match: Record<string, unknown> = {}): number | undefined {
+    const points = this.points.filter(
+      (p) => p.service === service && p.name === name && Object.entries(match).every(([k, v]) => p.attributes[k] === v),
+    );
+    return points.length === 0 ? undefined : points[points.length - 1].value;
+  }
+}
