@@ -30,7 +30,7 @@ function compileTemplate(template: string): RouteTemplate {
 export class RouteNamer {
   private readonly templates: readonly RouteTemplate[];
   private readonly ignored: readonly RouteTemplate[];
-  private readonly known = new Map<string, string>();
+  private readonly known = new Set<string>();
   private readonly maxRoutes: number;
 
   constructor(config: Pick<Config, 'routes' | 'ignoreRoutes' | 'maxRoutes'>) {
@@ -39,24 +39,17 @@ export class RouteNamer {
     this.maxRoutes = config.maxRoutes;
   }
 
-  /** The route for a request URL (path without query), templated and capped. */
+  /** The route for a request URL (path without query), templated, else capped. */
   route(url: string | undefined): string {
     const path = pathOf(url);
-    const cached = this.known.get(path);
-    if (cached !== undefined) return cached;
-    let route = path;
     for (const t of this.templates) {
-      if (t.pattern.test(path)) {
-        route = t.template;
-        break;
-      }
+      if (t.pattern.test(path)) return t.template;
     }
-    // Cap the distinct paths we remember; beyond it unknown paths collapse to `other`.
-    if (this.known.size >= this.maxRoutes) {
-      return route === path ? OTHER : route;
-    }
-    this.known.set(path, route);
-    return route;
+    if (this.known.has(path)) return path;
+    // Only raw paths count against the cap; beyond it, unknown paths collapse to `other`.
+    if (this.known.size >= this.maxRoutes) return OTHER;
+    this.known.add(path);
+    return path;
   }
 
   isIgnored(route: string, url: string | undefined): boolean {

@@ -1,0 +1,174 @@
+/**
+ * Settings and naming rules, as pure functions: every WS_APM_* variable parses, bad
+ * values warn once naming the variable and fall back, and user input stays bounded.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { DEFAULT_REDACT_QUERY_PARAMS, ENV_VARS, loadConfig } from '../src/config';
+import { MessageNamer, OTHER, queryParam, RouteNamer, UrlRedactor } from '../src/tracer/naming';
+import { isValidTraceparent, sanitizeCarrier } from '../src/tracer/propagation';
+
+/** Capture what ws-apm writes to stderr while `fn` runs. */
+function stderrOf(fn: () => void): string[] {
+  const write = process.stderr.write;
+  let out = '';
+  process.stderr.write = ((chunk: string) => {
+    out += chunk;
+    return true;
+  }) as typeof process.stderr.write;
+  try {
+    fn();
+  } finally {
+    process.stderr.write = write;
+  }
+  return out.split('\n').filter((l) => l.length > 0);
+}
+
+describe('configuration', () => {
+  test('defaults', () => {
+    const c = loadConfig({}, {});
+    assert.equal(c.enabled, true);
+    assert.equal(c.backend, 'auto');
+    assert.deepEqual(c.messageName, []);
+    assert.equal(c.maxMessageNames, 100);
+    assert.equal(c.messageParent, 'link');
+    assert.equal(c.messageSampleRate, 1);
+    assert.equal(c.traceOrphanSends, false);
+    assert.equal(c.captureBody, 'off');
+    assert.deepEqual(c.redactQueryParams, DEFAULT_REDACT_QUERY_PARAMS);
+    assert.equal(c.propagationQueryParam, '');
+    assert.ok(Object.isFrozen(c));
+  });
+
+  test('every variable is read from the environment', () => {
+    const c = loadConfig({}, {
+      WS_APM_ENABLED: 'false',
+      WS_APM_BACKEND: 'Console',
+      WS_APM_MESSAGE_NAME: 'meta.action',
+      WS_APM_MAX_MESSAGE_NAMES: '7',
+      WS_APM_MESSAGE_NAME_MAX_BYTES: '1024',
+      WS_APM_MAX_ROUTES: '9',
+      WS_APM_ROUTES: '/rooms/:id, /files/*',
+      WS_APM_IGNORE_ROUTES: '/health',
+      WS_APM_MESSAGE_PARENT: 'handshake',
+      WS_APM_MESSAGE_SAMPLE_RATE: '0.25',
+      WS_APM_TRACE_ORPHAN_SENDS: 'yes',
+      WS_APM_TRACE_HEARTBEAT: '1',
+      WS_APM_CAPTURE_BODY: 'all',
+      WS_APM_CAPTURE_BODY_MAX_BYTES: '64',
+      WS_APM_REDACT_QUERY_PARAMS: 'sig,ticket',
+      WS_APM_PROPAGATION_QUERY_PARAM: 'tp',
+      WS_APM_LOG_LEVEL: 'debug',
+      WS_APM_FLUSH_TIMEOUT_MS: '500',
+    });
+    assert.deepEqual(
+      { ...c },
+      {
+        enabled: false, backend: 'console', messageName: ['meta', 'action'], maxMessageNames: 7, messageNameMaxBytes: 1024,
+        maxRoutes: 9, routes: ['/rooms/:id', '/files/*'], ignoreRoutes: ['/health'], messageParent: 'handshake',
+        messageSampleRate: 0.25, traceOrphanSends: true, traceHeartbeat: true, captureBody: 'all', captureBodyMaxBytes: 64,
+        redactQueryParams: ['sig', 'ticket'], propagationQueryParam: 'tp', logLevel: 'debug', flushTimeoutMs: 500,
+      },
+    );
+    assert.equal(ENV_VARS.length, Object.keys(c).length);
+  });
+
+  test('invalid values: one line naming the variable, the value and what is accepted; then the default', () => {
+    const bad = {
+      WS_APM_ENABLED: 'sure',
+      WS_APM_MESSAGE_SAMPLE_RATE: '2',
+      WS_APM_MAX_MESSAGE_NAMES: '1e3',
+      WS_APM_MESSAGE_NAME: 'a..b',
+      WS_APM_ROUTES: 'no-slash',
+      WS_APM_CAPTURE_BODY: 'some',
+      WS_APM_PROPAGATION_QUERY_PARAM: 'a b',
+      WS_APM_FLUSH_TIMEOUT_MS: '-1',
+    };
+    let c!: ReturnType<typeof loadConfig>;
+    const lines = stderrOf(() => (c = loadConfig({}, bad)));
+    assert.equal(lines.length, Object.keys(bad).length);
+    for (const name of Object.keys(bad)) {
+      const line = lines.find((l) => l.includes(`invalid ${name}=`));
+      assert.ok(line, `warning for ${name}`);
+      assert.match(line, /^\[ws-apm\] warn: invalid WS_APM_\w+=".*": expected .+; using the default ".*"$/);
+    }
+    assert.equal(c.enabled, true);
+    assert.equal(c.messageSampleRate, 1);
+    assert.equal(c.maxMessageNames, 100);
+    assert.deepEqual(c.routes, []);
+    assert.equal(c.captureBody, 'off');
+    assert.equal(c.flushTimeoutMs, 2000);
+  });
+
+  test('programmatic options win over the environment and are validated the same way', () => {
+    const lines = stderrOf(() => {
+      const c = loadConfig({ messageSampleRate: 0.5, routes: ['/a/:id'], messageName: 'type', traceHeartbeat: 'nope' }, { WS_APM_MESSAGE_SAMPLE_RATE: '0.1' });
+      assert.equal(c.messageSampleRate, 0.5);
+      assert.deepEqual(c.routes, ['/a/:id']);
+      assert.deepEqual(c.messageName, ['type']);
+      assert.equal(c.traceHeartbeat, false);
+    });
+    assert.equal(lines.length, 1);
+    assert.match(lines[0], /invalid option traceHeartbeat="nope"/);
+  });
+});
+
+describe('naming', () => {
+  test('routes: path without query, templates, a trailing wildcard, and a cap', () => {
+    const r = new RouteNamer({ routes: ['/rooms/:id', '/files/*'], ignoreRoutes: ['/health'], maxRoutes: 2 });
+    assert.equal(r.route('/rooms/42?x=1'), '/rooms/:id');
+    assert.equal(r.route('/files/a/b/c'), '/files/*');
+    assert.equal(r.route(undefined), '/');
+    assert.equal(r.route('/one'), '/one');
+    assert.equal(r.route('/two'), OTHER);
+    assert.equal(r.route('/rooms/7'), '/rooms/:id', 'templates still match past the cap');
+    assert.equal(r.isIgnored('/health', '/health?probe=1'), true);
+  });
+
+  test('message names: only short strings from text JSON under the byte limit, then capped', () => {
+    const n = new MessageNamer({ messageName: ['meta', 'action'], messageNameMaxBytes: 200, maxMessageNames: 2 });
+    const name = (v: unknown, binary = false): string | undefined => {
+      const text = typeof v === 'string' ? v : JSON.stringify(v);
+      return n.name(text, binary, Buffer.byteLength(text));
+    };
+    assert.equal(name({ meta: { action: 'join' } }), 'join');
+    assert.equal(name({ meta: { action: 'join' } }, true), undefined);
+    assert.equal(name({ meta: { action: 5 } }), undefined);
+    assert.equal(name({ meta: { action: { deep: 1 } } }), undefined);
+    assert.equal(name({ meta: 'x' }), undefined);
+    assert.equal(name('{not json'), undefined);
+    assert.equal(name({ meta: { action: 'x'.repeat(80) } }), OTHER);
+    assert.equal(name({ meta: { action: 'a b' } }), OTHER);
+    assert.equal(name({ meta: { action: 'leave' } }), 'leave');
+    assert.equal(name({ meta: { action: 'third' } }), OTHER);
+    assert.equal(name({ meta: { action: 'join' } }), 'join');
+    assert.equal(name({ meta: { action: 'join' }, pad: 'x'.repeat(300) }), undefined, 'over the byte limit');
+    const deep = '['.repeat(5000) + ']'.repeat(5000);
+    assert.equal(n.name(deep, false, 64), undefined);
+  });
+
+  test('redaction: secret query parameters and credentials never survive', () => {
+    const r = new UrlRedactor(DEFAULT_REDACT_QUERY_PARAMS);
+    assert.equal(r.redact('/chat?room=1&token=abc'), '/chat?room=1&token=REDACTED');
+    assert.equal(r.redact('wss://user:pa%40ss@example.com:8443/x?JWT=1&a=2'), 'wss://REDACTED@example.com:8443/x?JWT=REDACTED&a=2');
+    assert.equal(r.redact('/x?api%5Fkey=1'), '/x?api%5Fkey=REDACTED');
+    assert.equal(r.redact('/x?password'), '/x?password');
+    assert.equal(r.redact('/plain'), '/plain');
+    assert.equal(queryParam('/x?tp=a%20b&y=1', 'tp'), 'a b');
+    assert.equal(queryParam('/x?tp=%E0%A4%A', 'tp'), undefined);
+  });
+
+  test('trace context: only valid W3C traceparents pass, vendor headers are bounded', () => {
+    const tp = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    assert.equal(isValidTraceparent(tp), true);
+    assert.equal(isValidTraceparent('01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-future'), true);
+    for (const bad of ['', 'x', tp.toUpperCase(), tp.replace('00-', 'ff-'), `${tp}-x`, tp.replace(/4bf9.*4736/, '0'.repeat(32)), 42, undefined]) {
+      assert.equal(isValidTraceparent(bad), false, String(bad));
+    }
+    assert.deepEqual(sanitizeCarrier({ traceparent: tp, tracestate: 'a=b', other: 'x' }), { traceparent: tp, tracestate: 'a=b' });
+    assert.equal(sanitizeCarrier({ traceparent: [tp, tp] }), undefined);
+    assert.deepEqual(sanitizeCarrier({ traceparent: 'bad', newrelic: 'abc' }, ['newrelic']), { newrelic: 'abc' });
+    assert.equal(sanitizeCarrier({ newrelic: 'x'.repeat(5000) }, ['newrelic']), undefined);
+    assert.deepEqual(sanitizeCarrier({ traceparent: tp, tracestate: 's'.repeat(600) }), { traceparent: tp });
+  });
+});
