@@ -483,7 +483,7 @@ for (const [label, load] of WS_VERSIONS) {
 
     test('uninstrument() restores ws: the prototypes hold the original methods again', async () => {
       const proto = socketClass(ws).prototype as unknown as Record<string, unknown>;
-      const serverProto = (ws.WebSocketServer ?? (ws as any).Server).prototype as Record<string, unknown>;
+      const serverProto = (ws.WebSocketServer ?? (ws as any).Server).prototype as unknown as Record<string, unknown>;
       assert.notEqual(proto.emit, EventEmitter.prototype.emit);
       await getInstrumentation()?.uninstrument();
       assert.equal(proto.emit, EventEmitter.prototype.emit);

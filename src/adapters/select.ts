@@ -6,6 +6,7 @@
 import type { Backend, Config } from '../config';
 import type { Adapter } from '../tracer/adapter';
 import { ConsoleAdapter } from './console';
+import { createElasticAdapter, elasticDetected } from './elastic';
 import { OtelAdapter, otelSdkRegistered } from './otel';
 import { type OwnedSdk, startOwnSdk } from './otel-sdk';
 
@@ -21,6 +22,7 @@ export function resolveBackend(config: Config, env: NodeJS.ProcessEnv = process.
   if (!config.enabled) return 'none';
   if (config.backend !== 'auto') return config.backend;
   if (otelSdkRegistered() || OTLP_ENDPOINTS.some((name) => (env[name] ?? '').trim() !== '')) return 'otel';
+  if (elasticDetected(env)) return 'elastic';
   if (env.NODE_ENV === 'development') return 'console';
   return 'none';
 }
@@ -44,7 +46,10 @@ export function createBackend(backend: ConcreteBackend, config: Config, options:
       const adapter = new ConsoleAdapter();
       return { adapter, shutdown: (timeoutMs) => adapter.flush().then(() => adapter.shutdown()).then(() => void timeoutMs) };
     }
-    case 'elastic':
+    case 'elastic': {
+      const adapter = createElasticAdapter(config);
+      return { adapter, shutdown: (timeoutMs) => adapter.shutdown(timeoutMs) };
+    }
     case 'newrelic':
       throw new Error(`the ${backend} backend is not available in this version of ws-apm`);
     default:
