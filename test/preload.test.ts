@@ -5,6 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
@@ -197,5 +199,25 @@ describe('backend selection', () => {
       assert.equal(lines.length, 1, `one warning for ${name}`);
       assert.match(lines[0], /^\[ws-apm\] warn: invalid \S+=".*": expected .+; using the default/);
     }
+  });
+});
+
+describe('OpenTelemetry JS SDK 3.x', () => {
+  const [major, minor] = process.versions.node.split('.').map(Number);
+  const supported = major > 22 || (major === 22 && minor >= 15);
+  const installed = existsSync(path.join(__dirname, 'matrix', 'otel-sdk-3', 'node_modules', '@opentelemetry', 'sdk-node'));
+
+  // SDK 3 needs Node >= 22.15; on such a Node the matrix must be installed (.ci/run does), never skipped silently.
+  test('an app on SDK 3 (sdk-node 0.301) gets ws spans through its own SDK', { skip: !supported && `SDK 3 needs Node >= 22.15, this is ${process.version}` }, async () => {
+    assert.ok(installed, 'test/matrix/otel-sdk-3 is not installed: npm ci --prefix test/matrix/otel-sdk-3');
+    const server = run(['-r', '../../matrix/otel-sdk-3/tracing.js', '-r', 'ws-apm/register', 'server.js'], otelEnv('sdk3-server', { FIXTURE_ONCE: '1' }));
+    await server.line(/^SDK 0\.30\d\.\d+/);
+    const [, port] = await server.line(/^PORT (\d+)/);
+    const client = run(['client.js', `ws://127.0.0.1:${port}/v3`], {});
+    assert.equal((await client.exited()).code, 0);
+    assert.deepEqual(await server.exited(), { code: 0, signal: null });
+    assert.equal(receiver.spansOf('sdk3-server', 'WS CONNECT /v3').length, 1);
+    assert.equal(receiver.spansOf('sdk3-server', 'WS RECEIVE /v3').length, 1);
+    assert.equal(receiver.spansOf('sdk3-server', 'WS CLOSE /v3').length, 1);
   });
 });
