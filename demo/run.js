@@ -1,0 +1,30 @@
+// `npm run demo`: an instrumented chat server and its clients for about ten seconds,
+// reporting on the console backend (one line per operation on stderr). No services needed.
+const { spawn } = require('node:child_process');
+const path = require('node:path');
+const readline = require('node:readline');
+
+const env = {
+  ...process.env,
+  WS_APM_BACKEND: 'console',
+  WS_APM_MESSAGE_NAME: 'type',
+  WS_APM_ROUTES: '/rooms/:room',
+  WS_APM_TRACE_HEARTBEAT: 'true',
+};
+const register = path.join(__dirname, '..', 'dist', 'register.js');
+
+function start(label, script, args = []) {
+  const child = spawn(process.execPath, ['-r', register, path.join(__dirname, script), ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  for (const stream of [child.stdout, child.stderr]) {
+    readline.createInterface({ input: stream }).on('line', (line) => console.log(`${label} ${line}`));
+  }
+  return child;
+}
+
+const server = start('[server] ', 'chat-server.js');
+readline.createInterface({ input: server.stdout }).once('line', (line) => {
+  const port = line.replace('PORT ', '');
+  const clients = start('[clients]', 'chat-clients.js', [`ws://127.0.0.1:${port}`]);
+  clients.on('exit', () => server.kill('SIGTERM'));
+});
+server.on('exit', () => console.log('demo done'));
