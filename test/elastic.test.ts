@@ -311,7 +311,6 @@ describe('a ws server and a ws client, each in its own process', () => {
       assert.equal(receive.outcome, 'success');
       assert.deepEqual(receive.links, [{ trace_id: handshake.trace_id, span_id: handshake.id }]);
       assert.equal(receive.context.message.queue.name, '/chat');
-      assert.equal(receive.context.tags.websocket_handshake_trace_id, handshake.trace_id);
       noDottedKeys(receive.context.tags);
     }
     const httpSpan = await intake.waitFor('agent http span', () =>

@@ -22,6 +22,7 @@ interface ConsoleOp extends Ref {
   readonly links: readonly Ref[];
   readonly start: number;
   readonly attributes: Attributes;
+  ended: boolean;
 }
 
 /** Attributes worth a glance, with short labels, in this order. */
@@ -85,10 +86,12 @@ export class ConsoleAdapter implements Adapter<ConsoleOp, Ref> {
       links: spec.links ?? [],
       start: spec.startTime ?? performance.timeOrigin + performance.now(),
       attributes: { ...spec.attributes },
+      ended: false,
     };
   }
 
   end(op: ConsoleOp, outcome: OperationOutcome): void {
+    op.ended = true;
     const end = outcome.endTime ?? performance.timeOrigin + performance.now();
     const attributes = { ...op.attributes, ...outcome.attributes };
     const failed = outcome.error !== undefined || outcome.failed === true;
@@ -126,7 +129,8 @@ export class ConsoleAdapter implements Adapter<ConsoleOp, Ref> {
   }
 
   hasActive(): boolean {
-    return this.active.getStore() !== undefined;
+    const active = this.active.getStore();
+    return active !== undefined && (active as Partial<ConsoleOp>).ended !== true;
   }
 
   inject(op: ConsoleOp | undefined, carrier: Record<string, string>): void {

@@ -15,6 +15,7 @@ import {
   type Span,
   type SpanContext,
   SpanKind,
+  isSpanContextValid,
   SpanStatusCode,
   trace,
 } from '@opentelemetry/api';
@@ -42,6 +43,7 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
   private readonly instruments = new Map<string, Histogram>();
   private unbindCounters: (() => void) | undefined;
   private bootstrapped = false;
+  private readonly linkCache = new WeakMap<readonly SpanContext[], Link[]>();
 
   /**
    * `beforeBootstrap` (e.g. starting an SDK) runs once at bootstrap, which happens at the
@@ -75,7 +77,7 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
     },
   };
 
-  start(spec: OperationSpec<SpanContext>): Span {
+  start(spec: OperationSpec<SpanContext>): Span | undefined {
     if (!this.bootstrapped) this.bootstrap();
     const parent = spec.parent;
     let ctx: Context;
@@ -93,8 +95,15 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
         ctx = ROOT_CONTEXT;
     }
     let links: Link[] | undefined;
-    if (spec.links !== undefined) links = spec.links.map((ref) => ({ context: ref }));
-    return this.tracer.startSpan(
+    if (spec.links !== undefined) {
+      // The tracer passes the same array for every message of a socket: convert it once.
+      links = this.linkCache.get(spec.links);
+      if (links === undefined) {
+        links = spec.links.map((ref) => ({ context: ref }));
+        this.linkCache.set(spec.links, links);
+      }
+    }
+    const span = this.tracer.startSpan(
       spec.name,
       {
         kind: KIND[spec.kind],
@@ -105,6 +114,10 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
       },
       ctx,
     );
+    // No SDK registered (the API's no-op tracer): nothing to record or propagate, so the
+    // tracer skips the context switch entirely. A span a sampler dropped keeps a valid
+    // context and still runs, so what nests under it is dropped consistently.
+    return isSpanContextValid(span.spanContext()) ? span : undefined;
   }
 
   end(span: Span, outcome: OperationOutcome): void {
@@ -134,7 +147,9 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
   }
 
   hasActive(): boolean {
-    return trace.getSpan(context.active()) !== undefined;
+    // isRecording() is false once a span ended, and for unsampled spans (whose children
+    // would not be sampled either): both mean "no send span".
+    return trace.getSpan(context.active())?.isRecording() === true;
   }
 
   inject(span: Span | undefined, carrier: Record<string, string>): void {

@@ -39,6 +39,11 @@ export type Parent<Ref = unknown> =
   | { readonly type: 'remote'; readonly carrier: Carrier }
   | { readonly type: 'ref'; readonly ref: Ref };
 
+/**
+ * What to start. The spec and its `attributes` object are only valid during `start()`:
+ * the tracer reuses them for the next message of the same socket, so an adapter copies
+ * what it keeps (OpenTelemetry's SDK and the agents all copy attributes on start).
+ */
 export interface OperationSpec<Ref = unknown> {
   readonly name: string;
   readonly role: OperationRole;
@@ -105,7 +110,10 @@ export interface Adapter<Op = unknown, Ref = unknown> {
   ref(op: Op): Ref;
   /** The trace id behind a reference, for cross-linking attributes (may be undefined). */
   traceIdOf?(ref: Ref): string | undefined;
-  /** Is any operation (ours or another instrumentation's) active in this context? */
+  /**
+   * Is an operation that has not ended yet (ours or another instrumentation's) active in
+   * this context? A send from a timer created inside an ended operation must say no.
+   */
   hasActive(): boolean;
   /** Write trace context of `op` (or of the active context) into `carrier`. */
   inject(op: Op | undefined, carrier: Record<string, string>): void;

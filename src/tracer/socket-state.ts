@@ -2,7 +2,7 @@
  * What the tracer remembers about one WebSocket, held in a WeakMap keyed by the socket
  * (never as properties on the app's objects), and what it remembers about one route.
  */
-import type { Attributes } from './adapter';
+import type { Attributes, Parent } from './adapter';
 import type { RouteMetrics, Side } from './metrics';
 
 /** Names and metric cells of one route, built once. */
@@ -29,6 +29,12 @@ export interface SocketState {
   ref: unknown;
   /** Trace id behind `ref`, when the adapter can tell. */
   refTraceId: string | undefined;
+  /** Parent and links of every message operation, computed once. */
+  readonly parent: Parent;
+  readonly links: readonly unknown[] | undefined;
+  /** Per-socket scratch attributes of message operations, refilled per message. */
+  readonly receiveAttributes: Attributes;
+  readonly sendAttributes: Attributes;
   readonly openedAt: number;
   /** Counted in `websocket.server.active_connections` (server sockets once accepted). */
   counted: boolean;

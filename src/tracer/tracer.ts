@@ -393,6 +393,14 @@ export class Tracer {
   // ---------------------------------------------------------------- per-socket state
 
   private newState(side: Side, info: RouteInfo, ignored: boolean, base: Attributes, ref: unknown): SocketState {
+    // Message operations carry only what varies per message plus the destination; the
+    // peer, side and URL sit on the handshake they link to. Every attribute costs the
+    // SDK a copy and a limit check per span, so the hot path keeps them few.
+    const message = (operation: string): Attributes => ({
+      [S.ATTR_MESSAGING_SYSTEM]: S.MESSAGING_SYSTEM_WEBSOCKET,
+      [S.ATTR_MESSAGING_DESTINATION_NAME]: info.route,
+      [S.ATTR_MESSAGING_OPERATION_TYPE]: operation,
+    });
     return {
       side,
       info,
@@ -400,6 +408,10 @@ export class Tracer {
       base,
       ref,
       refTraceId: this.traceIdOf(ref),
+      parent: this.messageParent({ ref }),
+      links: this.links({ ref }),
+      receiveAttributes: message('receive'),
+      sendAttributes: message('send'),
       openedAt: now(),
       counted: false,
       messagesIn: 0,
@@ -424,19 +436,31 @@ export class Tracer {
     if (state !== undefined) state.user = id === undefined ? undefined : String(id).slice(0, 256);
   }
 
-  private messageParent(state: SocketState): Parent {
+  private messageParent(state: Pick<SocketState, 'ref'>): Parent {
     return !this.linkMessages && state.ref !== undefined ? { type: 'ref', ref: state.ref } : ROOT;
   }
 
-  private links(state: SocketState): readonly unknown[] | undefined {
+  private links(state: Pick<SocketState, 'ref'>): readonly unknown[] | undefined {
     return this.linkMessages && state.ref !== undefined ? [state.ref] : undefined;
   }
 
+  /** Attributes of a summary-style operation (close, heartbeat): rare, so built plainly. */
   private operationAttributes(state: SocketState, extra: Attributes): Attributes {
     const attributes: Attributes = { ...state.base, ...extra };
     if (state.user !== undefined) attributes[S.ATTR_ENDUSER_ID] = state.user;
     if (state.refTraceId !== undefined) attributes[S.ATTR_WS_HANDSHAKE_TRACE_ID] = state.refTraceId;
     return attributes;
+  }
+
+  /**
+   * Attributes of a message operation, on the hot path: the socket's scratch object,
+   * refilled in place (adapters copy what they keep during start(), per the contract).
+   */
+  private messageAttributes(scratch: Attributes, state: SocketState, size: number, binary: boolean): Attributes {
+    scratch[S.ATTR_MESSAGING_MESSAGE_BODY_SIZE] = size;
+    scratch[S.ATTR_WS_MESSAGE_TYPE] = binary ? 'binary' : 'text';
+    if (state.user !== undefined) scratch[S.ATTR_ENDUSER_ID] = state.user;
+    return scratch;
   }
 
   // ---------------------------------------------------------------- messages
@@ -485,20 +509,16 @@ export class Tracer {
 
   private startReceive(state: SocketState, data: unknown, binary: boolean, size: number, name: string | undefined): unknown {
     const info = state.info;
-    const attributes = this.operationAttributes(state, {
-      [S.ATTR_MESSAGING_OPERATION_TYPE]: 'receive',
-      [S.ATTR_MESSAGING_MESSAGE_BODY_SIZE]: size,
-      [S.ATTR_WS_MESSAGE_TYPE]: binary ? 'binary' : 'text',
-      [S.ATTR_WS_MESSAGE_NAME]: name,
-    });
+    const attributes = this.messageAttributes(state.receiveAttributes, state, size, binary);
+    attributes[S.ATTR_WS_MESSAGE_NAME] = name;
     const body = this.config.captureBody === 'all' ? this.captureBody(data, binary, size) : undefined;
-    if (body !== undefined) attributes[S.ATTR_WS_MESSAGE_BODY] = body;
+    attributes[S.ATTR_WS_MESSAGE_BODY] = body;
     return this.start({
       name: this.receiveName(info, name),
       role: 'receive',
       kind: 'consumer',
-      parent: this.messageParent(state),
-      links: this.links(state),
+      parent: state.parent,
+      links: state.links,
       attributes,
       route: info.route,
       messageName: name,
@@ -561,11 +581,7 @@ export class Tracer {
       role: 'send',
       kind: 'producer',
       parent: ACTIVE,
-      attributes: this.operationAttributes(state, {
-        [S.ATTR_MESSAGING_OPERATION_TYPE]: 'send',
-        [S.ATTR_MESSAGING_MESSAGE_BODY_SIZE]: size,
-        [S.ATTR_WS_MESSAGE_TYPE]: binary ? 'binary' : 'text',
-      }),
+      attributes: this.messageAttributes(state.sendAttributes, state, size, binary),
       route: info.route,
     });
     if (op === undefined) return callWithArgc(send, ws, argc, data, options, cb);
@@ -618,8 +634,8 @@ export class Tracer {
         name: state.info.pingName,
         role: 'heartbeat',
         kind: 'internal',
-        parent: this.messageParent(state),
-        links: this.links(state),
+        parent: state.parent,
+        links: state.links,
         attributes: this.operationAttributes(state, { [S.ATTR_WS_HEARTBEAT_RTT_MS]: rtt }),
         startTime,
         route: state.info.route,
@@ -689,8 +705,8 @@ export class Tracer {
           name: state.info.closeName,
           role: 'close',
           kind: 'internal',
-          parent: this.messageParent(state),
-          links: this.links(state),
+          parent: state.parent,
+          links: state.links,
           attributes: this.operationAttributes(state, attributes),
           startTime: state.closeBy !== undefined ? state.closeStartedAt : undefined,
           route: state.info.route,
