@@ -1,28 +1,32 @@
 /**
- * Flushing on the way out, without changing how the process exits: telemetry is
- * flushed (within a bound) on beforeExit, SIGTERM and SIGINT. A signal ws-apm is the
- * only listener of is re-raised after the flush, so the default exit (and its code)
- * stays exactly as without ws-apm; if the app listens too, the app decides.
+ * Delivering telemetry on the way out, without changing how the process exits.
+ * - beforeExit: the final delivery (`final`), once.
+ * - SIGTERM/SIGINT that only ws-apm listens to: the final delivery, then the signal is
+ *   re-raised, so the process dies of it exactly as without ws-apm.
+ * - SIGTERM/SIGINT the app handles too: only a flush; the app decides whether and when
+ *   to exit, and what its graceful shutdown produces is delivered at beforeExit.
  */
 import { log } from './logger';
 
 const SIGNALS: NodeJS.Signals[] = ['SIGTERM', 'SIGINT'];
 
-export function installExitFlush(flush: () => Promise<void>): () => void {
-  let flushed: Promise<void> | undefined;
-  const flushOnce = (): Promise<void> => {
-    flushed ??= flush().catch((err) => log.fault('ws-apm flush', err));
-    return flushed;
+export function installExitFlush(flush: () => Promise<void>, final: () => Promise<void>): () => void {
+  let delivered: Promise<void> | undefined;
+  const finalOnce = (): Promise<void> => {
+    delivered ??= final().catch((err) => log.fault('ws-apm exit flush', err));
+    return delivered;
   };
 
   const onBeforeExit = (): void => {
-    // beforeExit fires again once the flush's own I/O is done; flushOnce makes that a no-op.
-    void flushOnce();
+    // beforeExit fires again once the delivery's own I/O is done; finalOnce makes that a no-op.
+    void finalOnce();
   };
   const onSignal = (signal: NodeJS.Signals): void => {
-    const alone = process.listenerCount(signal) === 1;
-    void flushOnce().then(() => {
-      if (!alone) return;
+    if (process.listenerCount(signal) > 1) {
+      void flush().catch((err) => log.fault('ws-apm flush', err));
+      return;
+    }
+    void finalOnce().then(() => {
       uninstall();
       process.kill(process.pid, signal);
     });

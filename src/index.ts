@@ -5,7 +5,7 @@
 import { type Config, type ConfigOptions, loadConfig } from './config';
 import { installExitFlush } from './exit';
 import { log, setLogLevel } from './logger';
-import { type ConcreteBackend, createBackend, resolveBackend } from './adapters/select';
+import { adapterSetup, type ConcreteBackend, createBackend, resolveBackend } from './adapters/select';
 import { PatchLayer } from './patch/modules';
 import type { Adapter, Carrier } from './tracer/adapter';
 import { Tracer } from './tracer/tracer';
@@ -62,7 +62,7 @@ export function instrument(options: InstrumentOptions = {}): Instrumentation {
   let backend: ConcreteBackend | 'custom' = custom ? 'custom' : resolveBackend(config);
   let setup: ReturnType<typeof createBackend>;
   if (custom) {
-    setup = { adapter: custom, shutdown: (t) => custom.shutdown(t) };
+    setup = adapterSetup(custom);
   } else {
     try {
       setup = createBackend(backend as ConcreteBackend, config, { startSdk });
@@ -88,7 +88,7 @@ export function instrument(options: InstrumentOptions = {}): Instrumentation {
     }
   };
   const uninstallExit =
-    flushOnExit === false ? () => undefined : installExitFlush(() => setup!.shutdown(config.flushTimeoutMs));
+    flushOnExit === false ? () => undefined : installExitFlush(flush, () => setup!.exit(config.flushTimeoutMs));
   const handle: Instrumentation = {
     backend,
     config,
@@ -100,7 +100,8 @@ export function instrument(options: InstrumentOptions = {}): Instrumentation {
       patches.disable();
       uninstallExit();
       try {
-        await setup!.shutdown(config.flushTimeoutMs);
+        await flush();
+        await setup!.release(config.flushTimeoutMs);
       } catch (err) {
         log.fault(`${adapter.name} shutdown`, err);
       }

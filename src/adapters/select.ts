@@ -7,6 +7,7 @@ import type { Backend, Config } from '../config';
 import type { Adapter } from '../tracer/adapter';
 import { ConsoleAdapter } from './console';
 import { createElasticAdapter, elasticDetected } from './elastic';
+import { createNewRelicAdapter, newrelicDetected } from './newrelic';
 import { OtelAdapter, otelSdkRegistered } from './otel';
 import { type OwnedSdk, startOwnSdk } from './otel-sdk';
 
@@ -23,14 +24,17 @@ export function resolveBackend(config: Config, env: NodeJS.ProcessEnv = process.
   if (config.backend !== 'auto') return config.backend;
   if (otelSdkRegistered() || OTLP_ENDPOINTS.some((name) => (env[name] ?? '').trim() !== '')) return 'otel';
   if (elasticDetected(env)) return 'elastic';
+  if (newrelicDetected(env)) return 'newrelic';
   if (env.NODE_ENV === 'development') return 'console';
   return 'none';
 }
 
 export interface BackendSetup {
   readonly adapter: Adapter;
-  /** Flush/stop what ws-apm started itself (its own SDK or agent), within a bound. */
-  shutdown(timeoutMs: number): Promise<void>;
+  /** The process is ending: deliver everything (may stop an agent), within a bound. */
+  exit(timeoutMs: number): Promise<void>;
+  /** Uninstrument: stop what ws-apm started itself (its own SDK), never the app's agent. */
+  release(timeoutMs: number): Promise<void>;
 }
 
 export interface BackendOptions {
@@ -38,22 +42,26 @@ export interface BackendOptions {
   readonly startSdk?: boolean;
 }
 
+/** The setup of an adapter that owns nothing beyond itself. */
+export function adapterSetup(adapter: Adapter): BackendSetup {
+  return {
+    adapter,
+    exit: (timeoutMs) => (adapter.exit ? adapter.exit(timeoutMs) : adapter.flush(timeoutMs)),
+    release: (timeoutMs) => adapter.shutdown(timeoutMs),
+  };
+}
+
 export function createBackend(backend: ConcreteBackend, config: Config, options: BackendOptions = {}): BackendSetup | undefined {
   switch (backend) {
     case 'otel':
       return otelBackend(options.startSdk !== false);
-    case 'console': {
-      const adapter = new ConsoleAdapter();
-      return { adapter, shutdown: (timeoutMs) => adapter.flush().then(() => adapter.shutdown()).then(() => void timeoutMs) };
-    }
-    case 'elastic': {
-      const adapter = createElasticAdapter(config);
-      return { adapter, shutdown: (timeoutMs) => adapter.shutdown(timeoutMs) };
-    }
+    case 'console':
+      return adapterSetup(new ConsoleAdapter());
+    case 'elastic':
+      return adapterSetup(createElasticAdapter(config));
     case 'newrelic':
-      throw new Error(`the ${backend} backend is not available in this version of ws-apm`);
+      return adapterSetup(createNewRelicAdapter(config));
     default:
-      void config;
       return undefined;
   }
 }
@@ -65,12 +73,18 @@ function otelBackend(startSdk: boolean): BackendSetup {
   // if one comes sooner (a client connecting at the top level), whichever is first.
   const adapter = new OtelAdapter(startSdk && !otelSdkRegistered() ? () => (owned = startOwnSdk()) : undefined);
   setImmediate(() => adapter.bootstrap()).unref();
+  const stopOwned = async (timeoutMs: number): Promise<void> => {
+    if (owned) await owned.shutdown(timeoutMs);
+  };
   return {
     adapter,
-    async shutdown(timeoutMs) {
+    async exit(timeoutMs) {
       await adapter.flush(timeoutMs);
+      await stopOwned(timeoutMs);
+    },
+    async release(timeoutMs) {
       await adapter.shutdown();
-      if (owned) await owned.shutdown(timeoutMs);
+      await stopOwned(timeoutMs);
     },
   };
 }

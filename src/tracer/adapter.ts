@@ -75,7 +75,10 @@ export interface OperationOutcome {
 
 /** A backend's metric sink for the parts that cannot be pre-aggregated as counters. */
 export interface HistogramSink {
-  /** Seconds or bytes, per the metric's unit in DESIGN.md. */
+  /**
+   * Seconds or bytes, per the metric's unit in DESIGN.md. The tracer passes the same
+   * (frozen) attributes object for every value of a series, so adapters may key caches on it.
+   */
   record(name: string, value: number, attributes: Attributes): void;
 }
 
@@ -127,6 +130,11 @@ export interface Adapter<Op = unknown, Ref = unknown> {
   bindCounters(source: CounterSource): void;
   /** Export what is pending; resolves (never rejects) within `timeoutMs`. */
   flush(timeoutMs: number): Promise<void>;
-  /** Release what the adapter started itself (its own SDK/agent); never the app's. */
+  /**
+   * The process is ending (beforeExit, or a signal nobody else handles): deliver
+   * everything, even if that stops the backend's agent. Defaults to `flush`.
+   */
+  exit?(timeoutMs: number): Promise<void>;
+  /** Stop using the backend (uninstrument): release ws-apm's own listeners/timers, never the app's agent. */
   shutdown(timeoutMs: number): Promise<void>;
 }
