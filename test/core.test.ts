@@ -521,4 +521,42 @@ describe('broker hand-off API', () => {
     // A garbage carrier runs the function plainly.
     assert.equal(runWithContext({ traceparent: 'nope' }, () => 42), 42);
   });
+
+  test('a send inside runWithContext() is a WS SEND child of the carried context (broker fan-out)', async () => {
+    const ws = WS_VERSIONS[0][1]();
+    await use(ws);
+    const server = await startServer(ws);
+    try {
+      const accepted = nextConnection(server);
+      const client = await connect(ws, `${server.url}/room`);
+      const socket = await accepted;
+      resetSpans();
+      runWithContext({ traceparent: TRACEPARENT }, () => socket.send('fan-out'));
+      await once(client, 'message');
+      const [send] = await waitForSpans('WS SEND /room');
+      assert.equal(send.spanContext().traceId, TRACE_ID);
+      assert.equal(send.parentSpanContext?.spanId, PARENT_ID);
+      client.terminate();
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('sends from a timer started in the connection callback make no spans (no trace grows for hours)', async () => {
+    const ws = WS_VERSIONS[0][1]();
+    await use(ws);
+    const server = await startServer(ws);
+    try {
+      server.wss.on('connection', (socket) => {
+        setImmediate(() => socket.send('tick'));
+      });
+      const client = new (socketClass(ws))(`${server.url}/ticker`);
+      await once(client, 'message');
+      assert.equal(spansNamed('WS SEND /ticker').length, 0);
+      assert.equal(spansNamed('WS CONNECT /ticker').length, 1);
+      client.terminate();
+    } finally {
+      await server.close();
+    }
+  });
 });

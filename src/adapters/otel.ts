@@ -148,8 +148,10 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
 
   hasActive(): boolean {
     // isRecording() is false once a span ended, and for unsampled spans (whose children
-    // would not be sampled either): both mean "no send span".
-    return trace.getSpan(context.active())?.isRecording() === true;
+    // would not be sampled either): both mean "no send span". A remote context made
+    // active by runWithContext() (a broker hand-off) does count.
+    const span = trace.getSpan(context.active());
+    return span !== undefined && (span.isRecording() || span.spanContext().isRemote === true);
   }
 
   inject(span: Span | undefined, carrier: Record<string, string>): void {
