@@ -10,6 +10,9 @@ export interface RouteInfo {
   readonly route: string;
   readonly side: Side;
   readonly metrics: RouteMetrics;
+  /** Scratch attributes of message operations on this route, refilled per message. */
+  readonly receiveAttributes: Attributes;
+  readonly sendAttributes: Attributes;
   readonly receiveName: string;
   readonly sendName: string;
   readonly closeName: string;
@@ -27,14 +30,9 @@ export interface SocketState {
   readonly base: Attributes;
   /** Reference to the handshake (server) or client connect operation, for links/parents. */
   ref: unknown;
-  /** Trace id behind `ref`, when the adapter can tell. */
-  refTraceId: string | undefined;
   /** Parent and links of every message operation, computed once. */
   readonly parent: Parent;
   readonly links: readonly unknown[] | undefined;
-  /** Per-socket scratch attributes of message operations, refilled per message. */
-  readonly receiveAttributes: Attributes;
-  readonly sendAttributes: Attributes;
   readonly openedAt: number;
   /** Counted in `websocket.server.active_connections` (server sockets once accepted). */
   counted: boolean;
@@ -48,6 +46,5 @@ export interface SocketState {
   terminated: boolean;
   /** `performance.now()` of an unanswered ping, 0 when none. */
   pingAt: number;
-  pingStartedAt: number;
   user: string | undefined;
 }

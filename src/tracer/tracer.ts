@@ -32,6 +32,7 @@ const MAX_CLOSE_REASON = 123; // the protocol's own limit for a close reason
 
 /** A server handshake in progress, keyed by its upgrade request. */
 interface Handshake {
+  readonly req: object;
   readonly op: unknown;
   readonly info: RouteInfo;
   readonly ignored: boolean;
@@ -64,7 +65,6 @@ interface PendingClient {
   readonly ignored: boolean;
   readonly base: Attributes;
   readonly ref: unknown;
-  readonly refTraceId: string | undefined;
   settled: boolean;
 }
 
@@ -216,9 +216,19 @@ export class Tracer {
     const key = side === 'server' ? route : `client ${route}`;
     let info = this.routeInfos.get(key);
     if (info === undefined) {
+      // Message operations carry only what varies per message plus the destination; the
+      // peer, side and URL sit on the handshake they link to. Every attribute costs the
+      // SDK a copy and a limit check per span, so the hot path keeps them few.
+      const message = (operation: string): Attributes => ({
+        [S.ATTR_MESSAGING_SYSTEM]: S.MESSAGING_SYSTEM_WEBSOCKET,
+        [S.ATTR_MESSAGING_DESTINATION_NAME]: route,
+        [S.ATTR_MESSAGING_OPERATION_TYPE]: operation,
+      });
       info = {
         route,
         side,
+        receiveAttributes: message('receive'),
+        sendAttributes: message('send'),
         metrics: this.metrics.forRoute(route, side),
         receiveName: `${S.OP_RECEIVE} ${route}`,
         sendName: `${S.OP_SEND} ${route}`,
@@ -284,8 +294,10 @@ export class Tracer {
       [S.ATTR_URL_PATH]: q === -1 ? url : url.slice(0, q),
       [S.ATTR_URL_QUERY]: q === -1 ? undefined : this.redactor.redact(url.slice(q)).slice(1),
       [S.ATTR_URL_SCHEME]: encrypted ? 'wss' : 'ws',
+      // From the Host header: socket.localPort would make Node cache a sockname object on
+      // every socket for as long as it lives.
       [S.ATTR_SERVER_ADDRESS]: typeof host === 'string' ? host.replace(/:\d+$/, '') : undefined,
-      [S.ATTR_SERVER_PORT]: socket.localPort,
+      [S.ATTR_SERVER_PORT]: hostPort(host, encrypted),
       [S.ATTR_CLIENT_ADDRESS]: socket.remoteAddress,
       [S.ATTR_USER_AGENT_ORIGINAL]: req.headers['user-agent'],
       [S.ATTR_WS_ROUTE]: route,
@@ -307,6 +319,7 @@ export class Tracer {
     // Learn the status of a rejection from the response ws or the app writes, and
     // notice a socket that closes before the upgrade completes; both undone on accept.
     const hs: Handshake = {
+      req,
       op,
       info,
       ignored,
@@ -322,27 +335,32 @@ export class Tracer {
       const m = /^HTTP\/1\.[01] (\d{3})/.exec(text);
       if (m) hs.status = Number(m[1]);
     };
-    const origWrite = Object.prototype.hasOwnProperty.call(socket, 'write') ? undefined : socket.write;
-    const origEnd = Object.prototype.hasOwnProperty.call(socket, 'end') ? undefined : socket.end;
+    // Shadow write/end on this socket only until the handshake settles. They are set back
+    // to the inherited functions rather than deleted: deleting properties from a socket
+    // would drop it into V8's slow dictionary mode for the rest of its life.
+    const own = Object.prototype.hasOwnProperty;
+    const origWrite = own.call(socket, 'write') ? undefined : socket.write;
+    const origEnd = own.call(socket, 'end') ? undefined : socket.end;
+    const shadow = (name: string, value: unknown): void => {
+      Object.defineProperty(socket, name, { value, writable: true, configurable: true, enumerable: false });
+    };
     if (origWrite && origEnd) {
-      const s = socket as unknown as Record<string, AnyFn>;
-      s.write = function (this: Socket, chunk: unknown) {
+      shadow('write', function (this: Socket, chunk: unknown) {
         sniff(chunk);
         return origWrite.apply(this, arguments as unknown as Parameters<Socket['write']>);
-      };
-      s.end = function (this: Socket, chunk: unknown) {
+      });
+      shadow('end', function (this: Socket, chunk: unknown) {
         sniff(chunk);
         return origEnd.apply(this, arguments as unknown as Parameters<Socket['end']>);
-      };
+      });
     }
     const onClose = (): void => this.handshakeRejected(hs);
     socket.once('close', onClose);
     (hs as { release: () => void }).release = () => {
       socket.removeListener('close', onClose);
       if (origWrite && origEnd) {
-        const s = socket as unknown as Record<string, unknown>;
-        delete s.write;
-        delete s.end;
+        shadow('write', origWrite);
+        shadow('end', origEnd);
       }
     };
     this.handshakes.set(req, hs);
@@ -362,6 +380,7 @@ export class Tracer {
   handshakeAccepted<R>(hs: Handshake | undefined, ws: WsLike, cb: AnyFn, thisArg: unknown, args: unknown[]): R {
     if (hs === undefined || hs.settled) return cb.apply(thisArg, args);
     hs.settled = true;
+    this.handshakes.delete(hs.req);
     try {
       hs.release();
       const state = this.newState('server', hs.info, hs.ignored, hs.base, this.ref(hs.op));
@@ -378,6 +397,7 @@ export class Tracer {
   private handshakeRejected(hs: Handshake): void {
     if (hs.settled) return;
     hs.settled = true;
+    this.handshakes.delete(hs.req);
     hs.release();
     hs.info.metrics.rejected.value++;
     this.end(hs.op, {
@@ -393,25 +413,14 @@ export class Tracer {
   // ---------------------------------------------------------------- per-socket state
 
   private newState(side: Side, info: RouteInfo, ignored: boolean, base: Attributes, ref: unknown): SocketState {
-    // Message operations carry only what varies per message plus the destination; the
-    // peer, side and URL sit on the handshake they link to. Every attribute costs the
-    // SDK a copy and a limit check per span, so the hot path keeps them few.
-    const message = (operation: string): Attributes => ({
-      [S.ATTR_MESSAGING_SYSTEM]: S.MESSAGING_SYSTEM_WEBSOCKET,
-      [S.ATTR_MESSAGING_DESTINATION_NAME]: info.route,
-      [S.ATTR_MESSAGING_OPERATION_TYPE]: operation,
-    });
     return {
       side,
       info,
       ignored,
       base,
       ref,
-      refTraceId: this.traceIdOf(ref),
       parent: this.messageParent({ ref }),
       links: this.links({ ref }),
-      receiveAttributes: message('receive'),
-      sendAttributes: message('send'),
       openedAt: now(),
       counted: false,
       messagesIn: 0,
@@ -422,7 +431,6 @@ export class Tracer {
       closeStartedAt: 0,
       terminated: false,
       pingAt: 0,
-      pingStartedAt: 0,
       user: undefined,
     };
   }
@@ -448,18 +456,19 @@ export class Tracer {
   private operationAttributes(state: SocketState, extra: Attributes): Attributes {
     const attributes: Attributes = { ...state.base, ...extra };
     if (state.user !== undefined) attributes[S.ATTR_ENDUSER_ID] = state.user;
-    if (state.refTraceId !== undefined) attributes[S.ATTR_WS_HANDSHAKE_TRACE_ID] = state.refTraceId;
+    const refTraceId = this.traceIdOf(state.ref);
+    if (refTraceId !== undefined) attributes[S.ATTR_WS_HANDSHAKE_TRACE_ID] = refTraceId;
     return attributes;
   }
 
   /**
-   * Attributes of a message operation, on the hot path: the socket's scratch object,
+   * Attributes of a message operation, on the hot path: the route's scratch object,
    * refilled in place (adapters copy what they keep during start(), per the contract).
    */
   private messageAttributes(scratch: Attributes, state: SocketState, size: number, binary: boolean): Attributes {
     scratch[S.ATTR_MESSAGING_MESSAGE_BODY_SIZE] = size;
     scratch[S.ATTR_WS_MESSAGE_TYPE] = binary ? 'binary' : 'text';
-    if (state.user !== undefined) scratch[S.ATTR_ENDUSER_ID] = state.user;
+    scratch[S.ATTR_ENDUSER_ID] = state.user;
     return scratch;
   }
 
@@ -509,7 +518,7 @@ export class Tracer {
 
   private startReceive(state: SocketState, data: unknown, binary: boolean, size: number, name: string | undefined): unknown {
     const info = state.info;
-    const attributes = this.messageAttributes(state.receiveAttributes, state, size, binary);
+    const attributes = this.messageAttributes(info.receiveAttributes, state, size, binary);
     attributes[S.ATTR_WS_MESSAGE_NAME] = name;
     const body = this.config.captureBody === 'all' ? this.captureBody(data, binary, size) : undefined;
     attributes[S.ATTR_WS_MESSAGE_BODY] = body;
@@ -581,7 +590,7 @@ export class Tracer {
       role: 'send',
       kind: 'producer',
       parent: ACTIVE,
-      attributes: this.messageAttributes(state.sendAttributes, state, size, binary),
+      attributes: this.messageAttributes(info.sendAttributes, state, size, binary),
       route: info.route,
     });
     if (op === undefined) return callWithArgc(send, ws, argc, data, options, cb);
@@ -616,17 +625,14 @@ export class Tracer {
 
   ping(ws: object): void {
     const state = this.sockets.get(ws);
-    if (state !== undefined && state.pingAt === 0) {
-      state.pingAt = performance.now();
-      state.pingStartedAt = now();
-    }
+    if (state !== undefined && state.pingAt === 0) state.pingAt = performance.now();
   }
 
   pong(ws: object): void {
     const state = this.sockets.get(ws);
     if (state === undefined || state.pingAt === 0) return;
     const rtt = performance.now() - state.pingAt;
-    const startTime = state.pingStartedAt;
+    const startTime = now() - rtt;
     state.pingAt = 0;
     this.metrics.histograms.record(S.METRIC_HEARTBEAT_RTT, rtt / 1000, state.info.metrics.heartbeat);
     if (this.config.traceHeartbeat && !state.ignored) {
@@ -783,7 +789,7 @@ export class Tracer {
       // Ours wins over a traceparent injected by an outer http instrumentation.
       for (const key of Object.keys(carrier)) opts.headers[key] = carrier[key];
     }
-    return { op, info, ignored, base, ref, refTraceId: this.traceIdOf(ref), settled: false };
+    return { op, info, ignored, base, ref, settled: false };
   }
 
   /** End the CLIENT span from the request's own events: 101, another status, an error, or a close. */
@@ -815,6 +821,7 @@ export class Tracer {
   clientUpgraded(ws: object, res: unknown): void {
     const pending = res !== null && typeof res === 'object' ? this.clients.get(res) : undefined;
     if (pending === undefined || this.sockets.has(ws)) return;
+    this.clients.delete(res as object);
     const state = this.newState('client', pending.info, pending.ignored, pending.base, pending.ref);
     this.sockets.set(ws, state);
   }
@@ -856,6 +863,12 @@ export class Tracer {
       return fn();
     }
   }
+}
+
+/** The port of a Host header (`h:8080`, `[::1]:8080`), else the scheme's default. */
+function hostPort(host: string | undefined, encrypted: boolean): number {
+  const m = typeof host === 'string' ? /:(\d+)$/.exec(host) : null;
+  return m ? Number(m[1]) : encrypted ? 443 : 80;
 }
 
 /** Call ws's `send` with exactly as many arguments as the app passed. */
