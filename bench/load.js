@@ -1,0 +1,182 @@
+'use strict';
+// Uninstrumented load generator (run without any preload). Usage: node load.js '<json options>'
+//   {mode:'throughput', port, conns, inflight, size, warmupMs, durationMs}
+//   {mode:'idle', port, conns, concurrency}    then waits for `close` on stdin
+//   {mode:'churn', port, cycles, concurrency}
+// Progress and results are printed as `BENCH {json}` lines.
+const readline = require('node:readline');
+const { performance } = require('node:perf_hooks');
+const WebSocket = require('ws');
+
+const opts = JSON.parse(process.argv[2]);
+const url = `ws://127.0.0.1:${opts.port}/bench`;
+// Zero mask: ws skips the XOR on the client (server-side work is unchanged); no UTF-8 check on echoes.
+const clientOptions = { perMessageDeflate: false, skipUTF8Validation: true, generateMask() {} };
+
+function out(obj) {
+  process.stdout.write(`BENCH ${JSON.stringify(obj)}\n`);
+}
+
+function connect() {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(url, clientOptions);
+    const onError = (err) => resolve({ ws: null, err });
+    ws.once('error', onError);
+    ws.once('open', () => {
+      ws.off('error', onError);
+      ws.on('error', () => {});
+      resolve({ ws, err: null });
+    });
+  });
+}
+
+async function pool(total, concurrency, task) {
+  let next = 0;
+  const workers = [];
+  for (let w = 0; w < Math.min(concurrency, total); w++) {
+    workers.push((async () => {
+      while (next < total) {
+        const i = next++;
+        await task(i);
+      }
+    })());
+  }
+  await Promise.all(workers);
+}
+
+function percentile(sorted, p) {
+  if (sorted.length === 0) return null;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i];
+}
+
+async function throughput() {
+  const { conns, inflight, size, warmupMs, durationMs } = opts;
+  const payload = Buffer.alloc(size, 'x');
+  const sendOpts = { binary: false };
+  const sockets = [];
+  for (let i = 0; i < conns; i++) {
+    const { ws, err } = await connect();
+    if (!ws) throw err;
+    sockets.push(ws);
+  }
+  const MAX_SAMPLES = 4_000_000;
+  const samples = new Float64Array(MAX_SAMPLES);
+  let nSamples = 0;
+  let measuring = false;
+  let stopped = false;
+  let received = 0;
+  let receivedBytes = 0;
+  let errors = 0;
+
+  for (const ws of sockets) {
+    // send times of the messages in flight on this connection (echo keeps order): a ring buffer
+    const ring = new Float64Array(inflight);
+    let head = 0;
+    let tail = 0;
+    ws.on('message', (data) => {
+      const now = performance.now();
+      const sent = ring[head];
+      head = (head + 1) % inflight;
+      if (measuring) {
+        received++;
+        receivedBytes += data.length;
+        if (nSamples < MAX_SAMPLES) samples[nSamples++] = now - sent;
+      }
+      if (stopped) return;
+      ring[tail] = performance.now();
+      tail = (tail + 1) % inflight;
+      ws.send(payload, sendOpts);
+    });
+    ws.on('close', () => {
+      if (!stopped) errors++;
+    });
+    for (let k = 0; k < inflight; k++) {
+      ring[tail] = performance.now();
+      tail = (tail + 1) % inflight;
+      ws.send(payload, sendOpts);
+    }
+  }
+
+  await new Promise((r) => setTimeout(r, warmupMs));
+  measuring = true;
+  const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
+  out({ type: 'measure-start' });
+  await new Promise((r) => setTimeout(r, durationMs));
+  measuring = false;
+  const elapsedMs = performance.now() - t0;
+  const cpu1 = process.cpuUsage(cpu0);
+  out({ type: 'measure-end' });
+  stopped = true;
+  const sorted = samples.subarray(0, nSamples).sort();
+  out({
+    type: 'result',
+    messages: received,
+    bytes: receivedBytes,
+    elapsedMs,
+    msgPerSec: (received / elapsedMs) * 1000,
+    p50Ms: percentile(sorted, 50),
+    p99Ms: percentile(sorted, 99),
+    maxMs: sorted.length ? sorted[sorted.length - 1] : null,
+    loadCpuUs: cpu1.user + cpu1.system,
+    errors,
+  });
+  for (const ws of sockets) ws.terminate();
+}
+
+async function idle() {
+  const { conns, concurrency } = opts;
+  const sockets = [];
+  let failed = 0;
+  let firstError = null;
+  const t0 = performance.now();
+  await pool(conns, concurrency, async () => {
+    const { ws, err } = await connect();
+    if (ws) sockets.push(ws);
+    else {
+      failed++;
+      firstError = firstError || String(err && err.message);
+    }
+  });
+  out({ type: 'idle-open', opened: sockets.length, failed, firstError, ms: performance.now() - t0 });
+  await new Promise((resolve) => {
+    readline.createInterface({ input: process.stdin }).on('line', (l) => {
+      if (l.trim() === 'close') resolve();
+    }).on('close', resolve);
+  });
+  const t1 = performance.now();
+  await Promise.all(sockets.map((ws) => new Promise((r) => {
+    if (ws.readyState === WebSocket.CLOSED) return r();
+    ws.once('close', r);
+    ws.close(1000, 'bench done');
+  })));
+  out({ type: 'idle-closed', ms: performance.now() - t1 });
+}
+
+async function churn() {
+  const { cycles, concurrency } = opts;
+  let failed = 0;
+  let firstError = null;
+  const t0 = performance.now();
+  await pool(cycles, concurrency, async () => {
+    const { ws, err } = await connect();
+    if (!ws) {
+      failed++;
+      firstError = firstError || String(err && err.message);
+      return;
+    }
+    await new Promise((r) => {
+      ws.once('close', r);
+      ws.close(1000, 'churn');
+    });
+  });
+  const ms = performance.now() - t0;
+  out({ type: 'churn-done', cycles, failed, firstError, ms, perSec: (cycles / ms) * 1000 });
+}
+
+const modes = { throughput, idle, churn };
+modes[opts.mode]().then(() => process.exit(0), (err) => {
+  out({ type: 'error', message: String(err && err.stack || err) });
+  process.exit(1);
+});

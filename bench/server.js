@@ -1,0 +1,92 @@
+'use strict';
+// Echo server under test. Identical app code for every variant: instrumentation comes only from
+// preload flags (-r ...) and environment variables set by bench/run.js.
+//
+// Protocol with the orchestrator: prints `BENCH {"type":"listening","port":N}` on stdout, then answers
+// one line per command read from stdin: `stats` (CPU time, message/connection counters),
+// `mem` (memoryUsage after global.gc()), `fingerprint`, `exit`. Exits when stdin closes.
+const http = require('node:http');
+const readline = require('node:readline');
+const { WebSocketServer } = require('ws');
+
+let messages = 0;
+let bytes = 0;
+let opened = 0;
+let closed = 0;
+
+const server = http.createServer((req, res) => {
+  res.writeHead(404);
+  res.end();
+});
+const wss = new WebSocketServer({ server });
+
+wss.on('connection', (ws) => {
+  opened++;
+  ws.on('message', (data, isBinary) => {
+    messages++;
+    bytes += data.length;
+    ws.send(data, { binary: isBinary });
+  });
+  ws.on('close', () => {
+    closed++;
+  });
+  ws.on('error', () => {});
+});
+
+function reply(obj) {
+  process.stdout.write(`BENCH ${JSON.stringify(obj)}\n`);
+}
+
+function gc() {
+  if (typeof global.gc === 'function') {
+    global.gc();
+    global.gc();
+  }
+}
+
+const commands = {
+  stats() {
+    const cpu = process.cpuUsage();
+    reply({ type: 'stats', t: Number(process.hrtime.bigint()) / 1e6, cpuUs: cpu.user + cpu.system, messages, bytes, opened, closed, clients: wss.clients.size });
+  },
+  mem() {
+    gc();
+    // a second pass after pending finalizers/weak callbacks ran
+    setImmediate(() => {
+      gc();
+      const m = process.memoryUsage();
+      reply({ type: 'mem', rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, clients: wss.clients.size, opened, closed });
+    });
+  },
+  fingerprint() {
+    const { fingerprint } = require('./fingerprint');
+    reply({ type: 'fingerprint', fingerprint: fingerprint(require('ws')), modules: Object.keys(require.cache).length });
+  },
+  exit() {
+    shutdown();
+  },
+};
+
+let stopping = false;
+function shutdown() {
+  if (stopping) return;
+  stopping = true;
+  for (const ws of wss.clients) ws.terminate();
+  wss.close();
+  server.close(() => {
+    reply({ type: 'closed' });
+    // Instrumentations may keep timers (exporters, harvest cycles): do not wait for them.
+    setTimeout(() => process.exit(0), 200).unref();
+    process.exit(0);
+  });
+  setTimeout(() => process.exit(0), 2000).unref();
+}
+
+readline.createInterface({ input: process.stdin }).on('line', (line) => {
+  const cmd = commands[line.trim()];
+  if (cmd) cmd();
+}).on('close', shutdown);
+
+server.listen(0, '127.0.0.1', () => {
+  reply({ type: 'listening', port: server.address().port, pid: process.pid, node: process.version });
+});
