@@ -368,7 +368,7 @@ function assertServerSide(c: FakeCollector, run: ClientServerRun): void {
   assert.equal(c.metric('Custom/WebSocket/Messages/in/chat', SERVER_APP)?.callCount, 3);
   assert.equal(c.metric('Custom/WebSocket/Messages/out/chat', SERVER_APP)?.callCount, 2);
   assert.equal(c.metric('Custom/WebSocket/Connections/accepted/chat', SERVER_APP)?.callCount, 2);
-  assert.equal(c.metric('Custom/WebSocket/MessageSize/in/chat', SERVER_APP)?.callCount, 3);
+  assert.equal(c.metric('Custom/WebSocket/MessageSize/in/all', SERVER_APP)?.callCount, 3);
   // The gauge sampled at the forced harvest ('flush' message): exactly one open connection then.
   assert.ok(c.metrics.some((m) => m.app === SERVER_APP && m.name === 'Custom/WebSocket/ActiveConnections/chat' && m.total === 1 && m.callCount === 1));
 }

@@ -31,6 +31,9 @@ export function closeCodeClass(code: number): string {
   return OTHER;
 }
 
+const SIZE_IN: Attributes = Object.freeze({ [ATTR_WS_DIRECTION]: 'in' });
+const SIZE_OUT: Attributes = Object.freeze({ [ATTR_WS_DIRECTION]: 'out' });
+
 function detachedCell(name: string, attributes: Attributes, upDown: boolean): CounterCell {
   return { name, attributes, upDown, value: 0 };
 }
@@ -69,8 +72,11 @@ export class RouteMetrics {
     this.inBinary = messages('in', 'binary');
     this.outText = messages('out', 'text');
     this.outBinary = messages('out', 'binary');
-    this.sizeIn = { ...base, [ATTR_WS_DIRECTION]: 'in' };
-    this.sizeOut = { ...base, [ATTR_WS_DIRECTION]: 'out' };
+    // Per-message histograms carry as few attributes as DESIGN.md asks for: the SDK hashes
+    // the attribute set on every record (about 0.3 µs for one key, 0.9 µs for three).
+    this.sizeIn = SIZE_IN;
+    this.sizeOut = SIZE_OUT;
+    this.process.set('', { [ATTR_WS_ROUTE]: route });
     this.heartbeat = base;
   }
 
@@ -79,7 +85,7 @@ export class RouteMetrics {
     const key = name ?? '';
     let attrs = this.process.get(key);
     if (attrs === undefined) {
-      attrs = name === undefined ? this.base : { ...this.base, [ATTR_WS_MESSAGE_NAME]: name };
+      attrs = Object.freeze({ [ATTR_WS_ROUTE]: this.route, [ATTR_WS_MESSAGE_NAME]: name });
       this.process.set(key, attrs);
     }
     return attrs;
