@@ -11,6 +11,7 @@
  * Labels become metricset tags under Elastic's key rules. Series are capped.
  */
 import { log } from '../logger';
+import { SeriesCache } from './series';
 import type { Attributes, CounterCell, CounterSource, HistogramSink } from '../tracer/adapter';
 import type { ElasticAgent } from './elastic-agent';
 import { toLabels } from './elastic-labels';
@@ -26,7 +27,8 @@ interface Summary {
 
 export class ElasticMetrics implements HistogramSink {
   private readonly registeredCells = new WeakSet<CounterCell>();
-  private readonly summariesByAttrs = new WeakMap<Attributes, Map<string, Summary | null>>();
+  private readonly summaries = new SeriesCache<Summary | null>();
+  private readonly summaryFor = (name: string, attributes: Attributes): Summary | null => this.summary(name, attributes);
   private readonly summariesByKey = new Map<string, Summary>();
   private series = 0;
   private source: CounterSource | undefined;
@@ -37,16 +39,7 @@ export class ElasticMetrics implements HistogramSink {
   /** Record one histogram value (hot path: two map lookups, two additions). */
   record(name: string, value: number, attributes: Attributes): void {
     try {
-      let byName = this.summariesByAttrs.get(attributes);
-      if (byName === undefined) {
-        byName = new Map();
-        this.summariesByAttrs.set(attributes, byName);
-      }
-      let summary = byName.get(name);
-      if (summary === undefined) {
-        summary = this.summary(name, attributes);
-        byName.set(name, summary);
-      }
+      const summary = this.summaries.get(name, attributes, this.summaryFor);
       if (summary !== null && Number.isFinite(value)) {
         summary.count++;
         summary.sum += value;

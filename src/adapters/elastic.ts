@@ -20,6 +20,7 @@
  */
 import type { Config } from '../config';
 import { log } from '../logger';
+import { bounded } from './bounded';
 import {
   ATTR_HTTP_RESPONSE_STATUS_CODE,
   ATTR_SERVER_ADDRESS,
@@ -272,28 +273,19 @@ class ElasticAdapter implements Adapter<ElasticOp, string> {
   }
 
   flush(timeoutMs: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      let done = false;
-      const finish = (): void => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        resolve();
-      };
-      const timer = setTimeout(finish, Math.max(0, timeoutMs));
-      try {
+    return bounded(
+      timeoutMs,
+      (done) => {
         // On beforeExit the agent ends its intake stream itself (and waits for it); a
         // flush written after that end would destroy the stream and lose the last request.
-        if (!this.agent.isStarted() || clientEnded(this.agent)) return finish();
+        if (!this.agent.isStarted() || clientEnded(this.agent)) return done();
         this.agent.flush((err) => {
           if (err && !clientEnded(this.agent)) log.fault('elastic flush', err);
-          finish();
+          done();
         });
-      } catch (err) {
-        log.fault('elastic flush', err);
-        finish();
-      }
-    });
+      },
+      'elastic flush',
+    );
   }
 
   async shutdown(timeoutMs: number): Promise<void> {

@@ -34,6 +34,8 @@ import type {
 } from '../tracer/adapter';
 import type { Config } from '../config';
 import { log } from '../logger';
+import { bounded } from './bounded';
+import { SeriesCache } from './series';
 import {
   ATTR_MESSAGING_DESTINATION_NAME, ATTR_URL_PATH, ATTR_WS_BYTES_IN, ATTR_WS_BYTES_OUT,
   ATTR_WS_CLOSE_CODE, ATTR_WS_CLOSE_INITIATOR, ATTR_WS_CLOSE_REASON, ATTR_WS_CONNECTION_BROKEN,
@@ -134,7 +136,18 @@ class NewRelicAdapter implements Adapter<NrOp, NrRef> {
   private readonly clean: NrContext | undefined;
   private readonly agent: NrAgent | undefined;
   private readonly stats = new Map<string, HistogramStats>();
-  private readonly statsByAttributes = new WeakMap<Attributes, Map<string, HistogramStats>>();
+  private readonly statsBySeries = new SeriesCache<HistogramStats | null>();
+  /** The stats of a new series, shared by metric name; null (skip) past the name cap. */
+  private readonly statsFor = (name: string, attributes: Attributes): HistogramStats | null => {
+    const metric = metricName(name, attributes);
+    let stats = this.stats.get(metric);
+    if (stats === undefined) {
+      if (this.stats.size >= MAX_METRIC_NAMES) return null;
+      stats = { metric, count: 0, total: 0, min: Infinity, max: -Infinity, sumOfSquares: 0 };
+      this.stats.set(metric, stats);
+    }
+    return stats;
+  };
   private readonly lastCounts = new Map<CounterCell, number>();
   private counters: CounterSource | undefined;
   private shutdownPromise: Promise<void> | undefined;
@@ -358,22 +371,8 @@ class NewRelicAdapter implements Adapter<NrOp, NrRef> {
     if (!this.nr || !Number.isFinite(value)) return;
     // The tracer passes the same attribute objects per route: find the cell by identity, so the
     // per-message cost is two lookups and no string building.
-    let byName = this.statsByAttributes.get(attributes);
-    if (byName === undefined) {
-      byName = new Map();
-      this.statsByAttributes.set(attributes, byName);
-    }
-    let stats = byName.get(name);
-    if (stats === undefined) {
-      const metric = metricName(name, attributes);
-      stats = this.stats.get(metric);
-      if (stats === undefined) {
-        if (this.stats.size >= MAX_METRIC_NAMES) return;
-        stats = { metric, count: 0, total: 0, min: Infinity, max: -Infinity, sumOfSquares: 0 };
-        this.stats.set(metric, stats);
-      }
-      byName.set(name, stats);
-    }
+    const stats = this.statsBySeries.get(name, attributes, this.statsFor);
+    if (stats === null) return;
     const v = isTimeMetric(name) ? value * 1000 : value;
     stats.count++;
     stats.total += v;
@@ -628,26 +627,4 @@ export function metricName(name: string, attributes: Attributes): string {
   out += `/${path === '' ? '(root)' : path}`;
   const messageName = attributes[ATTR_WS_MESSAGE_NAME];
   return messageName === undefined ? out : `${out}/${messageName}`;
-}
-
-/** Resolve within `timeoutMs` whatever `work` does; never reject. */
-function bounded(timeoutMs: number, work: (done: () => void) => void, key: string): Promise<void> {
-  return new Promise<void>((resolve) => {
-    let settled = false;
-    const finish = (): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      resolve();
-    };
-    // Unref'd: ws-apm never keeps a process alive (a process with nothing else to do just exits).
-    const timer = setTimeout(finish, Math.max(0, timeoutMs));
-    timer.unref();
-    try {
-      work(finish);
-    } catch (error) {
-      log.fault(key, error);
-      finish();
-    }
-  });
 }

@@ -3,7 +3,8 @@
  * itself, configured only by the standard OTEL_* variables, and owns its shutdown.
  */
 import { log } from '../logger';
-import { otelSdkRegistered, withTimeout } from './otel';
+import { withTimeout } from './bounded';
+import { otelSdkRegistered } from './otel';
 
 export interface OwnedSdk {
   shutdown(timeoutMs: number): Promise<void>;

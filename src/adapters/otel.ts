@@ -22,6 +22,7 @@ import {
 import { METRIC_ACTIVE_CONNECTIONS, METRIC_INFO, ATTR_ERROR_TYPE } from '../semconv';
 import type { Adapter, Attributes, Carrier, CounterSource, OperationKind, OperationOutcome, OperationSpec } from '../tracer/adapter';
 import { VERSION } from '../version';
+import { withTimeout } from './bounded';
 
 const KIND: Record<OperationKind, SpanKind> = {
   server: SpanKind.SERVER,
@@ -229,20 +230,3 @@ export function otelSdkRegistered(): boolean {
   return delegate?.constructor?.name !== 'NoopTracerProvider';
 }
 
-/** Resolve after `promise` settles or `timeoutMs` passes, whichever first; never rejects. */
-export function withTimeout(promise: Promise<unknown>, timeoutMs: number): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, timeoutMs);
-    timer.unref();
-    promise.then(
-      () => {
-        clearTimeout(timer);
-        resolve();
-      },
-      () => {
-        clearTimeout(timer);
-        resolve();
-      },
-    );
-  });
-}
