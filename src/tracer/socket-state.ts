@@ -26,8 +26,9 @@ export interface SocketState {
   readonly info: RouteInfo;
   /** Route in WS_APM_IGNORE_ROUTES: metrics only, no operations. */
   readonly ignored: boolean;
-  /** Attributes common to every operation of this socket, computed once. */
-  readonly base: Attributes;
+  /** The other end: the client for a server socket, the server for a client socket. */
+  readonly peerAddress: string | undefined;
+  readonly peerPort: number | undefined;
   /** Reference to the handshake (server) or client connect operation, for links/parents. */
   ref: unknown;
   /** Parent and links of every message operation, computed once. */

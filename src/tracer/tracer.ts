@@ -36,7 +36,8 @@ interface Handshake {
   readonly op: unknown;
   readonly info: RouteInfo;
   readonly ignored: boolean;
-  readonly base: Attributes;
+  readonly peerAddress: string | undefined;
+  readonly peerPort: number | undefined;
   readonly socket: Socket;
   status: number | undefined;
   settled: boolean;
@@ -63,7 +64,8 @@ interface PendingClient {
   readonly op: unknown;
   readonly info: RouteInfo;
   readonly ignored: boolean;
-  readonly base: Attributes;
+  readonly peerAddress: string;
+  readonly peerPort: number;
   readonly ref: unknown;
   settled: boolean;
 }
@@ -281,16 +283,10 @@ export class Tracer {
     const encrypted = (socket as { encrypted?: boolean }).encrypted === true;
     const q = url.indexOf('?');
     const host = req.headers.host;
-    const base: Attributes = {
-      [S.ATTR_MESSAGING_SYSTEM]: S.MESSAGING_SYSTEM_WEBSOCKET,
-      [S.ATTR_MESSAGING_DESTINATION_NAME]: route,
-      [S.ATTR_NETWORK_PROTOCOL_NAME]: 'websocket',
-      [S.ATTR_NETWORK_PEER_ADDRESS]: socket.remoteAddress,
-      [S.ATTR_NETWORK_PEER_PORT]: socket.remotePort,
-      [S.ATTR_WS_SIDE]: 'server',
-    };
+    const peerAddress = socket.remoteAddress;
+    const peerPort = socket.remotePort;
     const attributes: Attributes = {
-      ...base,
+      ...baseAttributes('server', route, peerAddress, peerPort),
       [S.ATTR_URL_PATH]: q === -1 ? url : url.slice(0, q),
       [S.ATTR_URL_QUERY]: q === -1 ? undefined : this.redactor.redact(url.slice(q)).slice(1),
       [S.ATTR_URL_SCHEME]: encrypted ? 'wss' : 'ws',
@@ -298,7 +294,7 @@ export class Tracer {
       // every socket for as long as it lives.
       [S.ATTR_SERVER_ADDRESS]: typeof host === 'string' ? host.replace(/:\d+$/, '') : undefined,
       [S.ATTR_SERVER_PORT]: hostPort(host, encrypted),
-      [S.ATTR_CLIENT_ADDRESS]: socket.remoteAddress,
+      [S.ATTR_CLIENT_ADDRESS]: peerAddress,
       [S.ATTR_USER_AGENT_ORIGINAL]: req.headers['user-agent'],
       [S.ATTR_WS_ROUTE]: route,
     };
@@ -323,7 +319,8 @@ export class Tracer {
       op,
       info,
       ignored,
-      base,
+      peerAddress,
+      peerPort,
       socket,
       status: undefined,
       settled: false,
@@ -383,7 +380,7 @@ export class Tracer {
     this.handshakes.delete(hs.req);
     try {
       hs.release();
-      const state = this.newState('server', hs.info, hs.ignored, hs.base, this.ref(hs.op));
+      const state = this.newState('server', hs.info, hs.ignored, hs.peerAddress, hs.peerPort, this.ref(hs.op));
       state.counted = true;
       this.sockets.set(ws, state);
       hs.info.metrics.accepted.value++;
@@ -412,12 +409,15 @@ export class Tracer {
 
   // ---------------------------------------------------------------- per-socket state
 
-  private newState(side: Side, info: RouteInfo, ignored: boolean, base: Attributes, ref: unknown): SocketState {
+  private newState(
+    side: Side, info: RouteInfo, ignored: boolean, peerAddress: string | undefined, peerPort: number | undefined, ref: unknown,
+  ): SocketState {
     return {
       side,
       info,
       ignored,
-      base,
+      peerAddress,
+      peerPort,
       ref,
       parent: this.messageParent({ ref }),
       links: this.links({ ref }),
@@ -454,7 +454,7 @@ export class Tracer {
 
   /** Attributes of a summary-style operation (close, heartbeat): rare, so built plainly. */
   private operationAttributes(state: SocketState, extra: Attributes): Attributes {
-    const attributes: Attributes = { ...state.base, ...extra };
+    const attributes: Attributes = { ...baseAttributes(state.side, state.info.route, state.peerAddress, state.peerPort), ...extra };
     if (state.user !== undefined) attributes[S.ATTR_ENDUSER_ID] = state.user;
     const refTraceId = this.traceIdOf(state.ref);
     if (refTraceId !== undefined) attributes[S.ATTR_WS_HANDSHAKE_TRACE_ID] = refTraceId;
@@ -757,14 +757,6 @@ export class Tracer {
     const hostname = opts.host ?? opts.hostname ?? 'localhost';
     const port = Number(opts.port) || (secure ? 443 : 80);
     const host = `${hostname.includes(':') && !hostname.startsWith('[') ? `[${hostname}]` : hostname}:${port}`;
-    const base: Attributes = {
-      [S.ATTR_MESSAGING_SYSTEM]: S.MESSAGING_SYSTEM_WEBSOCKET,
-      [S.ATTR_MESSAGING_DESTINATION_NAME]: route,
-      [S.ATTR_NETWORK_PROTOCOL_NAME]: 'websocket',
-      [S.ATTR_SERVER_ADDRESS]: hostname,
-      [S.ATTR_SERVER_PORT]: port,
-      [S.ATTR_WS_SIDE]: 'client',
-    };
     let op: unknown;
     if (!ignored) {
       op = this.start({
@@ -773,7 +765,7 @@ export class Tracer {
         kind: 'client',
         parent: ACTIVE,
         attributes: {
-          ...base,
+          ...baseAttributes('client', route, hostname, port),
           [S.ATTR_URL_FULL]: this.redactor.redact(`${secure ? 'wss' : 'ws'}://${host}${path}`),
           [S.ATTR_URL_SCHEME]: secure ? 'wss' : 'ws',
           [S.ATTR_URL_PATH]: path.split('?')[0],
@@ -789,7 +781,7 @@ export class Tracer {
       // Ours wins over a traceparent injected by an outer http instrumentation.
       for (const key of Object.keys(carrier)) opts.headers[key] = carrier[key];
     }
-    return { op, info, ignored, base, ref, settled: false };
+    return { op, info, ignored, peerAddress: hostname, peerPort: port, ref, settled: false };
   }
 
   /** End the CLIENT span from the request's own events: 101, another status, an error, or a close. */
@@ -822,7 +814,7 @@ export class Tracer {
     const pending = res !== null && typeof res === 'object' ? this.clients.get(res) : undefined;
     if (pending === undefined || this.sockets.has(ws)) return;
     this.clients.delete(res as object);
-    const state = this.newState('client', pending.info, pending.ignored, pending.base, pending.ref);
+    const state = this.newState('client', pending.info, pending.ignored, pending.peerAddress, pending.peerPort, pending.ref);
     this.sockets.set(ws, state);
   }
 
@@ -863,6 +855,22 @@ export class Tracer {
       return fn();
     }
   }
+}
+
+/**
+ * Attributes every operation of a socket shares, built when needed rather than kept per
+ * socket: the peer is the client on the server side and the server on the client side.
+ */
+function baseAttributes(side: Side, route: string, peerAddress: string | undefined, peerPort: number | undefined): Attributes {
+  const server = side === 'server';
+  return {
+    [S.ATTR_MESSAGING_SYSTEM]: S.MESSAGING_SYSTEM_WEBSOCKET,
+    [S.ATTR_MESSAGING_DESTINATION_NAME]: route,
+    [S.ATTR_NETWORK_PROTOCOL_NAME]: 'websocket',
+    [server ? S.ATTR_NETWORK_PEER_ADDRESS : S.ATTR_SERVER_ADDRESS]: peerAddress,
+    [server ? S.ATTR_NETWORK_PEER_PORT : S.ATTR_SERVER_PORT]: peerPort,
+    [S.ATTR_WS_SIDE]: side,
+  };
 }
 
 /** The port of a Host header (`h:8080`, `[::1]:8080`), else the scheme's default. */
