@@ -232,6 +232,19 @@ for (const [label, load] of WS_VERSIONS) {
       assert.equal(await metricValue('websocket.messages', { 'websocket.route': '/chat', 'websocket.side': 'server', 'websocket.direction': 'out' }), 2);
     });
 
+    test('an async listener\'s send after an await is still a child of its WS RECEIVE', async () => {
+      const { client, socket } = await pair();
+      socket.on('message', async (data) => {
+        await new Promise((resolve) => setImmediate(resolve));
+        socket.send(`later ${data}`);
+      });
+      client.send('x');
+      await once(client, 'message');
+      const [send] = await waitForSpans('WS SEND /chat');
+      const [receive] = spansNamed('WS RECEIVE /chat');
+      assert.equal(send.parentSpanContext?.spanId, receive.spanContext().spanId);
+    });
+
     test('WS_APM_TRACE_ORPHAN_SENDS traces a send with nothing active', async () => {
       await use(ws, { traceOrphanSends: true });
       const { client, socket } = await pair();

@@ -24,6 +24,10 @@ import type { Adapter, Attributes, Carrier, CounterSource, OperationKind, Operat
 import { VERSION } from '../version';
 import { withTimeout } from './bounded';
 
+/** How long, and for how many sends, an ended message span still parents its handler's sends. */
+const ASYNC_TAIL_MS = 30_000;
+const ASYNC_TAIL_SENDS = 64;
+
 const KIND: Record<OperationKind, SpanKind> = {
   server: SpanKind.SERVER,
   client: SpanKind.CLIENT,
@@ -45,6 +49,9 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
   private unbindCounters: (() => void) | undefined;
   private bootstrapped = false;
   private readonly linkCache = new WeakMap<readonly SpanContext[], Link[]>();
+  private readonly receiveSpans = new WeakSet<Span>();
+  /** Ended message spans whose async continuation may still send (see hasActive). */
+  private readonly tails = new WeakMap<Span, { readonly until: number; sends: number }>();
 
   /**
    * `beforeBootstrap` (e.g. starting an SDK) runs once at bootstrap, which happens at the
@@ -118,7 +125,9 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
     // No SDK registered (the API's no-op tracer): nothing to record or propagate, so the
     // tracer skips the context switch entirely. A span a sampler dropped keeps a valid
     // context and still runs, so what nests under it is dropped consistently.
-    return isSpanContextValid(span.spanContext()) ? span : undefined;
+    if (!isSpanContextValid(span.spanContext())) return undefined;
+    if (spec.role === 'receive') this.receiveSpans.add(span);
+    return span;
   }
 
   end(span: Span, outcome: OperationOutcome): void {
@@ -133,6 +142,7 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
       span.setStatus({ code: SpanStatusCode.ERROR });
     }
     span.end(outcome.endTime);
+    if (this.receiveSpans.has(span)) this.tails.set(span, { until: Date.now() + ASYNC_TAIL_MS, sends: ASYNC_TAIL_SENDS });
   }
 
   run<A extends unknown[], R>(span: Span, fn: (...args: A) => R, thisArg: unknown, args: A): R {
@@ -150,9 +160,16 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
   hasActive(): boolean {
     // isRecording() is false once a span ended, and for unsampled spans (whose children
     // would not be sampled either): both mean "no send span". A remote context made
-    // active by runWithContext() (a broker hand-off) does count.
+    // active by runWithContext() (a broker hand-off) does count, and so does a message
+    // span that just ended: an async listener's sends after an `await` are its children,
+    // within a bounded tail (a timer started by the listener must not grow it forever).
     const span = trace.getSpan(context.active());
-    return span !== undefined && (span.isRecording() || span.spanContext().isRemote === true);
+    if (span === undefined) return false;
+    if (span.isRecording() || span.spanContext().isRemote === true) return true;
+    const tail = this.tails.get(span);
+    if (tail === undefined || tail.sends <= 0 || Date.now() > tail.until) return false;
+    tail.sends--;
+    return true;
   }
 
   inject(span: Span | undefined, carrier: Record<string, string>): void {
