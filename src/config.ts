@@ -15,6 +15,8 @@ export interface Config {
   /** JSON path of the message name (`type`, `meta.action`, `0`), split in segments; empty = off. */
   readonly messageName: readonly string[];
   readonly maxMessageNames: number;
+  /** JSON path of a field carrying trace context (`{traceparent, tracestate}`) inside incoming messages; empty = off. */
+  readonly messageContext: readonly string[];
   readonly messageNameMaxBytes: number;
   readonly maxRoutes: number;
   readonly routes: readonly string[];
@@ -106,6 +108,9 @@ const SETTINGS: { readonly [K in keyof Config]: Setting<Config[K]> } = {
   messageName: {
     env: 'WS_APM_MESSAGE_NAME', fallback: [], accepted: 'a JSON field path such as type, meta.action or 0', parse: jsonPath,
   },
+  messageContext: {
+    env: 'WS_APM_MESSAGE_CONTEXT', fallback: [], accepted: 'a JSON field path such as trace or meta.ctx', parse: jsonPath,
+  },
   maxMessageNames: { env: 'WS_APM_MAX_MESSAGE_NAMES', fallback: 100, accepted: 'an integer from 1 to 10000', parse: int(1, 10_000) },
   messageNameMaxBytes: {
     env: 'WS_APM_MESSAGE_NAME_MAX_BYTES', fallback: 65_536, accepted: 'an integer from 16 to 16777216', parse: int(16, 16 * 1024 * 1024),
@@ -152,7 +157,7 @@ function fromOption<T>(setting: Setting<T>, raw: unknown, key: string): T | unde
     return setting.parse(String(raw), key);
   }
   if (Array.isArray(raw) && Array.isArray(setting.fallback)) {
-    return setting.parse(raw.join(key === 'messageName' ? '.' : ','), key);
+    return setting.parse(raw.join(key === 'messageName' || key === 'messageContext' ? '.' : ','), key);
   }
   if (typeof raw === 'string') return setting.parse(raw, key);
   return undefined;

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { DEFAULT_REDACT_QUERY_PARAMS, ENV_VARS, loadConfig } from '../src/config';
-import { MessageNamer, OTHER, queryParam, RouteNamer, UrlRedactor } from '../src/tracer/naming';
+import { MessageNamer, OTHER, parseMessage, queryParam, RouteNamer, UrlRedactor } from '../src/tracer/naming';
 import { isValidTraceparent, sanitizeCarrier } from '../src/tracer/propagation';
 
 /** Capture what ws-apm writes to stderr while `fn` runs. */
@@ -46,6 +46,7 @@ describe('configuration', () => {
       WS_APM_BACKEND: 'Console',
       WS_APM_MESSAGE_NAME: 'meta.action',
       WS_APM_MAX_MESSAGE_NAMES: '7',
+      WS_APM_MESSAGE_CONTEXT: 'meta.trace',
       WS_APM_MESSAGE_NAME_MAX_BYTES: '1024',
       WS_APM_MAX_ROUTES: '9',
       WS_APM_ROUTES: '/rooms/:id, /files/*',
@@ -64,7 +65,8 @@ describe('configuration', () => {
     assert.deepEqual(
       { ...c },
       {
-        enabled: false, backend: 'console', messageName: ['meta', 'action'], maxMessageNames: 7, messageNameMaxBytes: 1024,
+        enabled: false, backend: 'console', messageName: ['meta', 'action'], maxMessageNames: 7, messageContext: ['meta', 'trace'],
+        messageNameMaxBytes: 1024,
         maxRoutes: 9, routes: ['/rooms/:id', '/files/*'], ignoreRoutes: ['/health'], messageParent: 'handshake',
         messageSampleRate: 0.25, traceOrphanSends: true, traceHeartbeat: true, captureBody: 'all', captureBodyMaxBytes: 64,
         redactQueryParams: ['sig', 'ticket'], propagationQueryParam: 'tp', logLevel: 'debug', flushTimeoutMs: 500,
@@ -126,10 +128,10 @@ describe('naming', () => {
   });
 
   test('message names: only short strings from text JSON under the byte limit, then capped', () => {
-    const n = new MessageNamer({ messageName: ['meta', 'action'], messageNameMaxBytes: 200, maxMessageNames: 2 });
+    const n = new MessageNamer({ messageName: ['meta', 'action'], maxMessageNames: 2 });
     const name = (v: unknown, binary = false): string | undefined => {
       const text = typeof v === 'string' ? v : JSON.stringify(v);
-      return n.name(text, binary, Buffer.byteLength(text));
+      return n.name(parseMessage(text, binary, Buffer.byteLength(text), 200));
     };
     assert.equal(name({ meta: { action: 'join' } }), 'join');
     assert.equal(name({ meta: { action: 'join' } }, true), undefined);
@@ -144,7 +146,7 @@ describe('naming', () => {
     assert.equal(name({ meta: { action: 'join' } }), 'join');
     assert.equal(name({ meta: { action: 'join' }, pad: 'x'.repeat(300) }), undefined, 'over the byte limit');
     const deep = '['.repeat(5000) + ']'.repeat(5000);
-    assert.equal(n.name(deep, false, 64), undefined);
+    assert.equal(n.name(parseMessage(deep, false, 64, 200)), undefined);
   });
 
   test('redaction: secret query parameters and credentials never survive', () => {

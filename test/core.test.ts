@@ -343,6 +343,22 @@ for (const [label, load] of WS_VERSIONS) {
       assert.ok(latency.some((p) => p.attributes['websocket.message.name'] === 'join'));
     });
 
+    test('WS_APM_MESSAGE_CONTEXT: a trace context carried inside a message becomes its parent', async () => {
+      await use(ws, { messageContext: 'trace', messageName: 'type' });
+      const { client, socket } = await pair();
+      let n = 0;
+      const both = new Promise<void>((resolve) => socket.on('message', () => ++n === 2 && resolve()));
+      client.send(JSON.stringify({ type: 'chat', trace: { traceparent: TRACEPARENT } }));
+      client.send(JSON.stringify({ type: 'chat', trace: { traceparent: 'garbage' } }));
+      await both;
+      const receives = await waitForSpans('WS RECEIVE /chat chat', 2);
+      const carried = receives.filter((r) => r.parentSpanContext?.spanId === PARENT_ID);
+      assert.equal(carried.length, 1);
+      assert.equal(carried[0].spanContext().traceId, TRACE_ID);
+      assert.equal(carried[0].links.length, 1, 'still linked to its handshake');
+      assert.equal(receives.filter((r) => r.parentSpanContext === undefined).length, 1, 'garbage context: a fresh trace');
+    });
+
     test('an array message name path ("0") names ["event", payload] messages', async () => {
       await use(ws, { messageName: '0' });
       const { client, socket } = await pair();

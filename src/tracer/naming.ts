@@ -76,16 +76,39 @@ function pathOf(url: string | undefined): string {
   return path === '' ? '/' : path;
 }
 
+/** A JSON message, parsed at most once per message and only when something needs a field of it. */
+export function parseMessage(data: unknown, isBinary: boolean, size: number, maxBytes: number): unknown {
+  if (isBinary || size > maxBytes || size === 0) return undefined;
+  let text: string;
+  if (typeof data === 'string') text = data;
+  else if (Buffer.isBuffer(data)) text = data.toString('utf8');
+  else return undefined;
+  const first = text.charCodeAt(0);
+  if (first !== 0x7b /* { */ && first !== 0x5b /* [ */) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The value at a JSON field path (`meta.action`, `0`), or undefined. */
+export function fieldAt(value: unknown, path: readonly string[]): unknown {
+  for (const segment of path) {
+    if (value === null || typeof value !== 'object') return undefined;
+    value = (value as Record<string, unknown>)[segment];
+  }
+  return value;
+}
+
 /** Extracts a message's name from a JSON field path, with a cap on distinct names. */
 export class MessageNamer {
   private readonly path: readonly string[];
-  private readonly maxBytes: number;
   private readonly maxNames: number;
   private readonly names = new Set<string>();
 
-  constructor(config: Pick<Config, 'messageName' | 'messageNameMaxBytes' | 'maxMessageNames'>) {
+  constructor(config: Pick<Config, 'messageName' | 'maxMessageNames'>) {
     this.path = config.messageName;
-    this.maxBytes = config.messageNameMaxBytes;
     this.maxNames = config.maxMessageNames;
   }
 
@@ -94,27 +117,11 @@ export class MessageNamer {
   }
 
   /**
-   * The name of a text message, or undefined when it has none (binary, too large,
-   * not JSON, field missing or not a short string). Never throws.
+   * The name in a parsed message, or undefined when it has none (field missing or not a
+   * string); `other` for names too long, oddly shaped, or past the cap. Never throws.
    */
-  name(data: unknown, isBinary: boolean, size: number): string | undefined {
-    if (isBinary || size > this.maxBytes || size === 0) return undefined;
-    let text: string;
-    if (typeof data === 'string') text = data;
-    else if (Buffer.isBuffer(data)) text = data.toString('utf8');
-    else return undefined;
-    const first = text.charCodeAt(0);
-    if (first !== 0x7b /* { */ && first !== 0x5b /* [ */) return undefined;
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch {
-      return undefined;
-    }
-    for (const segment of this.path) {
-      if (value === null || typeof value !== 'object') return undefined;
-      value = (value as Record<string, unknown>)[segment];
-    }
+  name(message: unknown): string | undefined {
+    const value = fieldAt(message, this.path);
     if (typeof value !== 'string' || value.length === 0) return undefined;
     if (value.length > MAX_NAME_LENGTH || !/^[\w.:/-]+$/.test(value)) return OTHER;
     if (this.names.has(value)) return value;

@@ -12,7 +12,7 @@ import { log } from '../logger';
 import * as S from '../semconv';
 import type { Adapter, Attributes, Carrier, OperationOutcome, OperationSpec, Parent } from './adapter';
 import { Metrics, type Side } from './metrics';
-import { MessageNamer, queryParam, RouteNamer, UrlRedactor } from './naming';
+import { fieldAt, MessageNamer, parseMessage, queryParam, RouteNamer, UrlRedactor } from './naming';
 import { sanitizeCarrier } from './propagation';
 import type { RouteInfo, SocketState } from './socket-state';
 
@@ -101,6 +101,8 @@ export class Tracer {
   private readonly vendorHeaders: readonly string[];
   private readonly sampleRate: number;
   private readonly linkMessages: boolean;
+  private readonly messageContext: readonly string[];
+  private readonly parseMessages: boolean;
 
   constructor(readonly config: Config, readonly adapter: Adapter) {
     this.routes = new RouteNamer(config);
@@ -109,6 +111,8 @@ export class Tracer {
     this.vendorHeaders = adapter.propagationHeaders ?? [];
     this.sampleRate = config.messageSampleRate;
     this.linkMessages = config.messageParent === 'link';
+    this.messageContext = config.messageContext;
+    this.parseMessages = this.names.enabled || config.messageContext.length > 0;
     const histograms = adapter.histograms;
     this.metrics.histograms = {
       record(name, value, attributes) {
@@ -496,11 +500,13 @@ export class Tracer {
     if (ws.listenerCount('message') === 0) {
       return argc === 2 ? emit.call(ws, 'message', data) : emit.call(ws, 'message', data, isBinary);
     }
-    const name = this.names.enabled ? this.names.name(data, binary, size) : undefined;
+    // JSON is parsed only when a name or a carried context is configured, once for both.
+    const message = this.parseMessages ? parseMessage(data, binary, size, this.config.messageNameMaxBytes) : undefined;
+    const name = message !== undefined && this.names.enabled ? this.names.name(message) : undefined;
     const started = performance.now();
     let op: unknown;
     if (!state.ignored && (this.sampleRate >= 1 || Math.random() < this.sampleRate)) {
-      op = this.startReceive(state, data, binary, size, name);
+      op = this.startReceive(state, data, binary, size, name, message);
     }
     try {
       if (op === undefined) {
@@ -516,17 +522,20 @@ export class Tracer {
     }
   }
 
-  private startReceive(state: SocketState, data: unknown, binary: boolean, size: number, name: string | undefined): unknown {
+  private startReceive(
+    state: SocketState, data: unknown, binary: boolean, size: number, name: string | undefined, message: unknown,
+  ): unknown {
     const info = state.info;
     const attributes = this.messageAttributes(info.receiveAttributes, state, size, binary);
     attributes[S.ATTR_WS_MESSAGE_NAME] = name;
     const body = this.config.captureBody === 'all' ? this.captureBody(data, binary, size) : undefined;
     attributes[S.ATTR_WS_MESSAGE_BODY] = body;
+    const carried = this.messageContext.length > 0 ? carriedContext(message, this.messageContext, this.vendorHeaders) : undefined;
     return this.start({
       name: this.receiveName(info, name),
       role: 'receive',
       kind: 'consumer',
-      parent: state.parent,
+      parent: carried !== undefined ? { type: 'remote', carrier: carried } : state.parent,
       links: state.links,
       attributes,
       route: info.route,
@@ -871,6 +880,13 @@ function baseAttributes(side: Side, route: string, peerAddress: string | undefin
     [server ? S.ATTR_NETWORK_PEER_PORT : S.ATTR_SERVER_PORT]: peerPort,
     [S.ATTR_WS_SIDE]: side,
   };
+}
+
+/** A valid trace context carried in a message field (an object of header-like strings), or undefined. */
+function carriedContext(message: unknown, path: readonly string[], vendorHeaders: readonly string[]): Carrier | undefined {
+  const field = fieldAt(message, path);
+  if (field === null || typeof field !== 'object' || Array.isArray(field)) return undefined;
+  return sanitizeCarrier(field as Carrier, vendorHeaders);
 }
 
 /** The port of a Host header (`h:8080`, `[::1]:8080`), else the scheme's default. */
