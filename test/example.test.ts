@@ -15,7 +15,7 @@ import YAML from 'yaml';
 import * as semconv from '../src/semconv';
 import { metricName, NR_CONNECTION_EVENT, NR_TRANSACTION_GROUP } from '../src/adapters/newrelic';
 import { run, type Child } from './helpers/child';
-import { OtlpReceiver, type ReceivedSpan } from './helpers/otlp-receiver';
+import { CLIENT, CONSUMER, OtlpReceiver, otlpEnv, PRODUCER, type ReceivedSpan, SERVER } from './helpers/otlp-receiver';
 import { startRedis, type RedisServer } from './helpers/example-redis';
 import { writeSelfSignedCert } from './helpers/example-tls';
 
@@ -25,20 +25,12 @@ const CLIENT_JS = path.join(ROOT, 'examples', 'chat', 'client.js');
 const SECRET = 'example-test-secret-0123456789abcdef';
 const ROUTE = '/rooms/:room';
 
-const SERVER = 2; // OTLP span kinds
-const CLIENT = 3;
-const PRODUCER = 4;
-const CONSUMER = 5;
 
 let receiver: OtlpReceiver;
 const children: Child[] = [];
 
 function otelEnv(service: string, extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    WS_APM_BACKEND: 'otel',
-    OTEL_SERVICE_NAME: service,
-    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
-    OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+  return otlpEnv(receiver.url, service, {
     OTEL_METRIC_EXPORT_INTERVAL: '300',
     OTEL_METRIC_EXPORT_TIMEOUT: '250',
     OTEL_BSP_SCHEDULE_DELAY: '100',
@@ -47,7 +39,7 @@ function otelEnv(service: string, extra: Record<string, string> = {}): Record<st
     WS_APM_MESSAGE_PARENT: 'handshake',
     WS_APM_MESSAGE_CONTEXT: 'trace',
     ...extra,
-  };
+  });
 }
 
 function start(args: string[], env: Record<string, string>): Child {

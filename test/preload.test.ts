@@ -11,24 +11,13 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { run } from './helpers/child';
-import { OtlpReceiver } from './helpers/otlp-receiver';
+import { CLIENT, CONSUMER, OtlpReceiver, otlpEnv, PRODUCER, SERVER } from './helpers/otlp-receiver';
 
-const SERVER = 2; // OTLP span kinds
-const CLIENT = 3;
-const PRODUCER = 4;
-const CONSUMER = 5;
 
 let receiver: OtlpReceiver;
 
 function otelEnv(service: string, extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    WS_APM_BACKEND: 'otel',
-    OTEL_SERVICE_NAME: service,
-    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
-    OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
-    OTEL_METRIC_EXPORT_INTERVAL: '60000',
-    ...extra,
-  };
+  return otlpEnv(receiver.url, service, { OTEL_METRIC_EXPORT_INTERVAL: '60000', ...extra });
 }
 
 before(async () => {

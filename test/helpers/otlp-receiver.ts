@@ -6,6 +6,23 @@ import { EventEmitter, once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
+/** OTLP span kinds as they arrive in JSON. */
+export const SERVER = 2;
+export const CLIENT = 3;
+export const PRODUCER = 4;
+export const CONSUMER = 5;
+
+/** The environment of an app exporting to `url` through the SDK ws-apm starts (OTLP/HTTP JSON). */
+export function otlpEnv(url: string, service: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    WS_APM_BACKEND: 'otel',
+    OTEL_SERVICE_NAME: service,
+    OTEL_EXPORTER_OTLP_ENDPOINT: url,
+    OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+    ...extra,
+  };
+}
+
 type AnyValue = { stringValue?: string; intValue?: string | number; doubleValue?: number; boolValue?: boolean };
 type KeyValue = { key: string; value: AnyValue };
 
