@@ -172,6 +172,25 @@ for (const [label, load] of WS_VERSIONS) {
       });
     }
 
+    test('listeners get exactly the arguments ws gives them (isBinary on ws 8, no extra argument on ws 7)', async () => {
+      const { client, socket } = await pair();
+      const seen: unknown[][] = [];
+      const both = new Promise<void>((resolve) =>
+        socket.on('message', function (this: unknown, ...args: unknown[]) {
+          seen.push(args);
+          if (seen.length === 2) resolve();
+        }),
+      );
+      client.send('text');
+      client.send(Buffer.from([1, 2]));
+      await both;
+      if (label === 'ws 8') {
+        assert.deepEqual(seen.map((a) => [a.length, a[1]]), [[2, false], [2, true]]);
+      } else {
+        assert.deepEqual(seen.map((a) => [a.length, typeof a[0]]), [[1, 'string'], [1, 'object']]);
+      }
+    });
+
     test('listener bookkeeping (listeners, rawListeners, listenerCount, off, removeListener) is untouched', async () => {
       const { client, socket } = await pair();
       const a = (): void => undefined;

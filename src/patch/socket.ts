@@ -12,7 +12,7 @@ export function patchWebSocket(proto: object, tracer: Tracer, patches: Patches):
   patches.wrap(proto, 'emit', (original: AnyFn) =>
     function emit(this: WsLike, event: unknown, a?: unknown, b?: unknown): boolean {
       const argc = arguments.length;
-      if (event === 'message' && (argc === 2 || argc === 3)) return tracer.receive(this, original, a, b, argc - 1);
+      if (event === 'message' && (argc === 2 || argc === 3)) return tracer.receive(this, original, a, b, argc);
       switch (event) {
         case 'close':
           return tracer.closed(this, original, Array.prototype.slice.call(arguments), a, b);
