@@ -19,16 +19,7 @@ export function installExitFlush(flush: () => Promise<void>, final: () => Promis
 
   const onBeforeExit = (): void => {
     // beforeExit fires again once the delivery's own I/O is done; finalOnce makes that a no-op.
-    // The delivery is bounded, but an exporter request still in flight (a collector that hangs
-    // or keeps answering 503) would hold the process until the exporter's own timeout. When
-    // ws-apm is the only beforeExit listener, the loop was empty before it started: nothing
-    // but its own I/O is left, so it ends the process, with the app's exit code, at the bound.
-    if (delivered !== undefined) return;
-    void finalOnce().then(() => {
-      if (process.listenerCount('beforeExit') === 1 && process.listeners('beforeExit')[0] === onBeforeExit) {
-        process.exit();
-      }
-    });
+    void finalOnce();
   };
   const onSignal = (signal: NodeJS.Signals): void => {
     if (process.listenerCount(signal) > 1) {

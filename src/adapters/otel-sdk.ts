@@ -14,7 +14,7 @@ export interface OwnedSdk {
  * Start the SDK unless one is registered (or OTEL_SDK_DISABLED=true, which the SDK
  * honours itself). Loaded lazily: apps with their own SDK never load sdk-node.
  */
-export function startOwnSdk(): OwnedSdk | undefined {
+export function startOwnSdk(flushTimeoutMs: number): OwnedSdk | undefined {
   if (otelSdkRegistered()) return undefined;
   try {
     // eslint-disable-next-line @typescript-eslint/no-var-requires
@@ -24,10 +24,18 @@ export function startOwnSdk(): OwnedSdk | undefined {
     // starts no metric reader when it is unset; metrics are half of what ws-apm is for.
     const defaultMetrics = process.env.OTEL_METRICS_EXPORTER === undefined;
     if (defaultMetrics) process.env.OTEL_METRICS_EXPORTER = 'otlp';
+    // An export in flight holds a socket, and so the process, for the exporter's timeout
+    // (10 s by default, retried on 503) when the collector hangs: an app that would end by
+    // itself would linger. Unless the user chose a timeout, bound each export by the flush
+    // timeout, so ws-apm never keeps a process alive longer than that.
+    const TIMEOUTS = ['OTEL_EXPORTER_OTLP_TIMEOUT', 'OTEL_EXPORTER_OTLP_TRACES_TIMEOUT', 'OTEL_EXPORTER_OTLP_METRICS_TIMEOUT'];
+    const defaultTimeout = TIMEOUTS.every((name) => process.env[name] === undefined);
+    if (defaultTimeout) process.env.OTEL_EXPORTER_OTLP_TIMEOUT = String(Math.max(1, flushTimeoutMs));
     try {
       sdk.start();
     } finally {
       if (defaultMetrics) delete process.env.OTEL_METRICS_EXPORTER;
+      if (defaultTimeout) delete process.env.OTEL_EXPORTER_OTLP_TIMEOUT;
     }
     log.debug('started @opentelemetry/sdk-node from OTEL_* settings');
     return {

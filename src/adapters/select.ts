@@ -54,7 +54,7 @@ export function adapterSetup(adapter: Adapter): BackendSetup {
 export function createBackend(backend: ConcreteBackend, config: Config, options: BackendOptions = {}): BackendSetup | undefined {
   switch (backend) {
     case 'otel':
-      return otelBackend(options.startSdk !== false);
+      return otelBackend(options.startSdk !== false, config.flushTimeoutMs);
     case 'console':
       return adapterSetup(new ConsoleAdapter());
     case 'elastic':
@@ -66,12 +66,12 @@ export function createBackend(backend: ConcreteBackend, config: Config, options:
   }
 }
 
-function otelBackend(startSdk: boolean): BackendSetup {
+function otelBackend(startSdk: boolean, flushTimeoutMs: number): BackendSetup {
   let owned: OwnedSdk | undefined;
   // An app that registers its SDK in its own code does so after `-r ws-apm/register`
   // ran: decide when the main module's synchronous part is done, or at the first span
   // if one comes sooner (a client connecting at the top level), whichever is first.
-  const adapter = new OtelAdapter(startSdk && !otelSdkRegistered() ? () => (owned = startOwnSdk()) : undefined);
+  const adapter = new OtelAdapter(startSdk && !otelSdkRegistered() ? () => (owned = startOwnSdk(flushTimeoutMs)) : undefined);
   setImmediate(() => adapter.bootstrap()).unref();
   const stopOwned = async (timeoutMs: number): Promise<void> => {
     if (owned) await owned.shutdown(timeoutMs);
