@@ -19,7 +19,6 @@ import type { RouteInfo, SocketState } from './socket-state';
 /** The minimal view of a ws WebSocket the tracer needs (ws 7 and 8 alike). */
 export interface WsLike {
   readonly readyState: number;
-  readonly url?: string;
   listenerCount(event: string): number;
 }
 
@@ -257,10 +256,6 @@ export class Tracer {
     return full;
   }
 
-  redactUrl(url: string): string {
-    return this.redactor.redact(url);
-  }
-
   // ---------------------------------------------------------------- server handshake
 
   /**
@@ -437,10 +432,6 @@ export class Tracer {
       pingAt: 0,
       user: undefined,
     };
-  }
-
-  isTracked(ws: object): boolean {
-    return this.sockets.has(ws);
   }
 
   setUser(ws: object, id: string | undefined): void {
