@@ -476,7 +476,7 @@ export class Tracer {
   receive(ws: WsLike, emit: AnyFn, data: unknown, isBinary: unknown, argc: number): boolean {
     const state = this.sockets.get(ws);
     if (state === undefined) {
-      return argc === 2 ? emit.call(ws, 'message', data) : emit.call(ws, 'message', data, isBinary);
+      return callWithArgc(emit, ws, argc, 'message', data, isBinary) as boolean;
     }
     // ws 8 passes isBinary; ws 7 passes strings for text and Buffers/ArrayBuffers for binary.
     const binary = isBinary === undefined ? typeof data !== 'string' : isBinary === true;
@@ -489,7 +489,7 @@ export class Tracer {
     histograms.record(S.METRIC_MESSAGE_SIZE, size, metrics.sizeIn);
 
     if (ws.listenerCount('message') === 0) {
-      return argc === 2 ? emit.call(ws, 'message', data) : emit.call(ws, 'message', data, isBinary);
+      return callWithArgc(emit, ws, argc, 'message', data, isBinary) as boolean;
     }
     // JSON is parsed only when a name or a carried context is configured, once for both.
     const message = this.parseMessages ? parseMessage(data, binary, size, this.config.messageNameMaxBytes) : undefined;
@@ -501,7 +501,7 @@ export class Tracer {
     }
     try {
       if (op === undefined) {
-        return argc === 2 ? emit.call(ws, 'message', data) : emit.call(ws, 'message', data, isBinary);
+        return callWithArgc(emit, ws, argc, 'message', data, isBinary) as boolean;
       }
       return this.runAndEnd<boolean>(op, emit, ws, argc === 2 ? ['message', data] : ['message', data, isBinary]);
     } finally {
@@ -886,7 +886,7 @@ function hostPort(host: string | undefined, encrypted: boolean): number {
   return m ? Number(m[1]) : encrypted ? 443 : 80;
 }
 
-/** Call ws's `send` with exactly as many arguments as the app passed. */
+/** Call a ws method (`send`, `emit`) with exactly as many arguments as its caller passed. */
 function callWithArgc(fn: AnyFn, thisArg: unknown, argc: number, a: unknown, b: unknown, c: unknown): unknown {
   switch (argc) {
     case 0:
