@@ -23,6 +23,16 @@ export interface Config {
   readonly ignoreRoutes: readonly string[];
   readonly messageParent: MessageParent;
   readonly messageSampleRate: number;
+  /** Traced messages per second per process, after the sample rate; 0 = no limit. */
+  readonly messageRateLimit: number;
+  /** Record a message that was not sampled when a listener threw. */
+  readonly keepErrors: boolean;
+  /** Record a message that was not sampled when its listeners ran at least this long; 0 = off. */
+  readonly keepSlowMs: number;
+  /** At most this many such kept messages per second per process. */
+  readonly keepRateLimit: number;
+  /** Send spans recorded per operation; further sends are counted on the operation. */
+  readonly maxSendSpans: number;
   readonly traceOrphanSends: boolean;
   readonly traceHeartbeat: boolean;
   readonly captureBody: CaptureBody;
@@ -122,6 +132,13 @@ const SETTINGS: { readonly [K in keyof Config]: Setting<Config[K]> } = {
   },
   messageParent: { env: 'WS_APM_MESSAGE_PARENT', fallback: 'link', accepted: 'link or handshake', parse: oneOf(['link', 'handshake'] as const) },
   messageSampleRate: { env: 'WS_APM_MESSAGE_SAMPLE_RATE', fallback: 1, accepted: 'a number from 0 to 1', parse: rate },
+  messageRateLimit: {
+    env: 'WS_APM_MESSAGE_RATE_LIMIT', fallback: 100, accepted: 'an integer from 0 (no limit) to 1000000', parse: int(0, 1_000_000),
+  },
+  keepErrors: { env: 'WS_APM_KEEP_ERRORS', fallback: true, accepted: 'true or false', parse: bool },
+  keepSlowMs: { env: 'WS_APM_KEEP_SLOW_MS', fallback: 250, accepted: 'an integer from 0 (off) to 3600000', parse: int(0, 3_600_000) },
+  keepRateLimit: { env: 'WS_APM_KEEP_RATE_LIMIT', fallback: 10, accepted: 'an integer from 0 to 100000', parse: int(0, 100_000) },
+  maxSendSpans: { env: 'WS_APM_MAX_SEND_SPANS', fallback: 10, accepted: 'an integer from 0 to 100000', parse: int(0, 100_000) },
   traceOrphanSends: { env: 'WS_APM_TRACE_ORPHAN_SENDS', fallback: false, accepted: 'true or false', parse: bool },
   traceHeartbeat: { env: 'WS_APM_TRACE_HEARTBEAT', fallback: false, accepted: 'true or false', parse: bool },
   captureBody: { env: 'WS_APM_CAPTURE_BODY', fallback: 'off', accepted: 'off or all', parse: oneOf(['off', 'all'] as const) },

@@ -73,7 +73,7 @@ export function instrument(options: InstrumentOptions = {}): Instrumentation {
     }
   }
   if (setup === undefined || !config.enabled) {
-    return inert(backend === 'custom' ? 'none' : (backend as ConcreteBackend), config);
+    return notInstrumented(backend === 'custom' ? 'none' : (backend as ConcreteBackend), config);
   }
 
   const { adapter } = setup;
@@ -112,7 +112,8 @@ export function instrument(options: InstrumentOptions = {}): Instrumentation {
   return handle;
 }
 
-function inert(backend: ConcreteBackend, config: Config): Instrumentation {
+/** Nothing patched at all (backend none, or WS_APM_ENABLED=false): ws runs untouched, at zero cost. */
+function notInstrumented(backend: ConcreteBackend, config: Config): Instrumentation {
   return {
     backend,
     config,
@@ -130,22 +131,22 @@ export function getInstrumentation(): Instrumentation | undefined {
 
 /** Write the active trace context into `carrier` (e.g. a Redis message's metadata) and return it. */
 export function inject<T extends Record<string, string>>(carrier: T): T {
-  current()?.tracer?.inject(carrier);
+  current()?.tracer?.handoff.inject(carrier);
   return carrier;
 }
 
 /** The remote context in `carrier`, in the active backend's own form (or undefined). */
 export function extract(carrier: Carrier): unknown {
-  return current()?.tracer?.extract(carrier);
+  return current()?.tracer?.handoff.extract(carrier);
 }
 
 /** Run `fn` with the trace context carried in `carrier` active; operations inside continue that trace. */
 export function runWithContext<R>(carrier: Carrier, fn: () => R): R {
   const tracer = current()?.tracer;
-  return tracer === undefined ? fn() : tracer.runWithContext(carrier, fn);
+  return tracer === undefined ? fn() : tracer.handoff.runWithContext(carrier, fn);
 }
 
 /** Record `id` as `enduser.id` on this socket's later operations. */
 export function setUser(ws: object, id: string | undefined): void {
-  current()?.tracer?.setUser(ws, id);
+  current()?.tracer?.handoff.setUser(ws, id);
 }

@@ -24,7 +24,6 @@ export const ATTR_ENDUSER_ID = 'enduser.id';
 // Incubating messaging conventions.
 export const ATTR_MESSAGING_SYSTEM = 'messaging.system';
 export const ATTR_MESSAGING_OPERATION_TYPE = 'messaging.operation.type';
-export const ATTR_MESSAGING_OPERATION_NAME = 'messaging.operation.name';
 export const ATTR_MESSAGING_DESTINATION_NAME = 'messaging.destination.name';
 export const ATTR_MESSAGING_MESSAGE_BODY_SIZE = 'messaging.message.body.size';
 export const MESSAGING_SYSTEM_WEBSOCKET = 'websocket';
@@ -49,6 +48,10 @@ export const ATTR_WS_DIRECTION = 'websocket.direction'; // in | out
 export const ATTR_WS_CLOSE_CODE_CLASS = 'websocket.close.code_class';
 export const ATTR_WS_HANDSHAKE_TRACE_ID = 'websocket.handshake.trace_id';
 export const ATTR_WS_HEARTBEAT_RTT_MS = 'websocket.heartbeat.rtt_ms';
+/** On a message operation: sends made while it ran that have no span of their own (fan-out cap). */
+export const ATTR_WS_SENDS_UNRECORDED = 'websocket.sends.unrecorded';
+/** On a message that was not sampled but recorded anyway: why (`error` or `slow`). */
+export const ATTR_WS_MESSAGE_KEPT = 'websocket.message.kept';
 
 // Metrics (DESIGN.md, "Metrics").
 export const METRIC_ACTIVE_CONNECTIONS = 'websocket.server.active_connections';

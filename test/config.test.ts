@@ -61,6 +61,11 @@ describe('configuration', () => {
       WS_APM_PROPAGATION_QUERY_PARAM: 'tp',
       WS_APM_LOG_LEVEL: 'debug',
       WS_APM_FLUSH_TIMEOUT_MS: '500',
+      WS_APM_MESSAGE_RATE_LIMIT: '0',
+      WS_APM_KEEP_ERRORS: 'false',
+      WS_APM_KEEP_SLOW_MS: '0',
+      WS_APM_KEEP_RATE_LIMIT: '3',
+      WS_APM_MAX_SEND_SPANS: '2',
     });
     assert.deepEqual(
       { ...c },
@@ -70,6 +75,7 @@ describe('configuration', () => {
         maxRoutes: 9, routes: ['/rooms/:id', '/files/*'], ignoreRoutes: ['/health'], messageParent: 'handshake',
         messageSampleRate: 0.25, traceOrphanSends: true, traceHeartbeat: true, captureBody: 'all', captureBodyMaxBytes: 64,
         redactQueryParams: ['sig', 'ticket'], propagationQueryParam: 'tp', logLevel: 'debug', flushTimeoutMs: 500,
+        messageRateLimit: 0, keepErrors: false, keepSlowMs: 0, keepRateLimit: 3, maxSendSpans: 2,
       },
     );
     assert.equal(ENV_VARS.length, Object.keys(c).length);
@@ -85,6 +91,10 @@ describe('configuration', () => {
       WS_APM_CAPTURE_BODY: 'some',
       WS_APM_PROPAGATION_QUERY_PARAM: 'a b',
       WS_APM_FLUSH_TIMEOUT_MS: '-1',
+      WS_APM_MESSAGE_RATE_LIMIT: 'lots',
+      WS_APM_KEEP_ERRORS: 'maybe',
+      WS_APM_KEEP_SLOW_MS: '1.5',
+      WS_APM_MAX_SEND_SPANS: '-3',
     };
     let c!: ReturnType<typeof loadConfig>;
     const lines = stderrOf(() => (c = loadConfig({}, bad)));
@@ -100,6 +110,10 @@ describe('configuration', () => {
     assert.deepEqual(c.routes, []);
     assert.equal(c.captureBody, 'off');
     assert.equal(c.flushTimeoutMs, 2000);
+    assert.equal(c.messageRateLimit, 100);
+    assert.equal(c.keepErrors, true);
+    assert.equal(c.keepSlowMs, 250);
+    assert.equal(c.maxSendSpans, 10);
   });
 
   test('programmatic options win over the environment and are validated the same way', () => {

@@ -7,13 +7,16 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
+import * as S from '../semconv';
 import { HEADER_TRACEPARENT } from '../semconv';
 import type { Adapter, Attributes, Carrier, CounterSource, OperationOutcome, OperationSpec } from '../tracer/adapter';
-import { isValidTraceparent } from '../tracer/propagation';
+import { isValidTraceparent, traceIdOfTraceparent } from '../tracer/propagation';
 
 interface Ref {
   readonly traceId: string;
   readonly spanId: string;
+  /** False for the context of a message that was not sampled. */
+  readonly sampled?: boolean;
 }
 
 interface ConsoleOp extends Ref {
@@ -27,27 +30,29 @@ interface ConsoleOp extends Ref {
 
 /** Attributes worth a glance, with short labels, in this order. */
 const SHOWN: ReadonlyArray<readonly [string, string]> = [
-  ['websocket.message.type', 'type'],
-  ['messaging.message.body.size', 'bytes'],
-  ['http.response.status_code', 'status'],
-  ['websocket.close.code', 'code'],
-  ['websocket.close.reason', 'reason'],
-  ['websocket.close.initiator', 'by'],
-  ['websocket.connection.broken', 'broken'],
-  ['websocket.connection.duration_ms', 'open_ms'],
-  ['websocket.messages.in', 'msgs_in'],
-  ['websocket.messages.out', 'msgs_out'],
-  ['websocket.heartbeat.rtt_ms', 'rtt_ms'],
-  ['network.peer.address', 'peer'],
-  ['enduser.id', 'user'],
-  ['error.type', 'error'],
+  [S.ATTR_WS_MESSAGE_TYPE, 'type'],
+  [S.ATTR_MESSAGING_MESSAGE_BODY_SIZE, 'bytes'],
+  [S.ATTR_HTTP_RESPONSE_STATUS_CODE, 'status'],
+  [S.ATTR_WS_CLOSE_CODE, 'code'],
+  [S.ATTR_WS_CLOSE_REASON, 'reason'],
+  [S.ATTR_WS_CLOSE_INITIATOR, 'by'],
+  [S.ATTR_WS_CONNECTION_BROKEN, 'broken'],
+  [S.ATTR_WS_CONNECTION_DURATION_MS, 'open_ms'],
+  [S.ATTR_WS_MESSAGES_IN, 'msgs_in'],
+  [S.ATTR_WS_MESSAGES_OUT, 'msgs_out'],
+  [S.ATTR_WS_SENDS_UNRECORDED, 'sends_unrecorded'],
+  [S.ATTR_WS_MESSAGE_KEPT, 'kept'],
+  [S.ATTR_WS_HEARTBEAT_RTT_MS, 'rtt_ms'],
+  [S.ATTR_NETWORK_PEER_ADDRESS, 'peer'],
+  [S.ATTR_ENDUSER_ID, 'user'],
+  [S.ATTR_ERROR_TYPE, 'error'],
 ];
 
 const METRICS_INTERVAL_MS = 10_000;
 
 export class ConsoleAdapter implements Adapter<ConsoleOp, Ref> {
   readonly name = 'console';
-  private readonly active = new AsyncLocalStorage<ConsoleOp | Ref>();
+  private readonly storage = new AsyncLocalStorage<ConsoleOp | Ref>();
   private readonly sums = new Map<string, { count: number; sum: number }>();
   private source: CounterSource | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -69,7 +74,7 @@ export class ConsoleAdapter implements Adapter<ConsoleOp, Ref> {
     let parent: Ref | undefined;
     switch (spec.parent.type) {
       case 'active':
-        parent = this.active.getStore();
+        parent = this.storage.getStore();
         break;
       case 'remote':
         parent = parseTraceparent(spec.parent.carrier[HEADER_TRACEPARENT]);
@@ -117,7 +122,7 @@ export class ConsoleAdapter implements Adapter<ConsoleOp, Ref> {
   }
 
   run<A extends unknown[], R>(op: ConsoleOp, fn: (...args: A) => R, thisArg: unknown, args: A): R {
-    return this.active.run(op, () => fn.apply(thisArg, args));
+    return this.storage.run(op, () => fn.apply(thisArg, args));
   }
 
   ref(op: ConsoleOp): Ref {
@@ -128,14 +133,28 @@ export class ConsoleAdapter implements Adapter<ConsoleOp, Ref> {
     return ref.traceId;
   }
 
-  hasActive(): boolean {
-    const active = this.active.getStore();
-    return active !== undefined && (active as Partial<ConsoleOp>).ended !== true;
+  runUnsampled<A extends unknown[], R>(carrier: Carrier | undefined, fn: (...args: A) => R, thisArg: unknown, args: A): R {
+    const upstream = carrier !== undefined ? parseTraceparent(carrier[HEADER_TRACEPARENT]) : undefined;
+    const ref: Ref = upstream ?? { traceId: randomBytes(16).toString('hex'), spanId: randomBytes(8).toString('hex') };
+    return this.storage.run({ traceId: ref.traceId, spanId: ref.spanId, sampled: false }, () => fn.apply(thisArg, args));
+  }
+
+  active(): object | undefined {
+    return this.storage.getStore();
+  }
+
+  keyOf(op: ConsoleOp): object {
+    return op;
+  }
+
+  live(key: object): boolean {
+    const ref = key as Partial<ConsoleOp>;
+    return ref.sampled !== false && ref.ended !== true;
   }
 
   inject(op: ConsoleOp | undefined, carrier: Record<string, string>): void {
-    const ref = op ?? this.active.getStore();
-    if (ref !== undefined) carrier[HEADER_TRACEPARENT] = `00-${ref.traceId}-${ref.spanId}-01`;
+    const ref = op ?? this.storage.getStore();
+    if (ref !== undefined) carrier[HEADER_TRACEPARENT] = `00-${ref.traceId}-${ref.spanId}-${ref.sampled === false ? '00' : '01'}`;
   }
 
   extract(carrier: Carrier): Ref | undefined {
@@ -144,7 +163,7 @@ export class ConsoleAdapter implements Adapter<ConsoleOp, Ref> {
 
   runWithRemote<R>(carrier: Carrier, fn: () => R): R {
     const ref = parseTraceparent(carrier[HEADER_TRACEPARENT]);
-    return ref === undefined ? fn() : this.active.run(ref, fn);
+    return ref === undefined ? fn() : this.storage.run(ref, fn);
   }
 
   bindCounters(source: CounterSource): void {
@@ -180,5 +199,5 @@ export class ConsoleAdapter implements Adapter<ConsoleOp, Ref> {
 
 function parseTraceparent(value: string | string[] | undefined): Ref | undefined {
   if (!isValidTraceparent(value)) return undefined;
-  return { traceId: value.slice(3, 35), spanId: value.slice(36, 52) };
+  return { traceId: traceIdOfTraceparent(value)!, spanId: value.slice(36, 52) };
 }

@@ -81,6 +81,8 @@ export interface ApmInstrumentation {
   createTransaction?(name: string, type: string, opts: TransactionOptions): ApmTransaction;
   currRunContext?(): ApmRunContext | null;
   withRunContext?<R>(rc: ApmRunContext, fn: (...args: unknown[]) => R, thisArg: unknown, ...args: unknown[]): R;
+  /** The run context manager: `root()` is the context with no transaction (like OTel's ROOT_CONTEXT). */
+  _runCtxMgr?: { root(): ApmRunContext };
   _disableInstrumentationsSet?: Set<string>;
 }
 

@@ -16,17 +16,14 @@
  * Transactions are created without becoming current (the agent's `startTransaction`
  * would leak into the next message of the same tick); `run()` makes an operation current
  * only while the listener runs, so the agent's own spans (http, redis, pg) nest under it.
- * Every entry point swallows its own faults (logged once a minute): the app never sees them.
+ * Faults are the tracer's guard's to catch (src/tracer/guard.ts): methods here just throw.
  */
 import type { Config } from '../config';
 import { log } from '../logger';
 import { bounded } from './bounded';
 import {
   ATTR_HTTP_RESPONSE_STATUS_CODE,
-  ATTR_SERVER_ADDRESS,
-  ATTR_SERVER_PORT,
   ATTR_WS_MESSAGE_BODY,
-  ATTR_WS_SIDE,
   HEADER_TRACEPARENT,
   HEADER_TRACESTATE,
 } from '../semconv';
@@ -39,7 +36,8 @@ import type {
   OperationOutcome,
   OperationSpec,
 } from '../tracer/adapter';
-import { isValidTraceparent } from '../tracer/propagation';
+import { first, isValidTraceparent, traceIdOfTraceparent } from '../tracer/propagation';
+import { noopAdapter } from '../tracer/noop';
 import {
   loadedAgent,
   resolveAgent,
@@ -110,7 +108,7 @@ export function createElasticAdapter(config: Config): Adapter {
   const agent = resolveAgent();
   if (!agent) {
     log.warn('backend elastic: elastic-apm-node is not installed (npm i elastic-apm-node); ws traffic is not reported');
-    return inertAdapter();
+    return noopAdapter('elastic');
   }
   let startedByUs = false;
   let agentWsWasOn = false;
@@ -174,55 +172,66 @@ class ElasticAdapter implements Adapter<ElasticOp, string> {
   }
 
   start(spec: OperationSpec<string>): ElasticOp | undefined {
-    try {
-      if (!this.agent.isStarted()) return undefined;
-      const op = this.begin(spec);
-      if (op) this.describe(op, spec);
-      return op;
-    } catch (err) {
-      log.fault('elastic start', err);
-      return undefined;
-    }
+    if (!this.agent.isStarted()) return undefined;
+    const op = this.begin(spec);
+    if (op) this.describe(op, spec);
+    return op;
   }
 
   end(op: ElasticOp, outcome: OperationOutcome): void {
-    try {
-      const target = op.current;
-      const labels = (key: string, value: string | number | boolean): void => {
-        target.setLabel(key, value, false);
-      };
-      forEachLabel(outcome.attributes, NOT_LABELS, labels);
-      const failed = outcome.error !== undefined || outcome.failed === true;
-      if (outcome.error !== undefined) {
-        // Linked to this operation; skipOutcome because the outcome is set right below.
-        this.agent.captureError(outcome.error, { parent: target, skipOutcome: true });
-      }
-      const result = failed ? 'failure' : 'success';
-      if (op.span) {
-        op.span.setOutcome(result);
-        op.span.end(outcome.endTime);
-      }
-      if (op.ownsTrans) {
-        op.trans.setOutcome(result);
-        op.trans.end(transactionResult(op, outcome, result), outcome.endTime);
-      }
-    } catch (err) {
-      log.fault('elastic end', err);
+    const target = op.current;
+    forEachLabel(outcome.attributes, NOT_LABELS, (key, value) => {
+      target.setLabel(key, value, false);
+    });
+    const failed = outcome.error !== undefined || outcome.failed === true;
+    if (outcome.error !== undefined) {
+      // Linked to this operation; skipOutcome because the outcome is set right below.
+      this.agent.captureError(outcome.error, { parent: target, skipOutcome: true });
+    }
+    const result = failed ? 'failure' : 'success';
+    const endTime = wholeMs(outcome.endTime);
+    if (op.span) {
+      op.span.setOutcome(result);
+      op.span.end(endTime);
+    }
+    if (op.ownsTrans) {
+      op.trans.setOutcome(result);
+      op.trans.end(transactionResult(op, outcome, result), endTime);
     }
   }
 
   run<A extends unknown[], R>(op: ElasticOp, fn: (...args: A) => R, thisArg: unknown, args: A): R {
-    let rc: ApmRunContext | undefined;
     const ins = this.agent._instrumentation;
-    if (!(op instanceof ElasticOp)) return fn.apply(thisArg, args);
-    try {
-      rc = op.rc ?? (op.rc = this.runContextOf(op));
-    } catch (err) {
-      log.fault('elastic run', err);
-    }
+    const rc = op.rc ?? (op.rc = this.runContextOf(op));
     if (rc === undefined || ins?.withRunContext === undefined) return fn.apply(thisArg, args);
     // The agent restores the previous run context in a finally block; fn's exception passes through.
     return ins.withRunContext(rc, fn as unknown as (...a: unknown[]) => R, thisArg, ...args);
+  }
+
+  /**
+   * The agent has no "not sampled" context that costs less than a transaction: an unsampled
+   * message runs with no transaction at all (the agent's root run context), so nested
+   * instrumentation records nothing and starts no trace; downstream calls carry no context.
+   */
+  runUnsampled<A extends unknown[], R>(_carrier: Carrier | undefined, fn: (...args: A) => R, thisArg: unknown, args: A): R {
+    const ins = this.agent._instrumentation;
+    const root = ins?._runCtxMgr?.root();
+    if (root === undefined || ins?.withRunContext === undefined) return fn.apply(thisArg, args);
+    return ins.withRunContext(root, fn as unknown as (...a: unknown[]) => R, thisArg, ...args);
+  }
+
+  active(): object | undefined {
+    const rc = this.agent._instrumentation?.currRunContext?.();
+    return rc?.currSpan() ?? rc?.currTransaction() ?? undefined;
+  }
+
+  keyOf(op: ElasticOp): object {
+    return op.current;
+  }
+
+  live(key: object): boolean {
+    const current = key as ApmTransaction | ApmSpan;
+    return !current.ended && current.sampled !== false;
   }
 
   ref(op: ElasticOp): string {
@@ -230,32 +239,17 @@ class ElasticAdapter implements Adapter<ElasticOp, string> {
   }
 
   traceIdOf(ref: string): string | undefined {
-    return typeof ref === 'string' && ref.length >= 35 ? ref.slice(3, 35) : undefined;
-  }
-
-  hasActive(): boolean {
-    try {
-      if (!this.agent.isStarted()) return false;
-      const trans = this.agent.currentTransaction;
-      return trans !== null && trans !== undefined && !trans.ended;
-    } catch (err) {
-      log.fault('elastic hasActive', err);
-      return false;
-    }
+    return traceIdOfTraceparent(ref);
   }
 
   inject(op: ElasticOp | undefined, carrier: Record<string, string>): void {
-    try {
-      // Before start() the agent hands out a placeholder with a malformed traceparent.
-      if (!this.agent.isStarted()) return;
-      const target = op ? op.current : this.agent.currentSpan ?? this.agent.currentTransaction;
-      if (!target || !isValidTraceparent(target.traceparent)) return;
-      // traceparent, tracestate, and elastic-apm-traceparent when the agent is configured to
-      // send it (useElasticTraceparentHeader): the same headers the agent's http client sends.
-      target.propagateTraceContextHeaders(carrier, setHeader);
-    } catch (err) {
-      log.fault('elastic inject', err);
-    }
+    // Before start() the agent hands out a placeholder with a malformed traceparent.
+    if (!this.agent.isStarted()) return;
+    const target = op ? op.current : this.agent.currentSpan ?? this.agent.currentTransaction;
+    if (!target || !isValidTraceparent(target.traceparent)) return;
+    // traceparent, tracestate, and elastic-apm-traceparent when the agent is configured to
+    // send it (useElasticTraceparentHeader): the same headers the agent's http client sends.
+    target.propagateTraceContextHeaders(carrier, setHeader);
   }
 
   runWithRemote<R>(_carrier: Carrier, fn: () => R): R {
@@ -380,7 +374,7 @@ class ElasticAdapter implements Adapter<ElasticOp, string> {
         break;
       default: {
         // Sends of a client socket leave the service: an exit span, for the service map.
-        const exit = spec.attributes[ATTR_WS_SIDE] === 'client';
+        const exit = spec.side === 'client';
         span = trans.createSpan(spec.name, 'messaging', 'websocket', 'send', { ...base, exitSpan: exit });
       }
     }
@@ -406,9 +400,9 @@ class ElasticAdapter implements Adapter<ElasticOp, string> {
     }
     const span = op.span;
     if (span && span._exitSpan) {
-      const address = spec.attributes[ATTR_SERVER_ADDRESS];
-      const port = spec.attributes[ATTR_SERVER_PORT];
-      const host = typeof address === 'string' ? (port !== undefined ? `${address}:${port}` : address) : spec.route;
+      const address = spec.serverAddress;
+      const port = spec.serverPort;
+      const host = address !== undefined ? (port !== undefined ? `${address}:${port}` : address) : spec.route;
       span.setServiceTarget?.('websocket', host);
       if (spec.role === 'send' && typeof span.setMessageContext === 'function') {
         span.setMessageContext({ queue: { name: spec.route } });
@@ -474,10 +468,6 @@ function remoteParent(carrier: Carrier | undefined): { traceparent: string; trac
   return isValidTraceparent(elastic) ? { traceparent: elastic } : undefined;
 }
 
-function first(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? (value.length === 1 ? value[0] : undefined) : value;
-}
-
 function toLinks(refs: readonly string[] | undefined): Link[] | undefined {
   if (!refs || refs.length === 0) return undefined;
   const links: Link[] = [];
@@ -486,25 +476,6 @@ function toLinks(refs: readonly string[] | undefined): Link[] | undefined {
     if (isValidTraceparent(ref)) links.push({ context: ref });
   }
   return links.length > 0 ? links : undefined;
-}
-
-/** What createElasticAdapter returns when the agent is not installed: records nothing. */
-function inertAdapter(): Adapter {
-  return {
-    name: 'elastic',
-    start: () => undefined,
-    end: () => undefined,
-    run: (_op, fn, thisArg, args) => fn.apply(thisArg, args),
-    ref: () => undefined,
-    hasActive: () => false,
-    inject: () => undefined,
-    runWithRemote: (_carrier, fn) => fn(),
-    extract: () => undefined,
-    histograms: { record: () => undefined },
-    bindCounters: () => undefined,
-    flush: () => Promise.resolve(),
-    shutdown: () => Promise.resolve(),
-  };
 }
 
 /** Exposed for tests: how an attribute set becomes Elastic labels. */

@@ -36,7 +36,8 @@ export interface NrTransaction {
 /** The agent's immutable async context (`lib/context-manager/context.js`). */
 export interface NrContext {
   readonly transaction?: NrTransaction | null;
-  readonly segment?: unknown;
+  /** The current segment; `opaque` segments get no child segments (the agent's outbound http checks it). */
+  readonly segment?: { opaque?: boolean } | null;
   enterSegment(next: { transaction?: NrTransaction | null; segment?: unknown }): NrContext;
 }
 
@@ -44,6 +45,10 @@ export interface NrTracer {
   getContext(): NrContext;
   getTransaction(): NrTransaction | null;
   bindFunction<F extends (...args: never[]) => unknown>(fn: F, context: NrContext): F;
+  /** Runs a function in a context without wrapping it (13.x and 14.x); bindFunction is the fallback. */
+  readonly _contextManager?: {
+    runInContext<R>(context: NrContext, fn: (...args: any[]) => R, thisArg: unknown, args: ArrayLike<unknown>): R;
+  };
 }
 
 export interface NrMetricAggregator {

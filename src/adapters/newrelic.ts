@@ -34,10 +34,12 @@ import type {
 } from '../tracer/adapter';
 import type { Config } from '../config';
 import { log } from '../logger';
+import { noopAdapter } from '../tracer/noop';
+import { traceIdOfTraceparent } from '../tracer/propagation';
 import { bounded } from './bounded';
 import { SeriesCache } from './series';
 import {
-  ATTR_MESSAGING_DESTINATION_NAME, ATTR_URL_PATH, ATTR_WS_BYTES_IN, ATTR_WS_BYTES_OUT,
+  ATTR_MESSAGING_DESTINATION_NAME, ATTR_WS_BYTES_IN, ATTR_WS_BYTES_OUT,
   ATTR_WS_CLOSE_CODE, ATTR_WS_CLOSE_INITIATOR, ATTR_WS_CLOSE_REASON, ATTR_WS_CONNECTION_BROKEN,
   ATTR_WS_CONNECTION_DURATION_MS, ATTR_WS_CONNECTION_OUTCOME, ATTR_WS_DIRECTION, ATTR_WS_HANDSHAKE_TRACE_ID,
   ATTR_WS_MESSAGE_NAME, ATTR_WS_MESSAGES_IN, ATTR_WS_MESSAGES_OUT, ATTR_WS_ROUTE, ATTR_WS_SIDE, HEADER_TRACEPARENT, HEADER_TRACESTATE,
@@ -110,12 +112,12 @@ export function createNewRelicAdapter(config: Config): Adapter<NrOp, NrRef> {
   const internals = api ? agentInternals(api) : 'the newrelic agent is not installed';
   if (typeof internals === 'string') {
     if (api) log.warn(`backend newrelic: ${internals}; ws-apm records nothing for New Relic. ${stubHint()}`);
-    return new NewRelicAdapter(undefined, undefined);
+    return noopAdapter('newrelic') as Adapter<NrOp, NrRef>;
   }
   if (internals.agent.config?.distributed_tracing?.enabled === false) {
     log.warn('backend newrelic: distributed_tracing is disabled in the agent config; WebSocket transactions will not join traces');
   }
-  return new NewRelicAdapter(api, internals.tracer);
+  return new NewRelicAdapter(api!, internals.tracer);
 }
 
 function stubHint(): string {
@@ -134,7 +136,7 @@ class NewRelicAdapter implements Adapter<NrOp, NrRef> {
   readonly histograms: HistogramSink;
 
   private readonly clean: NrContext | undefined;
-  private readonly agent: NrAgent | undefined;
+  private readonly agent: NrAgent;
   private readonly stats = new Map<string, HistogramStats>();
   private readonly statsBySeries = new SeriesCache<HistogramStats | null>();
   /** The stats of a new series, shared by metric name; null (skip) past the name cap. */
@@ -153,57 +155,74 @@ class NewRelicAdapter implements Adapter<NrOp, NrRef> {
   private shutdownPromise: Promise<void> | undefined;
 
   constructor(
-    private readonly nr: NrApi | undefined,
-    private readonly tracer: NrTracer | undefined,
+    private readonly nr: NrApi,
+    private readonly tracer: NrTracer,
   ) {
-    this.clean = tracer ? cleanContext(tracer) : undefined;
-    this.agent = nr?.agent ?? undefined;
+    this.clean = cleanContext(tracer);
+    this.agent = nr.agent!;
     this.histograms = { record: (name, value, attributes) => this.recordHistogram(name, value, attributes) };
-    if (nr) this.hookHarvest();
+    this.hookHarvest();
   }
 
   start(spec: OperationSpec<NrRef>): NrOp | undefined {
     const { nr, tracer } = this;
-    if (!nr || !tracer) return undefined;
-    try {
-      const active = tracer.getTransaction();
-      if ((spec.role === 'send' || spec.role === 'client-connect') && active && spec.parent.type === 'active') {
-        return this.startSegment(nr, tracer, spec);
-      }
-      return this.startTransaction(nr, tracer, spec, spec.role === 'connect', parentHeaders(spec.parent, active));
-    } catch (error) {
-      log.fault('newrelic.start', error);
-      return undefined;
+    const active = tracer.getTransaction();
+    if ((spec.role === 'send' || spec.role === 'client-connect') && active && spec.parent.type === 'active') {
+      return this.startSegment(nr, tracer, spec);
     }
+    return this.startTransaction(nr, tracer, spec, spec.role === 'connect', parentHeaders(spec.parent, active));
   }
 
   end(op: NrOp, outcome: OperationOutcome): void {
     if (op.ended) return;
     op.ended = true;
-    const { nr, tracer } = this;
-    if (!nr || !tracer) return;
-    try {
-      if (op.ctx) {
-        tracer.bindFunction(endInContext, op.ctx)(nr, op, outcome);
-      } else {
-        endInContext(nr, op, outcome);
-      }
-    } catch (error) {
-      log.fault('newrelic.end', error);
-    }
+    if (op.ctx) this.within(op.ctx, endInContext, undefined, [this.nr, op, outcome]);
+    else endInContext(this.nr, op, outcome);
   }
 
   run<A extends unknown[], R>(op: NrOp, fn: (...args: A) => R, thisArg: unknown, args: A): R {
-    const tracer = this.tracer;
-    if (op === undefined || op.ctx === undefined || tracer === undefined) return fn.apply(thisArg, args);
-    let bound: (...args: A) => R;
+    if (op.ctx === undefined) return fn.apply(thisArg, args);
+    return this.within(op.ctx, fn, thisArg, args);
+  }
+
+  /** The upgrade request is this operation: its segment is opaque while the request is made, so the agent adds no External segment. */
+  runRequest<A extends unknown[], R>(op: NrOp, fn: (...args: A) => R, thisArg: unknown, args: A): R {
+    const segment = op.ctx?.segment;
+    if (segment === undefined || segment === null) return this.run(op, fn, thisArg, args);
+    const was = segment.opaque;
+    segment.opaque = true;
     try {
-      bound = tracer.bindFunction(fn as unknown as (...a: never[]) => unknown, op.ctx) as unknown as (...args: A) => R;
-    } catch (error) {
-      log.fault('newrelic.run', error);
-      bound = fn;
+      return this.run(op, fn, thisArg, args);
+    } finally {
+      segment.opaque = was;
     }
-    return bound.apply(thisArg, args);
+  }
+
+  /** Outside any transaction: the agent records nothing nested and starts no trace downstream. */
+  runUnsampled<A extends unknown[], R>(_carrier: Carrier | undefined, fn: (...args: A) => R, thisArg: unknown, args: A): R {
+    const clean = this.clean;
+    return clean === undefined ? fn.apply(thisArg, args) : this.within(clean, fn, thisArg, args);
+  }
+
+  active(): object | undefined {
+    return this.tracer.getContext()?.transaction ?? undefined;
+  }
+
+  keyOf(op: NrOp): object {
+    return op.ctx?.transaction ?? op;
+  }
+
+  live(key: object): boolean {
+    return (key as NrTransaction).isActive();
+  }
+
+  /** Run `fn` in agent context `ctx`: without a wrapper where the agent allows it. */
+  private within<A extends ArrayLike<unknown>, R>(ctx: NrContext, fn: (...args: any[]) => R, thisArg: unknown, args: A): R {
+    const manager = this.tracer._contextManager;
+    if (manager !== undefined) return manager.runInContext(ctx, fn, thisArg, args);
+    return (this.tracer.bindFunction(fn as (...a: never[]) => unknown, ctx) as unknown as (...a: unknown[]) => R).apply(
+      thisArg, args as unknown as unknown[],
+    );
   }
 
   ref(op: NrOp): NrRef {
@@ -217,32 +236,16 @@ class NewRelicAdapter implements Adapter<NrOp, NrRef> {
     return traceIdOfTraceparent(ref.traceparent);
   }
 
-  hasActive(): boolean {
-    try {
-      return !!this.tracer?.getTransaction();
-    } catch (error) {
-      log.fault('newrelic.hasActive', error);
-      return false;
-    }
-  }
 
   inject(op: NrOp | undefined, carrier: Record<string, string>): void {
     const tracer = this.tracer;
-    if (!tracer) return;
-    try {
-      if (op?.ctx) {
-        tracer.bindFunction(insertHeaders, op.ctx)(tracer, carrier);
-      } else if (op === undefined) {
-        insertHeaders(tracer, carrier);
-      }
-    } catch (error) {
-      log.fault('newrelic.inject', error);
-    }
+    if (op?.ctx) this.within(op.ctx, insertHeaders, undefined, [tracer, carrier]);
+    else if (op === undefined) insertHeaders(tracer, carrier);
   }
 
   runWithRemote<R>(carrier: Carrier, fn: () => R): R {
     const { nr, tracer, clean } = this;
-    if (!nr || !tracer || !clean) return fn();
+    if (!clean) return fn();
     const headers = pickHeaders(carrier);
     let entered = false;
     const body = (): R => {
@@ -287,7 +290,7 @@ class NewRelicAdapter implements Adapter<NrOp, NrRef> {
   }
 
   flush(timeoutMs: number): Promise<void> {
-    const agent = this.nr?.agent;
+    const agent = this.nr.agent;
     if (!agent || typeof agent.forceHarvestAll !== 'function' || agent.canCollectData?.() === false) {
       return Promise.resolve();
     }
@@ -302,7 +305,7 @@ class NewRelicAdapter implements Adapter<NrOp, NrRef> {
   /** The process is ending: shut the agent down with its pending data, within the bound. */
   exit(timeoutMs: number): Promise<void> {
     const nr = this.nr;
-    if (!nr?.agent) return Promise.resolve();
+    if (!nr.agent) return Promise.resolve();
     if (!this.shutdownPromise) {
       this.shutdownPromise = bounded(
         timeoutMs,
@@ -368,7 +371,7 @@ class NewRelicAdapter implements Adapter<NrOp, NrRef> {
   // --- metrics -------------------------------------------------------------------------------
 
   private recordHistogram(name: string, value: number, attributes: Attributes): void {
-    if (!this.nr || !Number.isFinite(value)) return;
+    if (!Number.isFinite(value)) return;
     // The tracer passes the same attribute objects per route: find the cell by identity, so the
     // per-message cost is two lookups and no string building.
     const stats = this.statsBySeries.get(name, attributes, this.statsFor);
@@ -382,7 +385,7 @@ class NewRelicAdapter implements Adapter<NrOp, NrRef> {
   }
 
   private hookHarvest(): void {
-    const metrics = this.nr?.agent?.metrics;
+    const metrics = this.nr.agent?.metrics;
     const collect = (): void => this.collect();
     if (metrics && typeof metrics.on === 'function') {
       try {
@@ -399,7 +402,6 @@ class NewRelicAdapter implements Adapter<NrOp, NrRef> {
   /** Move counters and histograms into the agent's metrics; runs right before each metric harvest. */
   private collect(): void {
     const nr = this.nr;
-    if (!nr) return;
     try {
       for (const stats of this.stats.values()) {
         if (stats.count === 0) continue;
@@ -505,15 +507,9 @@ function pickHeaders(carrier: Carrier): Record<string, string> | undefined {
   return out;
 }
 
-function traceIdOfTraceparent(traceparent: string | undefined): string | undefined {
-  if (!traceparent) return undefined;
-  const id = traceparent.split('-')[1];
-  return id && id.length === 32 ? id : undefined;
-}
-
+/** The connection's handshake trace id, for the summary event and transactions (typed on the spec). */
 function linkedTraceId(spec: OperationSpec<NrRef>): string | undefined {
-  const fromAttr = spec.attributes[ATTR_WS_HANDSHAKE_TRACE_ID];
-  if (typeof fromAttr === 'string') return fromAttr;
+  if (spec.handshakeTraceId !== undefined) return spec.handshakeTraceId;
   const links = spec.links;
   if (!links) return undefined;
   for (const link of links) {
@@ -548,8 +544,8 @@ function describe(error: unknown): string {
 
 /** The request path of a handshake (already redacted by the tracer), for the agent's `request.uri`. */
 function urlOf(spec: OperationSpec<NrRef>): string {
-  const path = spec.attributes[ATTR_URL_PATH];
-  return typeof path === 'string' && path !== '' ? path : spec.route || '/';
+  const path = spec.urlPath;
+  return path !== undefined && path !== '' ? path : spec.route || '/';
 }
 
 function closeEvent(spec: OperationSpec<NrRef>, handshakeTraceId: string | undefined): NrOp['event'] {

@@ -6,6 +6,7 @@ import {
   type BatchObservableResult,
   context,
   type Context,
+  createContextKey,
   type Histogram,
   type Link,
   type Meter,
@@ -18,15 +19,19 @@ import {
   isSpanContextValid,
   SpanStatusCode,
   trace,
+  TraceFlags,
 } from '@opentelemetry/api';
 import { METRIC_ACTIVE_CONNECTIONS, METRIC_INFO, ATTR_ERROR_TYPE } from '../semconv';
 import type { Adapter, Attributes, Carrier, CounterSource, OperationKind, OperationOutcome, OperationSpec } from '../tracer/adapter';
 import { VERSION } from '../version';
 import { withTimeout } from './bounded';
 
-/** How long, and for how many sends, an ended message span still parents its handler's sends. */
-const ASYNC_TAIL_MS = 30_000;
-const ASYNC_TAIL_SENDS = 64;
+/**
+ * The key OpenTelemetry's own instrumentations check to stand aside (`suppressTracing` of
+ * @opentelemetry/core). Context keys are `Symbol.for(description)`, so this is the same key
+ * whatever copy of core the app's instrumentations use, without depending on core here.
+ */
+const SUPPRESS_TRACING_KEY = createContextKey('OpenTelemetry SDK Context Key SUPPRESS_TRACING');
 
 const KIND: Record<OperationKind, SpanKind> = {
   server: SpanKind.SERVER,
@@ -35,6 +40,21 @@ const KIND: Record<OperationKind, SpanKind> = {
   consumer: SpanKind.CONSUMER,
   internal: SpanKind.INTERNAL,
 };
+
+const TRACE_ID_WORDS = 4;
+const SPAN_ID_WORDS = 2;
+const HEX: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+/** `words` × 32 random bits as hex; Math.random is enough for ids nobody records. */
+function randomHex(words: number): string {
+  let out = '';
+  for (let i = 0; i < words; i++) {
+    const n = (Math.random() * 0x100000000) >>> 0;
+    out += HEX[n >>> 24] + HEX[(n >>> 16) & 0xff] + HEX[(n >>> 8) & 0xff] + HEX[n & 0xff];
+  }
+  // An all-zero id is invalid (and would be dropped by propagators).
+  return out === '0'.repeat(words * 8) ? randomHex(words) : out;
+}
 
 export class OtelAdapter implements Adapter<Span, SpanContext> {
   readonly name = 'otel';
@@ -49,9 +69,8 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
   private unbindCounters: (() => void) | undefined;
   private bootstrapped = false;
   private readonly linkCache = new WeakMap<readonly SpanContext[], Link[]>();
-  private readonly receiveSpans = new WeakSet<Span>();
-  /** Ended message spans whose async continuation may still send (see hasActive). */
-  private readonly tails = new WeakMap<Span, { readonly until: number; sends: number }>();
+  /** False while no SDK is registered: nothing to record or propagate, so no context switch. */
+  private sdk = false;
 
   /**
    * `beforeBootstrap` (e.g. starting an SDK) runs once at bootstrap, which happens at the
@@ -64,6 +83,7 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
     if (this.bootstrapped) return;
     this.bootstrapped = true;
     this.beforeBootstrap?.();
+    this.sdk = otelSdkRegistered();
     this.meter = metrics.getMeter('ws-apm', VERSION);
     if (this.counterSource !== undefined) this.bindNow(this.meter, this.counterSource);
   }
@@ -126,7 +146,6 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
     // tracer skips the context switch entirely. A span a sampler dropped keeps a valid
     // context and still runs, so what nests under it is dropped consistently.
     if (!isSpanContextValid(span.spanContext())) return undefined;
-    if (spec.role === 'receive') this.receiveSpans.add(span);
     return span;
   }
 
@@ -142,7 +161,6 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
       span.setStatus({ code: SpanStatusCode.ERROR });
     }
     span.end(outcome.endTime);
-    if (this.receiveSpans.has(span)) this.tails.set(span, { until: Date.now() + ASYNC_TAIL_MS, sends: ASYNC_TAIL_SENDS });
   }
 
   run<A extends unknown[], R>(span: Span, fn: (...args: A) => R, thisArg: unknown, args: A): R {
@@ -157,19 +175,42 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
     return ref.traceId;
   }
 
-  hasActive(): boolean {
-    // isRecording() is false once a span ended, and for unsampled spans (whose children
-    // would not be sampled either): both mean "no send span". A remote context made
-    // active by runWithContext() (a broker hand-off) does count, and so does a message
-    // span that just ended: an async listener's sends after an `await` are its children,
-    // within a bounded tail (a timer started by the listener must not grow it forever).
-    const span = trace.getSpan(context.active());
-    if (span === undefined) return false;
-    if (span.isRecording() || span.spanContext().isRemote === true) return true;
-    const tail = this.tails.get(span);
-    if (tail === undefined || tail.sends <= 0 || Date.now() > tail.until) return false;
-    tail.sends--;
-    return true;
+  /** The request that is this client span: OpenTelemetry's http instrumentation stands aside for it. */
+  runRequest<A extends unknown[], R>(span: Span, fn: (...args: A) => R, thisArg: unknown, args: A): R {
+    return context.with(trace.setSpan(ROOT_CONTEXT, span).setValue(SUPPRESS_TRACING_KEY, true), fn, thisArg, ...args);
+  }
+
+  /**
+   * A non-recording span with sampled=0 and fresh ids (or the upstream context that said
+   * "not sampled"): the SDK's parent-based samplers drop everything nested, and
+   * propagators send `-00` downstream. No SDK: nothing would record anyway, so no switch.
+   */
+  runUnsampled<A extends unknown[], R>(carrier: Carrier | undefined, fn: (...args: A) => R, thisArg: unknown, args: A): R {
+    if (!this.bootstrapped) this.bootstrap();
+    if (!this.sdk) return fn.apply(thisArg, args);
+    const ctx =
+      carrier !== undefined
+        ? propagation.extract(ROOT_CONTEXT, carrier)
+        : trace.setSpanContext(ROOT_CONTEXT, { traceId: randomHex(TRACE_ID_WORDS), spanId: randomHex(SPAN_ID_WORDS), traceFlags: TraceFlags.NONE });
+    return context.with(ctx, fn, thisArg, ...args);
+  }
+
+  active(): object | undefined {
+    return trace.getSpan(context.active());
+  }
+
+  keyOf(span: Span): object {
+    return span;
+  }
+
+  live(key: object): boolean {
+    // isRecording() is false once a span ended, and for unsampled spans (whose children would
+    // not be sampled either). A sampled remote context made active by runWithContext() (a
+    // broker hand-off) counts as live.
+    const span = key as Span;
+    if (span.isRecording()) return true;
+    const sc = span.spanContext();
+    return sc.isRemote === true && (sc.traceFlags & TraceFlags.SAMPLED) === TraceFlags.SAMPLED;
   }
 
   inject(span: Span | undefined, carrier: Record<string, string>): void {

@@ -8,8 +8,8 @@ import https from 'node:https';
 import { Hook as RequireHook } from 'require-in-the-middle';
 import { log } from '../logger';
 import type { Tracer } from '../tracer/tracer';
-import { patchClientRequests } from './client';
-import { patchHttpServer, patchWebSocketServer } from './server';
+import { ClientUpgrades, patchClientRequests } from './client';
+import { patchHttpServer, patchWebSocketServer, ServerHandshakes } from './server';
 import { patchWebSocket } from './socket';
 import { Patches } from './wrap';
 
@@ -46,8 +46,13 @@ export class PatchLayer {
   private readonly patches = new Patches();
   private readonly seen = new WeakSet<object>();
   private readonly hooks: Unhook[] = [];
+  private readonly handshakes: ServerHandshakes;
+  private readonly upgrades: ClientUpgrades;
 
-  constructor(private readonly tracer: Tracer) {}
+  constructor(private readonly tracer: Tracer) {
+    this.handshakes = new ServerHandshakes(tracer);
+    this.upgrades = new ClientUpgrades(tracer);
+  }
 
   /** Patch one ws module's classes (exports of `ws`, its ESM namespace, or the class). */
   patchWs(mod: unknown): boolean {
@@ -59,8 +64,8 @@ export class PatchLayer {
     if (this.seen.has(socket.prototype)) return true;
     this.seen.add(socket.prototype);
     const before = this.patches.size;
-    patchWebSocket(socket.prototype, this.tracer, this.patches);
-    patchWebSocketServer(server.prototype, this.tracer, this.patches);
+    patchWebSocket(socket.prototype, this.tracer, this.upgrades, this.patches);
+    patchWebSocketServer(server.prototype, this.tracer, this.handshakes, this.patches);
     if (this.patches.size === before) {
       log.warn('ws is already instrumented by another copy of ws-apm in this process; this copy leaves it alone');
     }
@@ -69,10 +74,10 @@ export class PatchLayer {
 
   /** Hook future loads of ws and patch the copies already loaded. */
   enable(wsModule?: unknown): void {
-    patchHttpServer(http.Server.prototype, this.tracer, this.patches);
-    patchHttpServer(https.Server.prototype, this.tracer, this.patches);
-    patchClientRequests(http, this.tracer, this.patches);
-    patchClientRequests(https, this.tracer, this.patches);
+    patchHttpServer(http.Server.prototype, this.tracer, this.handshakes, this.patches);
+    patchHttpServer(https.Server.prototype, this.tracer, this.handshakes, this.patches);
+    patchClientRequests(http, this.upgrades, this.patches);
+    patchClientRequests(https, this.upgrades, this.patches);
     if (wsModule !== undefined) this.patchWs(wsModule);
     this.hooks.push(
       new RequireHook(['ws'], (exports) => {

@@ -2,46 +2,140 @@
  * Server handshakes. The `upgrade` event of Node's http/https servers is where a
  * WebSocket handshake begins — also for apps that authenticate in their own upgrade
  * listener and reject with `socket.write('HTTP/1.1 401 ...')` before ws ever sees it —
- * and `WebSocketServer.prototype.handleUpgrade` is where ws accepts it.
+ * and `WebSocketServer.prototype.handleUpgrade` is where ws accepts it. Until it settles,
+ * the response written to the socket is read for its status, and a socket that closes
+ * first is a rejection.
  */
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import type { Tracer, WsLike } from '../tracer/tracer';
+import type { Handshake } from '../tracer/handshake';
+import type { Tracer } from '../tracer/tracer';
+import { log } from '../logger';
 import type { Patches } from './wrap';
 
 type AnyFn = (...args: any[]) => any;
+
+const STATUS_LINE = /^HTTP\/1\.[01] (\d{3})/;
 
 function isWebSocketUpgrade(req: IncomingMessage | undefined): boolean {
   const upgrade = req?.headers?.upgrade;
   return typeof upgrade === 'string' && upgrade.toLowerCase() === 'websocket';
 }
 
+/** Handshakes in progress, by upgrade request (the http event and handleUpgrade see the same one). */
+export class ServerHandshakes {
+  private readonly pending = new WeakMap<object, { readonly hs: Handshake; readonly release: () => void }>();
+
+  constructor(private readonly tracer: Tracer) {}
+
+  /** The handshake of `req`, begun on first sight (undefined if ws-apm itself failed: logged, the app unaffected). */
+  of(req: IncomingMessage, socket: Socket): Handshake | undefined {
+    const known = this.pending.get(req);
+    if (known !== undefined) return known.hs;
+    try {
+      return this.begin(req, socket);
+    } catch (err) {
+      log.fault('ws-apm handshake', err);
+      return undefined;
+    }
+  }
+
+  private begin(req: IncomingMessage, socket: Socket): Handshake {
+    const hs = this.tracer.handshakes.begin({
+      url: req.url ?? '/',
+      headers: req.headers,
+      peerAddress: socket.remoteAddress,
+      peerPort: socket.remotePort,
+      encrypted: (socket as { encrypted?: boolean }).encrypted === true,
+    });
+    this.pending.set(req, { hs, release: this.watch(req, socket, hs) });
+    return hs;
+  }
+
+  /** ws accepted the upgrade: stop watching the socket. */
+  settle(req: object): void {
+    const known = this.pending.get(req);
+    if (known === undefined) return;
+    this.pending.delete(req);
+    known.release();
+  }
+
+  /**
+   * Learn a rejection's status from the response ws or the app writes, and notice a socket
+   * that closes before the upgrade completes. Returns the undo, run when the handshake settles.
+   */
+  private watch(req: object, socket: Socket, hs: Handshake): () => void {
+    let status: number | undefined;
+    const sniff = (chunk: unknown): void => {
+      if (status !== undefined) return;
+      const text = typeof chunk === 'string' ? chunk.slice(0, 16) : Buffer.isBuffer(chunk) ? chunk.toString('latin1', 0, 16) : '';
+      const m = STATUS_LINE.exec(text);
+      if (m) status = Number(m[1]);
+    };
+    // Shadow write/end on this socket only until the handshake settles. They are set back
+    // to the inherited functions rather than deleted: deleting properties from a socket
+    // would drop it into V8's slow dictionary mode for the rest of its life.
+    const own = Object.prototype.hasOwnProperty;
+    const origWrite = own.call(socket, 'write') ? undefined : socket.write;
+    const origEnd = own.call(socket, 'end') ? undefined : socket.end;
+    const shadow = (name: string, value: unknown): void => {
+      Object.defineProperty(socket, name, { value, writable: true, configurable: true, enumerable: false });
+    };
+    if (origWrite && origEnd) {
+      shadow('write', function (this: Socket, chunk: unknown) {
+        sniff(chunk);
+        return origWrite.apply(this, arguments as unknown as Parameters<Socket['write']>);
+      });
+      shadow('end', function (this: Socket, chunk: unknown) {
+        sniff(chunk);
+        return origEnd.apply(this, arguments as unknown as Parameters<Socket['end']>);
+      });
+    }
+    const release = (): void => {
+      socket.removeListener('close', onClose);
+      if (origWrite && origEnd) {
+        shadow('write', origWrite);
+        shadow('end', origEnd);
+      }
+    };
+    const onClose = (): void => {
+      this.settle(req);
+      this.tracer.handshakes.rejected(hs, status);
+    };
+    socket.once('close', onClose);
+    return release;
+  }
+}
+
 /** `http.Server.prototype.emit` / `https.Server.prototype.emit`: only `upgrade` is looked at. */
-export function patchHttpServer(proto: object, tracer: Tracer, patches: Patches): void {
+export function patchHttpServer(proto: object, tracer: Tracer, handshakes: ServerHandshakes, patches: Patches): void {
   patches.wrap(proto, 'emit', (original: AnyFn) =>
     function emit(this: { listenerCount(e: string): number }, event: unknown, req?: IncomingMessage, socket?: Socket): boolean {
       if (event !== 'upgrade' || socket === undefined || !isWebSocketUpgrade(req) || this.listenerCount('upgrade') === 0) {
         return original.apply(this, arguments as unknown as unknown[]);
       }
-      const hs = tracer.upgradeStarted(req as IncomingMessage, socket);
-      return tracer.runInHandshake(hs, original, this, Array.prototype.slice.call(arguments));
+      const hs = handshakes.of(req as IncomingMessage, socket);
+      if (hs === undefined) return original.apply(this, arguments as unknown as unknown[]);
+      return tracer.handshakes.run(hs, original, this, Array.prototype.slice.call(arguments));
     },
   );
 }
 
 /** `WebSocketServer.prototype.handleUpgrade(req, socket, head, cb)`. */
-export function patchWebSocketServer(proto: object, tracer: Tracer, patches: Patches): void {
+export function patchWebSocketServer(proto: object, tracer: Tracer, handshakes: ServerHandshakes, patches: Patches): void {
   patches.wrap(proto, 'handleUpgrade', (original: AnyFn) =>
     function handleUpgrade(this: unknown, req: IncomingMessage, socket: Socket, _head: unknown, cb: AnyFn): unknown {
       if (typeof cb !== 'function' || req === null || typeof req !== 'object' || socket === null || typeof socket !== 'object') {
         return original.apply(this, arguments as unknown as unknown[]);
       }
-      const hs = tracer.upgradeStarted(req, socket);
+      const hs = handshakes.of(req, socket);
+      if (hs === undefined) return original.apply(this, arguments as unknown as unknown[]);
       const args = Array.prototype.slice.call(arguments);
-      args[3] = function connected(this: unknown, ws: WsLike): unknown {
-        return tracer.handshakeAccepted(hs, ws, cb, this, Array.prototype.slice.call(arguments));
+      args[3] = function connected(this: unknown, ws: object): unknown {
+        handshakes.settle(req);
+        return tracer.handshakes.accepted(hs, ws, cb, this, Array.prototype.slice.call(arguments));
       };
-      return tracer.runInHandshake(hs, original, this, args);
+      return tracer.handshakes.run(hs, original, this, args);
     },
   );
 }

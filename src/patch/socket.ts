@@ -3,24 +3,39 @@
  * so every listener API — on, once, addEventListener, onmessage — is covered without
  * wrapping a single listener), plus send, ping, close and terminate.
  */
-import type { Tracer, WsLike } from '../tracer/tracer';
+import type { Tracer } from '../tracer/tracer';
+import type { ClientUpgrades } from './client';
 import type { Patches } from './wrap';
+import { callWithArgc, receivedBinary, sentBinary, sizeOf } from './ws-args';
 
 type AnyFn = (...args: any[]) => any;
 
-export function patchWebSocket(proto: object, tracer: Tracer, patches: Patches): void {
+interface WsSocket {
+  readonly readyState: number;
+  listenerCount(event: string): number;
+}
+
+const OPEN = 1;
+
+export function patchWebSocket(proto: object, tracer: Tracer, upgrades: ClientUpgrades, patches: Patches): void {
+  const { messages, closes, heartbeats } = tracer;
+
   patches.wrap(proto, 'emit', (original: AnyFn) =>
-    function emit(this: WsLike, event: unknown, a?: unknown, b?: unknown): boolean {
+    function emit(this: WsSocket, event: unknown, a?: unknown, b?: unknown): unknown {
       const argc = arguments.length;
-      if (event === 'message' && (argc === 2 || argc === 3)) return tracer.receive(this, original, a, b, argc);
+      if (event === 'message' && (argc === 2 || argc === 3)) {
+        // The listeners get exactly ws's arguments: ws 8 passes isBinary, ws 7 does not.
+        const args = argc === 2 ? [event, a] : [event, a, b];
+        return messages.receive(this, a, sizeOf(a), receivedBinary(a, b), this.listenerCount('message') > 0, original, args);
+      }
       switch (event) {
         case 'close':
-          return tracer.closed(this, original, Array.prototype.slice.call(arguments), a, b);
+          return closes.closed(this, a, b, original, Array.prototype.slice.call(arguments));
         case 'pong':
-          tracer.pong(this);
+          heartbeats.pong(this);
           break;
         case 'upgrade':
-          tracer.clientUpgraded(this, a);
+          upgrades.upgraded(this, a);
           break;
       }
       return original.apply(this, arguments as unknown as unknown[]);
@@ -28,14 +43,17 @@ export function patchWebSocket(proto: object, tracer: Tracer, patches: Patches):
   );
 
   patches.wrap(proto, 'send', (original: AnyFn) =>
-    function send(this: WsLike, data: unknown, options?: unknown, cb?: unknown): unknown {
-      return tracer.send(this, original, data, options, cb, arguments.length);
+    function send(this: WsSocket, data: unknown, options?: unknown, cb?: unknown): unknown {
+      const argc = arguments.length;
+      const op = messages.sendStarted(this, sizeOf(data), sentBinary(data, options), this.readyState === OPEN);
+      if (op === undefined) return callWithArgc(original, this, argc, data, options, cb);
+      return tracedSend(messages, op, original, this, argc, data, options, cb);
     },
   );
 
   patches.wrap(proto, 'ping', (original: AnyFn) =>
     function ping(this: object): unknown {
-      tracer.ping(this);
+      heartbeats.ping(this);
       return original.apply(this, arguments as unknown as unknown[]);
     },
   );
@@ -45,15 +63,48 @@ export function patchWebSocket(proto: object, tracer: Tracer, patches: Patches):
       // ws answers a peer's close frame by calling close() itself; its (private, but
       // stable since ws 3) `_closeFrameReceived` flag tells the two apart. Best effort:
       // an unknown value reads as a local close.
-      tracer.closing(this, (this as { _closeFrameReceived?: unknown })._closeFrameReceived === true);
+      closes.closing(this, (this as { _closeFrameReceived?: unknown })._closeFrameReceived === true);
       return original.apply(this, arguments as unknown as unknown[]);
     },
   );
 
   patches.wrap(proto, 'terminate', (original: AnyFn) =>
     function terminate(this: object): unknown {
-      tracer.terminating(this);
+      closes.terminating(this);
       return original.apply(this, arguments as unknown as unknown[]);
     },
   );
+}
+
+/**
+ * `send(data[, options][, cb])` with a `WS SEND` operation: the very same arguments,
+ * except a callback that ends the operation (with the write's error, if any) first.
+ */
+function tracedSend(
+  messages: Tracer['messages'], op: unknown, send: AnyFn, ws: object, argc: number, data: unknown, options: unknown, cb: unknown,
+): unknown {
+  const callback = typeof options === 'function' ? options : cb;
+  let ended = false;
+  const finish = (err: unknown): void => {
+    if (ended) return;
+    ended = true;
+    messages.sendEnded(op, err);
+  };
+  try {
+    if (typeof callback === 'function') {
+      const wrapped = function (this: unknown, err?: unknown): unknown {
+        finish(err);
+        return callback.apply(this, arguments as unknown as unknown[]);
+      };
+      return typeof options === 'function'
+        ? callWithArgc(send, ws, argc, data, wrapped, cb)
+        : callWithArgc(send, ws, argc, data, options, wrapped);
+    }
+    const result = callWithArgc(send, ws, argc, data, options, cb);
+    finish(undefined);
+    return result;
+  } catch (err) {
+    finish(err);
+    throw err;
+  }
 }

@@ -47,14 +47,6 @@ export class Patches {
     return true;
   }
 
-  /** Define an accessor on `target` (used where ws offers no method to wrap). */
-  defineAccessor(target: object, name: string, descriptor: PropertyDescriptor): boolean {
-    if (Object.getOwnPropertyDescriptor(target, name) !== undefined) return false;
-    Object.defineProperty(target, name, { ...descriptor, configurable: true, enumerable: false });
-    this.applied.push({ target, name, wasOwn: false });
-    return true;
-  }
-
   get size(): number {
     return this.applied.length;
   }

@@ -39,15 +39,21 @@ export type Parent<Ref = unknown> =
   | { readonly type: 'remote'; readonly carrier: Carrier }
   | { readonly type: 'ref'; readonly ref: Ref };
 
+/** Which end of the connection an operation belongs to. */
+export type Side = 'server' | 'client';
+
 /**
- * What to start. The spec and its `attributes` object are only valid during `start()`:
- * the tracer reuses them for the next message of the same socket, so an adapter copies
- * what it keeps (OpenTelemetry's SDK and the agents all copy attributes on start).
+ * What to start. Adapters decide from the typed fields; `attributes` is only what gets
+ * exported. The spec and its `attributes` object are only valid during `start()`: the
+ * tracer reuses them for the next message of the same socket, so an adapter copies what
+ * it keeps (OpenTelemetry's SDK and the agents all copy attributes on start).
  */
 export interface OperationSpec<Ref = unknown> {
   readonly name: string;
   readonly role: OperationRole;
   readonly kind: OperationKind;
+  /** Server socket (accepted by a WebSocketServer) or client socket (opened by the app). */
+  readonly side: Side;
   readonly parent: Parent<Ref>;
   /** Minimal references of related operations (a message links its handshake). */
   readonly links?: readonly Ref[];
@@ -56,6 +62,13 @@ export interface OperationSpec<Ref = unknown> {
   readonly startTime?: number;
   /** Low-cardinality route (template), for backends that group by destination. */
   readonly route: string;
+  /** The server end: its host and port (the peer of a client socket; from the Host header on the server side). */
+  readonly serverAddress?: string;
+  readonly serverPort?: number;
+  /** Request path of the handshake (no query string). */
+  readonly urlPath?: string;
+  /** Trace id of the connection's handshake (for operations that link or summarise a connection). */
+  readonly handshakeTraceId?: string;
   /** Message name when a name extractor is configured. */
   readonly messageName?: string;
   /** Captured message body (already truncated), only when capture is on. */
@@ -114,10 +127,28 @@ export interface Adapter<Op = unknown, Ref = unknown> {
   /** The trace id behind a reference, for cross-linking attributes (may be undefined). */
   traceIdOf?(ref: Ref): string | undefined;
   /**
-   * Is an operation that has not ended yet (ours or another instrumentation's) active in
-   * this context? A send from a timer created inside an ended operation must say no.
+   * The backend's object for the operation active in this context (ours or another
+   * instrumentation's span or transaction), ended or not; undefined when there is none.
+   * The tracer uses its identity to apply per-operation rules (fan-out caps, the
+   * send-after-await window), so it must be the same object `keyOf` returns for our ops.
    */
-  hasActive(): boolean;
+  active(): object | undefined;
+  /** The object `active()` returns while `op` is the active operation. */
+  keyOf(op: Op): object;
+  /** Has the operation behind an `active()` key not ended yet (and is it recorded)? */
+  live(key: object): boolean;
+  /**
+   * Run `fn` in a context that carries a non-sampled trace: nested instrumentation records
+   * nothing and propagates "not sampled" where the backend can say so. `carrier` is an
+   * upstream context that came with the message (already validated), else a fresh one.
+   */
+  runUnsampled<A extends unknown[], R>(carrier: Carrier | undefined, fn: (...args: A) => R, thisArg: unknown, args: A): R;
+  /**
+   * Run `fn`, which sends the outgoing upgrade request that *is* client-connect `op`: like
+   * `run`, and the backend's own http client instrumentation must not record it again.
+   * Optional: defaults to `run`.
+   */
+  runRequest?<A extends unknown[], R>(op: Op, fn: (...args: A) => R, thisArg: unknown, args: A): R;
   /** Write trace context of `op` (or of the active context) into `carrier`. */
   inject(op: Op | undefined, carrier: Record<string, string>): void;
   /** Run `fn` with the remote context in `carrier` active (broker hand-off). */

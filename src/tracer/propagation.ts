@@ -24,8 +24,16 @@ export function isValidTraceparent(value: unknown): value is string {
   return traceId !== ZERO_TRACE && spanId !== ZERO_SPAN;
 }
 
-function single(value: string | string[] | undefined): string | undefined {
-  // Repeated trace headers are invalid per W3C; Node also joins unknown repeats with ", ".
+/** The trace id of a valid traceparent, else undefined. */
+export function traceIdOfTraceparent(value: unknown): string | undefined {
+  return isValidTraceparent(value) ? value.slice(3, 35) : undefined;
+}
+
+/**
+ * The one value of a header: repeated trace headers are invalid per W3C (and Node joins
+ * unknown repeats with ", "), so a repeated header counts as absent.
+ */
+export function first(value: string | string[] | undefined): string | undefined {
   if (Array.isArray(value)) return value.length === 1 ? value[0] : undefined;
   return value;
 }
@@ -41,14 +49,14 @@ export function sanitizeCarrier(
   queryTraceparent?: string,
 ): Carrier | undefined {
   let out: Record<string, string> | undefined;
-  const traceparent = single(headers?.[HEADER_TRACEPARENT]) ?? queryTraceparent;
+  const traceparent = first(headers?.[HEADER_TRACEPARENT]) ?? queryTraceparent;
   if (isValidTraceparent(traceparent)) {
     out = { [HEADER_TRACEPARENT]: traceparent };
-    const tracestate = single(headers?.[HEADER_TRACESTATE]);
+    const tracestate = first(headers?.[HEADER_TRACESTATE]);
     if (typeof tracestate === 'string' && tracestate.length <= MAX_TRACESTATE) out[HEADER_TRACESTATE] = tracestate;
   }
   for (const name of vendorHeaders) {
-    const value = single(headers?.[name]);
+    const value = first(headers?.[name]);
     if (typeof value === 'string' && value.length > 0 && value.length <= MAX_VENDOR_HEADER) {
       (out ??= {})[name] = value;
     }

@@ -2,8 +2,8 @@
  * What the tracer remembers about one WebSocket, held in a WeakMap keyed by the socket
  * (never as properties on the app's objects), and what it remembers about one route.
  */
-import type { Attributes, Parent } from './adapter';
-import type { RouteMetrics, Side } from './metrics';
+import type { Attributes, Parent, Side } from './adapter';
+import type { RouteMetrics } from './metrics';
 
 /** Names and metric cells of one route, built once. */
 export interface RouteInfo {
@@ -21,16 +21,24 @@ export interface RouteInfo {
   readonly namedReceive: Map<string, string>;
 }
 
-export interface SocketState {
+/** The other end of a connection, and the server end (which is the peer on the client side). */
+export interface Endpoints {
+  /** The client for a server socket, the server for a client socket. */
+  readonly peerAddress: string | undefined;
+  readonly peerPort: number | undefined;
+  readonly serverAddress: string | undefined;
+  readonly serverPort: number | undefined;
+}
+
+export interface SocketState extends Endpoints {
   readonly side: Side;
   readonly info: RouteInfo;
   /** Route in WS_APM_IGNORE_ROUTES: metrics only, no operations. */
   readonly ignored: boolean;
-  /** The other end: the client for a server socket, the server for a client socket. */
-  readonly peerAddress: string | undefined;
-  readonly peerPort: number | undefined;
   /** Reference to the handshake (server) or client connect operation, for links/parents. */
-  ref: unknown;
+  readonly ref: unknown;
+  /** Trace id behind `ref`, computed once. */
+  readonly handshakeTraceId: string | undefined;
   /** Parent and links of every message operation, computed once. */
   readonly parent: Parent;
   readonly links: readonly unknown[] | undefined;

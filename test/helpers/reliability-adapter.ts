@@ -34,6 +34,8 @@ export interface RecordingAdapter extends Adapter<RecordedOp, RecordedOp> {
   dump(): string;
 }
 
+const UNSAMPLED = Object.freeze({ unsampled: true });
+
 export function recordingAdapter(options: { propagationHeaders?: string[]; keepOps?: boolean } = {}): RecordingAdapter {
   const ops: RecordedOp[] = [];
   const openOps = new Set<RecordedOp>();
@@ -41,7 +43,8 @@ export function recordingAdapter(options: { propagationHeaders?: string[]; keepO
   const counts = new Map<string, Map<Attributes, number>>();
   let source: CounterSource | undefined;
   let next = 0;
-  let depth = 0;
+  /** What run()/runUnsampled() made active, innermost last (an unsampled run pushes a marker). */
+  const stack: object[] = [];
   const keep = options.keepOps !== false;
   const adapter: RecordingAdapter = {
     name: 'recording',
@@ -65,16 +68,26 @@ export function recordingAdapter(options: { propagationHeaders?: string[]; keepO
       if (!openOps.delete(op)) throw new Error(`operation ${op.name} ended twice`);
       op.outcome = { error: outcome.error, failed: outcome.failed, attributes: outcome.attributes && { ...outcome.attributes } };
     },
-    run<A extends unknown[], R>(_op: RecordedOp, fn: (...args: A) => R, thisArg: unknown, args: A): R {
-      depth++;
+    run<A extends unknown[], R>(op: RecordedOp, fn: (...args: A) => R, thisArg: unknown, args: A): R {
+      stack.push(op);
       try {
         return fn.apply(thisArg, args);
       } finally {
-        depth--;
+        stack.pop();
+      }
+    },
+    runUnsampled<A extends unknown[], R>(_carrier: unknown, fn: (...args: A) => R, thisArg: unknown, args: A): R {
+      stack.push(UNSAMPLED);
+      try {
+        return fn.apply(thisArg, args);
+      } finally {
+        stack.pop();
       }
     },
     ref: (op) => op,
-    hasActive: () => depth > 0,
+    active: () => stack[stack.length - 1],
+    keyOf: (op) => op,
+    live: (key) => openOps.has(key as RecordedOp),
     inject(op, carrier) {
       if (op !== undefined) carrier.traceparent = `00-${'1'.repeat(32)}-${(op.id + 1).toString(16).padStart(16, '0')}-01`;
     },

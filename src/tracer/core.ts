@@ -1,0 +1,143 @@
+/**
+ * What every part of the tracer shares: the guarded adapter, the configuration, the
+ * socket store (one WeakMap, nothing retained after close), route names and metric
+ * cells, and the attribute sets that do not change per message. The parts themselves
+ * (handshake, client, messages, heartbeat, close, hand-off) live in files of their own.
+ */
+import { performance } from 'node:perf_hooks';
+import type { Config } from '../config';
+import * as S from '../semconv';
+import type { Adapter, Attributes, Parent, Side } from './adapter';
+import { GuardedAdapter } from './guard';
+import { Metrics } from './metrics';
+import { MessageNamer, RouteNamer, UrlRedactor } from './naming';
+import type { Endpoints, RouteInfo, SocketState } from './socket-state';
+
+type AnyFn = (...args: any[]) => any;
+
+export const ROOT: Parent = Object.freeze({ type: 'root' });
+export const ACTIVE: Parent = Object.freeze({ type: 'active' });
+
+/** Epoch milliseconds with sub-millisecond precision (what adapters take as start/end times). */
+export const now = (): number => performance.timeOrigin + performance.now();
+
+export class TracerCore {
+  readonly metrics = new Metrics();
+  readonly adapter: GuardedAdapter;
+  readonly sockets = new WeakMap<object, SocketState>();
+  readonly routes: RouteNamer;
+  readonly names: MessageNamer;
+  readonly redactor: UrlRedactor;
+  private readonly routeInfos = new Map<string, RouteInfo>();
+  private readonly linkMessages: boolean;
+
+  constructor(readonly config: Config, adapter: Adapter) {
+    this.adapter = new GuardedAdapter(adapter);
+    this.routes = new RouteNamer(config);
+    this.names = new MessageNamer(config);
+    this.redactor = new UrlRedactor(config.redactQueryParams);
+    this.linkMessages = config.messageParent === 'link';
+    this.metrics.histograms = this.adapter.histograms;
+    this.adapter.bindCounters(this.metrics);
+  }
+
+  /** Names, scratch attributes and metric cells of a route, built once per (route, side). */
+  routeInfo(route: string, side: Side): RouteInfo {
+    const key = side === 'server' ? route : `client ${route}`;
+    let info = this.routeInfos.get(key);
+    if (info === undefined) {
+      // Message operations carry only what varies per message plus the destination; the
+      // peer, side and URL sit on the handshake they link to. Every attribute costs the
+      // SDK a copy and a limit check per span, so the hot path keeps them few.
+      const message = (operation: string): Attributes => ({
+        [S.ATTR_MESSAGING_SYSTEM]: S.MESSAGING_SYSTEM_WEBSOCKET,
+        [S.ATTR_MESSAGING_DESTINATION_NAME]: route,
+        [S.ATTR_MESSAGING_OPERATION_TYPE]: operation,
+      });
+      info = {
+        route,
+        side,
+        receiveAttributes: message('receive'),
+        sendAttributes: message('send'),
+        metrics: this.metrics.forRoute(route, side),
+        receiveName: `${S.OP_RECEIVE} ${route}`,
+        sendName: `${S.OP_SEND} ${route}`,
+        closeName: `${S.OP_CLOSE} ${route}`,
+        pingName: `${S.OP_PING} ${route}`,
+        namedReceive: new Map(),
+      };
+      this.routeInfos.set(key, info);
+    }
+    return info;
+  }
+
+  /** Start tracking an open socket whose handshake (or client connect) left `ref`. */
+  track(ws: object, side: Side, info: RouteInfo, ignored: boolean, ends: Endpoints, ref: unknown): SocketState {
+    const state: SocketState = {
+      side,
+      info,
+      ignored,
+      peerAddress: ends.peerAddress,
+      peerPort: ends.peerPort,
+      serverAddress: ends.serverAddress,
+      serverPort: ends.serverPort,
+      ref,
+      handshakeTraceId: this.adapter.traceIdOf(ref),
+      parent: !this.linkMessages && ref !== undefined ? { type: 'ref', ref } : ROOT,
+      links: this.linkMessages && ref !== undefined ? [ref] : undefined,
+      openedAt: now(),
+      counted: false,
+      messagesIn: 0,
+      messagesOut: 0,
+      bytesIn: 0,
+      bytesOut: 0,
+      closeBy: undefined,
+      closeStartedAt: 0,
+      terminated: false,
+      pingAt: 0,
+      user: undefined,
+    };
+    this.sockets.set(ws, state);
+    return state;
+  }
+
+  /** Attributes of a summary-style operation (close, heartbeat): rare, so built plainly. */
+  summaryAttributes(state: SocketState, extra: Attributes): Attributes {
+    const attributes: Attributes = { ...connectionAttributes(state.side, state.info.route, state), ...extra };
+    if (state.user !== undefined) attributes[S.ATTR_ENDUSER_ID] = state.user;
+    if (state.handshakeTraceId !== undefined) attributes[S.ATTR_WS_HANDSHAKE_TRACE_ID] = state.handshakeTraceId;
+    return attributes;
+  }
+}
+
+/**
+ * Attributes every operation of a connection shares, built when needed rather than kept
+ * per socket: the peer is the client on the server side and the server on the client side.
+ */
+export function connectionAttributes(side: Side, route: string, ends: Endpoints): Attributes {
+  const server = side === 'server';
+  return {
+    [S.ATTR_MESSAGING_SYSTEM]: S.MESSAGING_SYSTEM_WEBSOCKET,
+    [S.ATTR_MESSAGING_DESTINATION_NAME]: route,
+    [S.ATTR_NETWORK_PROTOCOL_NAME]: 'websocket',
+    [server ? S.ATTR_NETWORK_PEER_ADDRESS : S.ATTR_SERVER_ADDRESS]: ends.peerAddress,
+    [server ? S.ATTR_NETWORK_PEER_PORT : S.ATTR_SERVER_PORT]: ends.peerPort,
+    [S.ATTR_WS_SIDE]: side,
+  };
+}
+
+/** Run user code inside `op`, then end `op` with its outcome (the app's exception included, and re-thrown). */
+export function runAndEnd<R>(core: TracerCore, op: unknown, fn: AnyFn, thisArg: unknown, args: unknown[], attributes?: Attributes): R {
+  if (op === undefined) return fn.apply(thisArg, args);
+  let error: unknown;
+  let failed = false;
+  try {
+    return core.adapter.run<R>(op, fn, thisArg, args);
+  } catch (err) {
+    error = err;
+    failed = true;
+    throw err;
+  } finally {
+    core.adapter.end(op, failed ? { error, attributes } : { attributes });
+  }
+}

@@ -1,0 +1,268 @@
+/**
+ * The one guard around the adapter. Every call the tracer makes into a backend goes
+ * through here: a fault is logged once per key (rate-limited by the logger), user code
+ * runs exactly once with its own `this`, arguments, return value and exception whatever
+ * the adapter does, and after MAX_FAULTS faults the backend is switched off (replaced by
+ * the adapter that records nothing), as dd-trace disables a plugin that keeps failing.
+ *
+ * Running user code inside an adapter allocates nothing per call: the adapter is handed
+ * one trampoline per guard, which picks up the function to run from a field set right
+ * before the (synchronous) adapter call, and leaves what it saw in fields read right
+ * after. Nested runs (a listener that runs another operation) are safe because the outer
+ * trampoline writes its fields last.
+ */
+import { log } from '../logger';
+import type { Adapter, Attributes, Carrier, CounterSource, HistogramSink, OperationOutcome, OperationSpec } from './adapter';
+import { NOOP_ADAPTER } from './noop';
+
+type AnyFn = (...args: any[]) => any;
+
+/** Faults after which the backend is switched off for the rest of the process. */
+export const MAX_FAULTS = 100;
+
+const enum Via {
+  Run,
+  Request,
+  Unsampled,
+}
+
+const NOT_RUN = 0;
+const RETURNED = 1;
+const THREW = 2;
+
+export class GuardedAdapter {
+  private adapter: Adapter;
+  private faults = 0;
+  /** The function the trampoline runs next, its outcome, and how often it was entered. */
+  private target: AnyFn | undefined;
+  private phase = NOT_RUN;
+  private result: unknown;
+  private thrown: unknown;
+  private entries = 0;
+  private readonly trampoline: AnyFn;
+  readonly histograms: HistogramSink;
+  readonly propagationHeaders: readonly string[];
+
+  constructor(adapter: Adapter) {
+    this.adapter = adapter;
+    this.propagationHeaders = adapter.propagationHeaders ?? [];
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const guard = this;
+    this.trampoline = function trampoline(this: unknown): unknown {
+      const fn = guard.target;
+      guard.target = undefined;
+      guard.entries++;
+      if (fn === undefined) return undefined; // an adapter that calls back twice or late
+      try {
+        const result = fn.apply(this, arguments as unknown as unknown[]);
+        guard.result = result;
+        guard.phase = RETURNED;
+        return result;
+      } catch (err) {
+        guard.thrown = err;
+        guard.phase = THREW;
+        throw err;
+      }
+    };
+    this.histograms = {
+      record(name: string, value: number, attributes: Attributes): void {
+        try {
+          guard.adapter.histograms.record(name, value, attributes);
+        } catch (err) {
+          guard.fault('histogram', err);
+        }
+      },
+    };
+  }
+
+  get name(): string {
+    return this.adapter.name;
+  }
+
+  /** Log a swallowed fault once per key; switch the backend off after too many. */
+  fault(key: string, err: unknown): void {
+    log.fault(`${this.adapter.name} ${key}`, err);
+    if (++this.faults === MAX_FAULTS && this.adapter !== NOOP_ADAPTER) {
+      log.warn(`${this.adapter.name} backend failed ${MAX_FAULTS} times: ws-apm stops sending it telemetry for the rest of this process`);
+      this.adapter = NOOP_ADAPTER as unknown as Adapter;
+    }
+  }
+
+  start(spec: OperationSpec): unknown {
+    try {
+      return this.adapter.start(spec);
+    } catch (err) {
+      this.fault('start', err);
+      return undefined;
+    }
+  }
+
+  end(op: unknown, outcome: OperationOutcome): void {
+    if (op === undefined) return;
+    try {
+      this.adapter.end(op, outcome);
+    } catch (err) {
+      this.fault('end', err);
+    }
+  }
+
+  ref(op: unknown): unknown {
+    if (op === undefined) return undefined;
+    try {
+      return this.adapter.ref(op);
+    } catch (err) {
+      this.fault('ref', err);
+      return undefined;
+    }
+  }
+
+  traceIdOf(ref: unknown): string | undefined {
+    if (ref === undefined || this.adapter.traceIdOf === undefined) return undefined;
+    try {
+      return this.adapter.traceIdOf(ref);
+    } catch (err) {
+      this.fault('traceIdOf', err);
+      return undefined;
+    }
+  }
+
+  active(): object | undefined {
+    try {
+      return this.adapter.active();
+    } catch (err) {
+      this.fault('active', err);
+      return undefined;
+    }
+  }
+
+  keyOf(op: unknown): object | undefined {
+    try {
+      return this.adapter.keyOf(op);
+    } catch (err) {
+      this.fault('keyOf', err);
+      return undefined;
+    }
+  }
+
+  live(key: object): boolean {
+    try {
+      return this.adapter.live(key);
+    } catch (err) {
+      this.fault('live', err);
+      return false;
+    }
+  }
+
+  inject(op: unknown, carrier: Record<string, string>): void {
+    try {
+      this.adapter.inject(op, carrier);
+    } catch (err) {
+      this.fault('inject', err);
+    }
+  }
+
+  extract(carrier: Carrier): unknown {
+    try {
+      return this.adapter.extract(carrier);
+    } catch (err) {
+      this.fault('extract', err);
+      return undefined;
+    }
+  }
+
+  bindCounters(source: CounterSource): void {
+    try {
+      this.adapter.bindCounters(source);
+    } catch (err) {
+      this.fault('bindCounters', err);
+    }
+  }
+
+  /** Run user code `fn` with `op` active (`op` undefined: just run it). */
+  run<R>(op: unknown, fn: AnyFn, thisArg: unknown, args: unknown[]): R {
+    if (op === undefined) return fn.apply(thisArg, args);
+    return this.call(Via.Run, op, fn, thisArg, args);
+  }
+
+  /** Run the upgrade request that is client-connect `op` (the backend's http client stands aside). */
+  runRequest<R>(op: unknown, fn: AnyFn, thisArg: unknown, args: unknown[]): R {
+    if (op === undefined) return fn.apply(thisArg, args);
+    return this.call(Via.Request, op, fn, thisArg, args);
+  }
+
+  /** Run user code in a non-sampled trace context (`carrier`: the upstream one, if any). */
+  runUnsampled<R>(carrier: Carrier | undefined, fn: AnyFn, thisArg: unknown, args: unknown[]): R {
+    return this.call(Via.Unsampled, carrier, fn, thisArg, args);
+  }
+
+  /** Run `fn` with a remote context active (broker hand-off API). */
+  runWithRemote<R>(carrier: Carrier, fn: () => R): R {
+    let entered = false;
+    try {
+      return this.adapter.runWithRemote(carrier, () => {
+        entered = true;
+        return fn();
+      });
+    } catch (err) {
+      if (entered) throw err;
+      this.fault('runWithRemote', err);
+      return fn();
+    }
+  }
+
+  private call<R>(via: Via, op: unknown, fn: AnyFn, thisArg: unknown, args: unknown[]): R {
+    const adapter = this.adapter;
+    const entries = this.entries;
+    this.target = fn;
+    try {
+      switch (via) {
+        case Via.Run:
+          adapter.run(op, this.trampoline, thisArg, args);
+          break;
+        case Via.Request:
+          if (adapter.runRequest !== undefined) adapter.runRequest(op, this.trampoline, thisArg, args);
+          else adapter.run(op, this.trampoline, thisArg, args);
+          break;
+        default:
+          adapter.runUnsampled(op as Carrier | undefined, this.trampoline, thisArg, args);
+      }
+    } catch (err) {
+      if (this.entries === entries) {
+        this.target = undefined;
+        this.fault(via === Via.Unsampled ? 'runUnsampled' : 'run', err);
+        return fn.apply(thisArg, args);
+      }
+      if (this.phase === THREW) {
+        const thrown = this.thrown;
+        this.settle();
+        if (err !== thrown) this.fault('run', err);
+        throw thrown;
+      }
+      this.fault('run', err);
+      return this.settle() as R;
+    }
+    if (this.entries === entries) {
+      // The adapter returned without running user code: run it here, exactly once.
+      this.target = undefined;
+      this.fault('run', new Error('the adapter did not run the function it was given'));
+      return fn.apply(thisArg, args);
+    }
+    if (this.phase === THREW) {
+      // The adapter swallowed the app's exception: the app must still see it.
+      const thrown = this.thrown;
+      this.settle();
+      throw thrown;
+    }
+    // What user code returned, whatever the adapter made of it.
+    return this.settle() as R;
+  }
+
+  /** Read and clear the last outcome (nothing of the app's is retained). */
+  private settle(): unknown {
+    const result = this.result;
+    this.result = undefined;
+    this.thrown = undefined;
+    this.phase = NOT_RUN;
+    return result;
+  }
+}

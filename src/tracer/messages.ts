@@ -1,0 +1,289 @@
+/**
+ * Messages: every incoming message and every send is counted; a sampled message runs its
+ * listeners inside `WS RECEIVE` (a new trace linked to the handshake, or the trace it
+ * carries), an unsampled one inside a non-sampled context so nothing nested records, and a
+ * failed or slow unsampled one is recorded afterwards with its real start time. Sends are
+ * `WS SEND` children of the operation that is active, at most `maxSendSpans` per operation
+ * (the rest counted on it), and the sends of an async listener after its `await` still
+ * belong to its `WS RECEIVE` for a bounded window — the same rule for every backend.
+ */
+import { performance } from 'node:perf_hooks';
+import * as S from '../semconv';
+import type { Attributes, Carrier, Parent } from './adapter';
+import { ACTIVE, ROOT, type TracerCore } from './core';
+import { fieldAt, parseMessage } from './naming';
+import { sanitizeCarrier } from './propagation';
+import { RateLimit, Sampler, upstreamSampled } from './sampler';
+import type { RouteInfo, SocketState } from './socket-state';
+
+type AnyFn = (...args: any[]) => any;
+
+/** How long, and for how many sends, an ended message operation still parents its listener's sends. */
+export const ASYNC_TAIL_MS = 30_000;
+export const ASYNC_TAIL_SENDS = 64;
+
+/** What the tracer knows about an operation that sends run under (ours or another instrumentation's). */
+class OperationSends {
+  /** Sends while it was active, their bytes, and how many got a span. */
+  sends = 0;
+  bytes = 0;
+  spans = 0;
+  /** performance.now() when our message operation ended (0: not ended, or not ours). */
+  endedAt = 0;
+  tailSends = ASYNC_TAIL_SENDS;
+  private parentRef: Parent | undefined;
+
+  /** `op`: our message operation, or undefined for another instrumentation's. */
+  constructor(readonly op: unknown) {}
+
+  parent(core: TracerCore): Parent {
+    return (this.parentRef ??= { type: 'ref', ref: core.adapter.ref(this.op) });
+  }
+}
+
+export class Messages {
+  private readonly sampler: Sampler;
+  private readonly keepLimit: RateLimit;
+  private readonly operations = new WeakMap<object, OperationSends>();
+  private readonly parse: boolean;
+  private readonly contextPath: readonly string[];
+
+  constructor(private readonly core: TracerCore) {
+    const config = core.config;
+    this.sampler = new Sampler(config.messageSampleRate, config.messageRateLimit);
+    this.keepLimit = new RateLimit(config.keepRateLimit);
+    this.contextPath = config.messageContext;
+    // JSON is parsed only when a name or a carried context is configured, once for both.
+    this.parse = core.names.enabled || config.messageContext.length > 0;
+  }
+
+  /**
+   * A message arrived on `ws`: count it, and run its listeners (`emit` with exactly `args`)
+   * traced, unsampled, or plainly. Returns what `emit` returns; its exception propagates.
+   */
+  receive(ws: object, data: unknown, size: number, binary: boolean, listening: boolean, emit: AnyFn, args: unknown[]): unknown {
+    const core = this.core;
+    const state = core.sockets.get(ws);
+    if (state === undefined) return emit.apply(ws, args);
+    const metrics = state.info.metrics;
+    state.messagesIn++;
+    state.bytesIn += size;
+    (binary ? metrics.inBinary : metrics.inText).value++;
+    core.metrics.histograms.record(S.METRIC_MESSAGE_SIZE, size, metrics.sizeIn);
+    if (!listening) return emit.apply(ws, args);
+
+    const message = this.parse ? parseMessage(data, binary, size, core.config.messageNameMaxBytes) : undefined;
+    const name = message !== undefined && core.names.enabled ? core.names.name(message) : undefined;
+    const started = performance.now();
+    let carried: Carrier | undefined;
+    let sampled = false;
+    if (!state.ignored) {
+      carried = message !== undefined && this.contextPath.length > 0 ? this.carried(message) : undefined;
+      const upstream = carried !== undefined ? upstreamSampled(carried) : undefined;
+      sampled = upstream ?? this.sampler.sample(started);
+    }
+    if (sampled) {
+      const op = this.startReceive(state, data, binary, size, name, carried, undefined, undefined);
+      if (op !== undefined) return this.traced(state, op, emit, ws, args, started, name);
+    }
+    let threw = false;
+    let error: unknown;
+    try {
+      if (state.ignored) return emit.apply(ws, args);
+      return core.adapter.runUnsampled(carried, emit, ws, args);
+    } catch (err) {
+      threw = true;
+      error = err;
+      throw err;
+    } finally {
+      const elapsed = performance.now() - started;
+      core.metrics.histograms.record(S.METRIC_MESSAGE_PROCESS_DURATION, elapsed / 1000, metrics.processAttributes(name));
+      if (!state.ignored && (threw ? core.config.keepErrors : core.config.keepSlowMs > 0 && elapsed >= core.config.keepSlowMs)) {
+        this.keep(state, data, binary, size, name, started, elapsed, threw, error);
+      }
+    }
+  }
+
+  /** Run the listeners inside `op`; end it with their outcome and the sends they made. */
+  private traced(state: SocketState, op: unknown, emit: AnyFn, ws: object, args: unknown[], started: number, name: string | undefined): unknown {
+    const core = this.core;
+    const sends = new OperationSends(op);
+    const key = core.adapter.keyOf(op);
+    if (key !== undefined) this.operations.set(key, sends);
+    let error: unknown;
+    let failed = false;
+    try {
+      return core.adapter.run(op, emit, ws, args);
+    } catch (err) {
+      error = err;
+      failed = true;
+      throw err;
+    } finally {
+      const ended = performance.now();
+      core.metrics.histograms.record(
+        S.METRIC_MESSAGE_PROCESS_DURATION, (ended - started) / 1000, state.info.metrics.processAttributes(name),
+      );
+      const attributes = sends.sends === 0 ? undefined : sendAttributes(sends);
+      core.adapter.end(op, failed ? { error, attributes } : attributes === undefined ? NO_OUTCOME : { attributes });
+      sends.endedAt = ended;
+    }
+  }
+
+  /** Record an unsampled message that failed or was slow, after the fact, with its real times. */
+  private keep(
+    state: SocketState, data: unknown, binary: boolean, size: number, name: string | undefined,
+    started: number, elapsed: number, threw: boolean, error: unknown,
+  ): void {
+    if (!this.keepLimit.allow(started + elapsed)) return;
+    const startTime = performance.timeOrigin + started;
+    const op = this.startReceive(state, data, binary, size, name, undefined, startTime, threw ? 'error' : 'slow');
+    this.core.adapter.end(op, threw ? { error, endTime: startTime + elapsed } : { endTime: startTime + elapsed });
+  }
+
+  private startReceive(
+    state: SocketState, data: unknown, binary: boolean, size: number, name: string | undefined,
+    carried: Carrier | undefined, startTime: number | undefined, kept: string | undefined,
+  ): unknown {
+    const core = this.core;
+    const info = state.info;
+    let attributes = messageAttributes(info.receiveAttributes, state, size, binary);
+    attributes[S.ATTR_WS_MESSAGE_NAME] = name;
+    const body = core.config.captureBody === 'all' ? this.captureBody(data, binary, size) : undefined;
+    attributes[S.ATTR_WS_MESSAGE_BODY] = body;
+    if (kept !== undefined) attributes = { ...attributes, [S.ATTR_WS_MESSAGE_KEPT]: kept };
+    return core.adapter.start({
+      name: receiveName(info, name),
+      role: 'receive',
+      kind: 'consumer',
+      side: state.side,
+      parent: carried !== undefined ? { type: 'remote', carrier: carried } : state.parent,
+      links: state.links,
+      attributes,
+      startTime,
+      route: info.route,
+      serverAddress: state.serverAddress,
+      serverPort: state.serverPort,
+      handshakeTraceId: state.handshakeTraceId,
+      messageName: name,
+      body,
+    });
+  }
+
+  /**
+   * A send on `ws`: counted when the socket is open; returns the `WS SEND` operation to
+   * end when the write completes, or undefined when the send is not traced.
+   */
+  sendStarted(ws: object, size: number, binary: boolean, open: boolean): unknown {
+    const core = this.core;
+    const state = core.sockets.get(ws);
+    if (state === undefined || !open) return undefined;
+    const metrics = state.info.metrics;
+    state.messagesOut++;
+    state.bytesOut += size;
+    (binary ? metrics.outBinary : metrics.outText).value++;
+    core.metrics.histograms.record(S.METRIC_MESSAGE_SIZE, size, metrics.sizeOut);
+    if (state.ignored) return undefined;
+    const parent = this.sendParent(size);
+    if (parent === undefined) return undefined;
+    const info = state.info;
+    return core.adapter.start({
+      name: info.sendName,
+      role: 'send',
+      kind: 'producer',
+      side: state.side,
+      parent,
+      attributes: messageAttributes(info.sendAttributes, state, size, binary),
+      route: info.route,
+      serverAddress: state.serverAddress,
+      serverPort: state.serverPort,
+    });
+  }
+
+  /** The write of a traced send completed (or failed). */
+  sendEnded(op: unknown, error: unknown): void {
+    this.core.adapter.end(op, error ? { error } : NO_OUTCOME);
+  }
+
+  /** Where a send hangs, or undefined for no span: the parent rules, once for every backend. */
+  private sendParent(size: number): Parent | undefined {
+    const adapter = this.core.adapter;
+    const key = adapter.active();
+    if (key === undefined) return this.orphan();
+    let sends = this.operations.get(key);
+    let parent: Parent = ACTIVE;
+    if (sends === undefined) {
+      // Another instrumentation's operation (an http request, a broker hand-off), or ours
+      // that is not a message (a handshake): sends are its children while it runs.
+      if (!adapter.live(key)) return this.orphan();
+      sends = new OperationSends(undefined);
+      this.operations.set(key, sends);
+    } else if (sends.endedAt !== 0) {
+      // Our message operation has ended: an async listener's sends after an `await` are
+      // still its children, within a bounded tail (a timer started there must not grow it forever).
+      if (sends.tailSends <= 0 || performance.now() - sends.endedAt > ASYNC_TAIL_MS) return this.orphan();
+      sends.tailSends--;
+      parent = sends.parent(this.core);
+    } else if (sends.op === undefined && !adapter.live(key)) {
+      return this.orphan();
+    }
+    sends.sends++;
+    sends.bytes += size;
+    if (sends.spans >= this.core.config.maxSendSpans) return undefined;
+    sends.spans++;
+    return parent;
+  }
+
+  /** A send with no operation to belong to: no span, unless orphan sends are traced (and sampled). */
+  private orphan(): Parent | undefined {
+    return this.core.config.traceOrphanSends && this.sampler.sample(performance.now()) ? ROOT : undefined;
+  }
+
+  private carried(message: unknown): Carrier | undefined {
+    const field = fieldAt(message, this.contextPath);
+    if (field === null || typeof field !== 'object' || Array.isArray(field)) return undefined;
+    return sanitizeCarrier(field as Carrier, this.core.adapter.propagationHeaders);
+  }
+
+  private captureBody(data: unknown, binary: boolean, size: number): string | undefined {
+    if (binary) return `[binary ${size} bytes]`;
+    const max = this.core.config.captureBodyMaxBytes;
+    if (typeof data === 'string') {
+      if (size <= max) return data;
+      return Buffer.from(data).toString('utf8', 0, max);
+    }
+    if (Buffer.isBuffer(data)) return data.toString('utf8', 0, Math.min(max, data.length));
+    return undefined;
+  }
+}
+
+const NO_OUTCOME = Object.freeze({});
+
+/** What a message operation sent while it ran: counts always, and how many sends have no span. */
+function sendAttributes(sends: OperationSends): Attributes {
+  return {
+    [S.ATTR_WS_MESSAGES_OUT]: sends.sends,
+    [S.ATTR_WS_BYTES_OUT]: sends.bytes,
+    [S.ATTR_WS_SENDS_UNRECORDED]: sends.sends - sends.spans,
+  };
+}
+
+/**
+ * Attributes of a message operation, on the hot path: the route's scratch object, refilled
+ * in place (adapters copy what they keep during start(), per the contract).
+ */
+function messageAttributes(scratch: Attributes, state: SocketState, size: number, binary: boolean): Attributes {
+  scratch[S.ATTR_MESSAGING_MESSAGE_BODY_SIZE] = size;
+  scratch[S.ATTR_WS_MESSAGE_TYPE] = binary ? 'binary' : 'text';
+  scratch[S.ATTR_ENDUSER_ID] = state.user;
+  return scratch;
+}
+
+function receiveName(info: RouteInfo, name: string | undefined): string {
+  if (name === undefined) return info.receiveName;
+  let full = info.namedReceive.get(name);
+  if (full === undefined) {
+    full = `${info.receiveName} ${name}`;
+    info.namedReceive.set(name, full);
+  }
+  return full;
+}
