@@ -2,18 +2,14 @@
  * The production example (examples/chat) end to end: real server and client processes started
  * with `-r ws-apm/register`, exporting OTLP/HTTP JSON to a local receiver. Covers the cross-instance
  * trace through the broker (in-process broker, then Redis), JWT rejection, heartbeat termination,
- * reconnection after a server restart, and the periodic refresh. Plus static checks of
- * docker-compose.yml, the collector config and the dashboards (there is no Docker engine in CI).
+ * reconnection after a server restart, and the periodic refresh. The static checks of
+ * docker-compose.yml, the collector config and the dashboards are in test/compose.test.ts.
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
-import YAML from 'yaml';
-import * as semconv from '../src/semconv';
-import { metricName, NR_CONNECTION_EVENT, NR_TRANSACTION_GROUP } from '../src/adapters/newrelic';
 import { run, type Child } from './helpers/child';
 import { CLIENT, CONSUMER, OtlpReceiver, otlpEnv, PRODUCER, type ReceivedSpan, SERVER } from './helpers/otlp-receiver';
 import { startRedis, type RedisServer } from './helpers/example-redis';
@@ -313,177 +309,6 @@ describe('examples/chat over WSS', { timeout: 60_000 }, () => {
     } finally {
       assert.deepEqual(await stop(server), { code: 0, signal: null }, server.stderr());
       tls.remove();
-    }
-  });
-});
-
-// ---- static checks: there is no Docker engine (nor Kibana / New Relic) in CI ----------------
-
-function readmeVariables(): Set<string> {
-  const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
-  const section = readme.slice(readme.indexOf('## Configuration'));
-  return new Set([...section.matchAll(/^\| `(WS_APM_[A-Z_]+)` \|/gm)].map((m) => m[1]));
-}
-
-/** Every `env.NAME` / `env.NAME ||` the example's processes read. */
-function exampleVariables(): Set<string> {
-  const names = new Set<string>();
-  for (const file of ['server.js', 'client.js', 'broker.js', 'auth.js']) {
-    const source = readFileSync(path.join(ROOT, 'examples', 'chat', file), 'utf8');
-    for (const m of source.matchAll(/\benv\.([A-Z][A-Z0-9_]*)/g)) names.add(m[1]);
-  }
-  return names;
-}
-
-const ATTRIBUTES = Object.entries(semconv).filter(([k]) => k.startsWith('ATTR_')).map(([, v]) => String(v));
-const METRICS = Object.keys(semconv.METRIC_INFO);
-
-describe('docker-compose.yml, collector config and dashboards', () => {
-  const compose = YAML.parse(readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8'));
-  const services: Record<string, any> = compose.services;
-  const names = new Set(Object.keys(services));
-
-  test('the stack has every piece, images pinned, files it mounts or builds exist', () => {
-    for (const s of ['elasticsearch', 'kibana', 'apm-server', 'otel-collector', 'jaeger', 'redis', 'chat-a', 'chat-b', 'chat-nr', 'clients']) {
-      assert.ok(names.has(s), `service ${s}`);
-    }
-    const hostPorts = new Set<string>();
-    for (const [name, svc] of Object.entries(services)) {
-      assert.ok(typeof svc.image === 'string', `${name}: image`);
-      const tag = /^(?:[^/]+\/)*[^/:]+:([^:/]+)$/.exec(svc.image)?.[1];
-      assert.ok(tag && tag !== 'latest', `${name}: image ${svc.image} pinned to a version`);
-      if (svc.build) {
-        assert.ok(existsSync(path.join(ROOT, svc.build.context, svc.build.dockerfile)), `${name}: Dockerfile exists`);
-      }
-      for (const p of svc.ports ?? []) {
-        const m = /^(?:127\.0\.0\.1:)?(\d+):(\d+)$/.exec(String(p));
-        assert.ok(m, `${name}: port ${p}`);
-        assert.ok(!hostPorts.has(m[1]), `${name}: host port ${m[1]} used once`);
-        hostPorts.add(m[1]);
-      }
-      for (const v of svc.volumes ?? []) {
-        const [source] = String(v).split(':');
-        if (source.startsWith('.')) assert.ok(existsSync(path.join(ROOT, source)), `${name}: ${source} exists`);
-        else assert.ok(source in (compose.volumes ?? {}), `${name}: named volume ${source} declared`);
-      }
-      for (const [dep, cond] of Object.entries<any>(svc.depends_on ?? {})) {
-        assert.ok(names.has(dep), `${name}: depends on existing ${dep}`);
-        if (cond.condition === 'service_healthy') assert.ok(services[dep].healthcheck, `${name}: ${dep} has a healthcheck`);
-      }
-      // The collector image has no shell or HTTP client to probe itself with.
-      if (name !== 'otel-collector') assert.ok(Array.isArray(svc.healthcheck?.test), `${name}: healthcheck`);
-    }
-    // Images built here must be built by some service.
-    const built = new Set(Object.values(services).filter((s: any) => s.build).map((s: any) => s.image));
-    for (const [name, svc] of Object.entries(services)) {
-      if (String(svc.image).startsWith('ws-apm-chat:')) assert.ok(built.has(svc.image), `${name}: ${svc.image} is built in this file`);
-    }
-  });
-
-  test('environment: documented ws-apm variables, variables the example reads, hosts that are services', () => {
-    const documented = readmeVariables();
-    assert.ok(documented.size >= 15, 'README configuration table found');
-    const example = exampleVariables();
-    for (const [name, svc] of Object.entries(services)) {
-      const env: Record<string, unknown> = svc.environment ?? {};
-      assert.ok(!Array.isArray(env), `${name}: environment as a map`);
-      const isExample = String(svc.image).startsWith('ws-apm-chat:');
-      for (const [key, value] of Object.entries(env)) {
-        if (key.startsWith('WS_APM_')) assert.ok(documented.has(key), `${name}: ${key} is in README's configuration table`);
-        else if (isExample && !/^(OTEL_|ELASTIC_APM_|NEW_RELIC_)/.test(key)) assert.ok(example.has(key), `${name}: ${key} is read by examples/chat`);
-        for (const m of String(value).matchAll(/\b(?:https?|wss?|redis):\/\/([a-z][a-z0-9-]*)[:/]/g)) {
-          assert.ok(names.has(m[1]) || m[1] === 'localhost', `${name}: ${key} points at service ${m[1]}`);
-        }
-      }
-      if (isExample) {
-        assert.ok(['otel', 'elastic', 'newrelic'].includes(String(env.WS_APM_BACKEND)), `${name}: backend`);
-        assert.ok(env.JWT_SECRET || svc.command, `${name}: JWT_SECRET`);
-      }
-    }
-    assert.match(String(services['chat-nr'].environment.NEW_RELIC_LICENSE_KEY), /^\$\{NEW_RELIC_LICENSE_KEY/);
-    assert.deepEqual(services['chat-nr'].profiles, ['newrelic']);
-  });
-
-  test('the collector config is complete and points at services of the stack', () => {
-    const collector = services['otel-collector'];
-    const mount = collector.volumes.find((v: string) => v.startsWith('./examples/otel-collector.yaml:'));
-    assert.ok(mount, 'collector config mounted');
-    assert.ok(collector.command.includes(`--config=${mount.split(':')[1]}`), 'collector started with the mounted config');
-    const config = YAML.parse(readFileSync(path.join(ROOT, 'examples', 'otel-collector.yaml'), 'utf8'));
-    for (const [pipeline, p] of Object.entries<any>(config.service.pipelines)) {
-      for (const kind of ['receivers', 'processors', 'exporters'] as const) {
-        for (const c of p[kind] ?? []) assert.ok(c in (config[kind] ?? {}), `${pipeline}: ${kind} ${c} defined`);
-      }
-    }
-    for (const [name, e] of Object.entries<any>(config.exporters)) {
-      if (!e?.endpoint) continue;
-      const host = /^(?:https?:\/\/)?([a-z][a-z0-9-]*):\d+/.exec(e.endpoint)?.[1];
-      assert.ok(host && names.has(host), `exporter ${name}: ${e.endpoint} is a service`);
-    }
-    for (const ext of config.service.extensions ?? []) assert.ok(ext in config.extensions, `extension ${ext}`);
-  });
-
-  test('the Kibana dashboard parses and uses only fields ws-apm produces', () => {
-    const lines = readFileSync(path.join(ROOT, 'examples', 'dashboards', 'kibana-websocket.ndjson'), 'utf8').trim().split('\n');
-    const objects = lines.map((l) => JSON.parse(l));
-    const ids = new Set(objects.map((o) => `${o.type}:${o.id}`));
-    const label = (a: string) => a.replace(/[.*"]/g, '_');
-    const allowed = new Set<string>([
-      '@timestamp', 'service.name', 'service.node.name', 'transaction.name', 'transaction.type', 'transaction.duration.us', 'transaction.result',
-      ...METRICS,
-      ...METRICS.filter((m) => semconv.METRIC_INFO[m].buckets).flatMap((m) => [`${m}.sum`, `${m}.count`]),
-      ...ATTRIBUTES.flatMap((a) => [`labels.${label(a)}`, `numeric_labels.${label(a)}`]),
-    ]);
-    const fields = new Set<string>();
-    const collect = (node: unknown): void => {
-      if (Array.isArray(node)) node.forEach(collect);
-      else if (node && typeof node === 'object') {
-        for (const [k, v] of Object.entries(node)) {
-          if (k === 'field' && typeof v === 'string') fields.add(v);
-          else collect(v);
-        }
-      }
-    };
-    const dashboards = objects.filter((o) => o.type === 'dashboard');
-    assert.equal(dashboards.length, 1);
-    for (const o of objects) {
-      for (const r of o.references) assert.ok(ids.has(`${r.type}:${r.id}`), `${o.id}: reference ${r.type}:${r.id} in the file`);
-      if (o.type !== 'visualization') continue;
-      collect(JSON.parse(o.attributes.visState).aggs);
-      const search = JSON.parse(o.attributes.kibanaSavedObjectMeta.searchSourceJSON);
-      for (const m of String(search.query.query).matchAll(/([A-Za-z_@][\w.@]*)\s*:/g)) fields.add(m[1]);
-    }
-    const panels = JSON.parse(dashboards[0].attributes.panelsJSON);
-    assert.equal(panels.length, objects.filter((o) => o.type === 'visualization').length);
-    for (const f of fields) assert.ok(allowed.has(f), `Kibana field ${f} is produced by ws-apm / Elastic APM`);
-    for (const m of [semconv.METRIC_ACTIVE_CONNECTIONS, semconv.METRIC_CONNECTIONS, semconv.METRIC_MESSAGES, semconv.METRIC_CONNECTIONS_BROKEN]) {
-      assert.ok(fields.has(m), `a panel shows ${m}`);
-    }
-  });
-
-  test('the New Relic dashboard parses and uses only names ws-apm records', () => {
-    const dashboard = JSON.parse(readFileSync(path.join(ROOT, 'examples', 'dashboards', 'newrelic-websocket.json'), 'utf8'));
-    const bases = new Set(METRICS.map((m) => `Custom/${metricName(m, {}).replace(/\/all$/, '')}`));
-    const queries: string[] = dashboard.pages.flatMap((p: any) => p.widgets.flatMap((w: any) => w.rawConfiguration.nrqlQueries.map((q: any) => q.query)));
-    assert.ok(queries.length >= 7);
-    const closeAttrs = new Set(['code', 'reason', 'initiator', 'durationMs', 'messagesIn', 'messagesOut', 'bytesIn', 'bytesOut', 'side', 'broken', 'route']);
-    const seen = new Set<string>();
-    for (const q of queries) {
-      const from = /\bFROM (\w+)/.exec(q)?.[1];
-      assert.ok(from && ['Metric', 'Transaction', NR_CONNECTION_EVENT].includes(from), `${q}: event type`);
-      for (const m of q.matchAll(/'(Custom\/WebSocket\/[^%']*)/g)) {
-        const base = [...bases].find((b) => m[1] === b || m[1].startsWith(`${b}/`));
-        assert.ok(base, `${m[1]} is a metric ws-apm records`);
-        seen.add(base);
-      }
-      for (const m of q.matchAll(/'(OtherTransaction\/[^%']*)/g)) assert.ok(m[1].startsWith(`OtherTransaction/${NR_TRANSACTION_GROUP}/WS `), m[1]);
-      if (from === NR_CONNECTION_EVENT) {
-        const attrs = [...q.replace(/'[^']*'/g, '').matchAll(/\b([a-z][A-Za-z]*)\b/g)].map((m) => m[1]).filter((w) => !/^(count|percentile|average|sum|and|or|as)$/i.test(w));
-        for (const a of attrs) assert.ok(closeAttrs.has(a), `${NR_CONNECTION_EVENT}.${a} is recorded`);
-      }
-    }
-    for (const m of ['ActiveConnections', 'Connections', 'Messages', 'HeartbeatRtt', 'BrokenConnections']) {
-      assert.ok(seen.has(`Custom/WebSocket/${m}`), `a widget shows Custom/WebSocket/${m}`);
     }
   });
 });
