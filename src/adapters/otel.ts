@@ -56,6 +56,55 @@ function randomHex(words: number): string {
   return out === '0'.repeat(words * 8) ? randomHex(words) : out;
 }
 
+/**
+ * The span of a message that was not sampled: non-recording, sampled=0, and its ids are
+ * made only if something asks (a nested span's sampler, a propagator): most listeners never
+ * do, so most unsampled messages cost no random ids at all.
+ */
+class UnsampledSpan implements Span {
+  private context: SpanContext | undefined;
+
+  spanContext(): SpanContext {
+    return (this.context ??= { traceId: randomHex(TRACE_ID_WORDS), spanId: randomHex(SPAN_ID_WORDS), traceFlags: TraceFlags.NONE });
+  }
+
+  setAttribute(): this {
+    return this;
+  }
+
+  setAttributes(): this {
+    return this;
+  }
+
+  addEvent(): this {
+    return this;
+  }
+
+  addLink(): this {
+    return this;
+  }
+
+  addLinks(): this {
+    return this;
+  }
+
+  setStatus(): this {
+    return this;
+  }
+
+  updateName(): this {
+    return this;
+  }
+
+  end(): void {}
+
+  isRecording(): boolean {
+    return false;
+  }
+
+  recordException(): void {}
+}
+
 export class OtelAdapter implements Adapter<Span, SpanContext> {
   readonly name = 'otel';
   private readonly tracer = trace.getTracer('ws-apm', VERSION);
@@ -188,10 +237,7 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
   runUnsampled<A extends unknown[], R>(carrier: Carrier | undefined, fn: (...args: A) => R, thisArg: unknown, args: A): R {
     if (!this.bootstrapped) this.bootstrap();
     if (!this.sdk) return fn.apply(thisArg, args);
-    const ctx =
-      carrier !== undefined
-        ? propagation.extract(ROOT_CONTEXT, carrier)
-        : trace.setSpanContext(ROOT_CONTEXT, { traceId: randomHex(TRACE_ID_WORDS), spanId: randomHex(SPAN_ID_WORDS), traceFlags: TraceFlags.NONE });
+    const ctx = carrier !== undefined ? propagation.extract(ROOT_CONTEXT, carrier) : trace.setSpan(ROOT_CONTEXT, new UnsampledSpan());
     return context.with(ctx, fn, thisArg, ...args);
   }
 
@@ -209,6 +255,7 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
     // broker hand-off) counts as live.
     const span = key as Span;
     if (span.isRecording()) return true;
+    if (span instanceof UnsampledSpan) return false; // without making up its ids
     const sc = span.spanContext();
     return sc.isRemote === true && (sc.traceFlags & TraceFlags.SAMPLED) === TraceFlags.SAMPLED;
   }

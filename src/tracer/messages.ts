@@ -123,7 +123,8 @@ export class Messages {
       core.metrics.histograms.record(
         S.METRIC_MESSAGE_PROCESS_DURATION, (ended - started) / 1000, state.info.metrics.processAttributes(name),
       );
-      const attributes = sends.sends === 0 ? undefined : sendAttributes(sends);
+      // Counted on the operation only when some sends got no span of their own (fan-out cap).
+      const attributes = sends.sends === sends.spans ? undefined : sendAttributes(sends);
       core.adapter.end(op, failed ? { error, attributes } : attributes === undefined ? NO_OUTCOME : { attributes });
       sends.endedAt = ended;
     }
