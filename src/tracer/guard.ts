@@ -6,10 +6,11 @@
  * the adapter that records nothing), as dd-trace disables a plugin that keeps failing.
  *
  * Running user code inside an adapter allocates nothing per call: the adapter is handed
- * one trampoline per guard, which picks up the function to run from a field set right
- * before the (synchronous) adapter call, and leaves what it saw in fields read right
- * after. Nested runs (a listener that runs another operation) are safe because the outer
- * trampoline writes its fields last.
+ * one argument-less trampoline per guard (so backends need no `bind` or spread), which
+ * picks up the function, `this` and arguments from fields set right before the
+ * (synchronous) adapter call, and leaves what it saw in fields read right after. Nested
+ * runs (a listener that runs another operation) are safe: the trampoline reads its fields
+ * before user code runs, and the outer one writes its outcome last.
  */
 import { log } from '../logger';
 import type { Adapter, Attributes, Carrier, CounterSource, HistogramSink, OperationOutcome, OperationSpec } from './adapter';
@@ -26,6 +27,7 @@ const enum Via {
   Unsampled,
 }
 
+const NO_ARGS: unknown[] = [];
 const NOT_RUN = 0;
 const RETURNED = 1;
 const THREW = 2;
@@ -35,6 +37,8 @@ export class GuardedAdapter {
   private faults = 0;
   /** The function the trampoline runs next, its outcome, and how often it was entered. */
   private target: AnyFn | undefined;
+  private targetThis: unknown;
+  private targetArgs: unknown[] = NO_ARGS;
   private phase = NOT_RUN;
   private result: unknown;
   private thrown: unknown;
@@ -48,13 +52,17 @@ export class GuardedAdapter {
     this.propagationHeaders = adapter.propagationHeaders ?? [];
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const guard = this;
-    this.trampoline = function trampoline(this: unknown): unknown {
+    this.trampoline = function trampoline(): unknown {
       const fn = guard.target;
+      const thisArg = guard.targetThis;
+      const args = guard.targetArgs;
       guard.target = undefined;
+      guard.targetThis = undefined;
+      guard.targetArgs = NO_ARGS;
       guard.entries++;
       if (fn === undefined) return undefined; // an adapter that calls back twice or late
       try {
-        const result = fn.apply(this, arguments as unknown as unknown[]);
+        const result = fn.apply(thisArg, args);
         guard.result = result;
         guard.phase = RETURNED;
         return result;
@@ -214,21 +222,23 @@ export class GuardedAdapter {
     const adapter = this.adapter;
     const entries = this.entries;
     this.target = fn;
+    this.targetThis = thisArg;
+    this.targetArgs = args;
     try {
       switch (via) {
         case Via.Run:
-          adapter.run(op, this.trampoline, thisArg, args);
+          adapter.run(op, this.trampoline, undefined, NO_ARGS);
           break;
         case Via.Request:
-          if (adapter.runRequest !== undefined) adapter.runRequest(op, this.trampoline, thisArg, args);
-          else adapter.run(op, this.trampoline, thisArg, args);
+          if (adapter.runRequest !== undefined) adapter.runRequest(op, this.trampoline, undefined, NO_ARGS);
+          else adapter.run(op, this.trampoline, undefined, NO_ARGS);
           break;
         default:
-          adapter.runUnsampled(op as Carrier | undefined, this.trampoline, thisArg, args);
+          adapter.runUnsampled(op as Carrier | undefined, this.trampoline, undefined, NO_ARGS);
       }
     } catch (err) {
       if (this.entries === entries) {
-        this.target = undefined;
+        this.clearTarget();
         this.fault(via === Via.Unsampled ? 'runUnsampled' : 'run', err);
         return fn.apply(thisArg, args);
       }
@@ -243,7 +253,7 @@ export class GuardedAdapter {
     }
     if (this.entries === entries) {
       // The adapter returned without running user code: run it here, exactly once.
-      this.target = undefined;
+      this.clearTarget();
       this.fault('run', new Error('the adapter did not run the function it was given'));
       return fn.apply(thisArg, args);
     }
@@ -255,6 +265,12 @@ export class GuardedAdapter {
     }
     // What user code returned, whatever the adapter made of it.
     return this.settle() as R;
+  }
+
+  private clearTarget(): void {
+    this.target = undefined;
+    this.targetThis = undefined;
+    this.targetArgs = NO_ARGS;
   }
 
   /** Read and clear the last outcome (nothing of the app's is retained). */
