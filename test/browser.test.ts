@@ -46,7 +46,7 @@ function executable(file: string): boolean {
 function needs(what: string, present: boolean, hint: string): string | false {
   if (present || process.env.CI === 'true') return false;
   const reason = `${what} not found (${hint})`;
-  console.log(`# skipping: ${reason}`);
+  console.log(`skipping: ${reason}`);
   return reason;
 }
 
