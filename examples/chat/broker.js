@@ -9,7 +9,7 @@ const { EventEmitter } = require('node:events');
 const CHANNEL = 'chat:rooms';
 
 /**
- * @typedef {{ room: string, from: string, text: string, origin: string, ctx: Record<string, string> }} RoomMessage
+ * @typedef {{ room: string, id?: string, from: string, text: string, origin: string, ctx: Record<string, string> }} RoomMessage
  * @typedef {{ publish(m: RoomMessage): Promise<void>, subscribe(fn: (m: RoomMessage) => void): Promise<void>, close(): Promise<void> }} Broker
  */
 

@@ -14,6 +14,8 @@ env.JWT_SECRET ||= 'local-example-secret-change-me';
 env.WS_APM_ROUTES ||= '/rooms/:room';
 env.WS_APM_MESSAGE_NAME ||= 'type';
 env.WS_APM_MESSAGE_CONTEXT ||= 'trace';
+// The browser page puts a traceparent on the WebSocket URL (a browser cannot set headers).
+env.WS_APM_PROPAGATION_QUERY_PARAM ||= 'traceparent';
 const PORT = Number(env.PORT || 8080);
 const DURATION_MS = Number(env.DURATION_MS || 0);
 const here = __dirname;
@@ -46,7 +48,7 @@ if (env.REDIS_URL) {
 setTimeout(() => {
   start('alice', 'client.js', { CHAT_USER: 'alice', SERVER_URLS: urls[0], SEND_EVERY_MS: '2000', REFRESH_MS: env.REFRESH_MS || '15000', OTEL_SERVICE_NAME: 'chat-client' });
   start('bob', 'client.js', { CHAT_USER: 'bob', SERVER_URLS: urls[1], SEND_EVERY_MS: '3000', REFRESH_MS: env.REFRESH_MS || '15000', OTEL_SERVICE_NAME: 'chat-client' });
-  console.log(`\nbrowser: http://127.0.0.1:${PORT}/?room=lobby  (and :${PORT + 1}, the other instance)\n`);
+  console.log(`\nbrowser: http://127.0.0.1:${PORT}/?user=ann&room=lobby  (and :${PORT + 1}, the other instance)\n`);
 }, 500);
 
 let stopping = false;

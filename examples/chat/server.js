@@ -15,6 +15,8 @@
 //   HEARTBEAT_MS      ping interval; a socket that missed the previous pong is terminated (30000)
 //   TOKEN_TTL_S       lifetime of tokens issued by GET /token (7200)
 //   DEMO_LOGIN        `false` disables GET /token (a stand-in for a real identity provider)
+//   CHAT_TRACE_URL    trace UI address with a `{traceId}` placeholder (Jaeger:
+//                     http://localhost:16686/trace/{traceId}); the page links every message to its trace
 //   SHUTDOWN_CLOSE_CODE  close code sent to clients on SIGTERM/SIGINT: 1012 (service restart,
 //                     the default) or 1001 (going away)
 'use strict';
@@ -44,6 +46,9 @@ const SHUTDOWN_GRACE_MS = Number(env.SHUTDOWN_GRACE_MS || 5000);
 const ROOM_PATH = /^\/rooms\/([A-Za-z0-9_-]{1,64})$/;
 const TLS = env.TLS_CERT && env.TLS_KEY ? { cert: fs.readFileSync(env.TLS_CERT), key: fs.readFileSync(env.TLS_KEY) } : undefined;
 const PAGE = fs.readFileSync(path.join(__dirname, 'page.html'));
+const USER_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+const MESSAGE_ID = /^[A-Za-z0-9_-]{1,64}$/;
+const TRACE_URL = traceUrlTemplate(env.CHAT_TRACE_URL);
 
 const broker = createBroker(env.REDIS_URL);
 
@@ -64,15 +69,23 @@ function startInstance(/** @type {string} */ name, /** @type {number} */ port) {
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(PAGE);
     } else if (req.method === 'GET' && url.pathname === '/health') {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'ok', instance: name, connections: peers.size }));
+    } else if (req.method === 'GET' && url.pathname === '/config') {
+      // What the page needs to know about this deployment: where traces are shown, if anywhere.
+      sendJson(res, 200, { traceUrl: TRACE_URL });
     } else if (req.method === 'GET' && url.pathname === '/token' && DEMO_LOGIN) {
       const user = url.searchParams.get('user') || '';
-      if (!/^[A-Za-z0-9_-]{1,64}$/.test(user)) {
-        res.writeHead(400, { 'content-type': 'application/json' }).end('{"error":"user: 1-64 of [A-Za-z0-9_-]"}');
+      if (!USER_NAME.test(user)) {
+        sendJson(res, 400, { error: 'user name must be 1-64 letters, digits, _ or -' });
         return;
       }
-      issueToken(SECRET, user, TOKEN_TTL_S).then((token) => {
-        res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify({ token, expiresIn: TOKEN_TTL_S }));
-      });
+      issueToken(SECRET, user, TOKEN_TTL_S).then((token) => sendJson(res, 200, { token, expiresIn: TOKEN_TTL_S }));
+    } else if (req.method === 'GET' && url.pathname === '/whoami') {
+      // The same check as the upgrade, answerable to a browser: its WebSocket API hides the 401 of a
+      // refused handshake (it only sees close code 1006), so the page asks here why it was refused.
+      authenticate(SECRET, req).then(
+        (user) => sendJson(res, 200, { user }),
+        (err) => sendJson(res, 401, { error: rejection(err) }),
+      );
     } else {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
     }
@@ -125,9 +138,11 @@ function startInstance(/** @type {string} */ name, /** @type {number} */ port) {
       }
       if (msg.type === 'chat' && typeof msg.text === 'string') {
         // Fan out through the broker, every instance (this one included) delivers to its members.
-        // `ctx` carries this message's trace to the instances that deliver it.
+        // `ctx` carries this message's trace to the instances that deliver it. `id` (optional, the
+        // sender's) comes back with the delivery: the page matches it to the message it queued.
+        const id = typeof msg.id === 'string' && MESSAGE_ID.test(msg.id) ? msg.id : undefined;
         broker
-          .publish({ room, from: user, text: msg.text.slice(0, 2000), origin: name, ctx: inject({}) })
+          .publish({ room, id, from: user, text: msg.text.slice(0, 2000), origin: name, ctx: inject({}) })
           .catch((err) => ws.send(JSON.stringify({ type: 'error', error: `not delivered: ${err.message}` })));
       } else {
         ws.send(JSON.stringify({ type: 'error', error: `unknown message type ${JSON.stringify(msg.type)}` }));
@@ -162,7 +177,8 @@ function startInstance(/** @type {string} */ name, /** @type {number} */ port) {
     if (!members) return;
     // `trace` carries the publisher's context on to the receiving clients (their ws-apm reads
     // it with WS_APM_MESSAGE_CONTEXT=trace), so the last hop joins the same trace too.
-    const out = JSON.stringify({ type: 'chat', room: m.room, from: m.from, text: m.text, origin: m.origin, via: name, trace: m.ctx });
+    // The page shows the trace id of every message from it (and links it to CHAT_TRACE_URL).
+    const out = JSON.stringify({ type: 'chat', room: m.room, id: m.id, from: m.from, text: m.text, origin: m.origin, via: name, trace: m.ctx });
     runWithContext(m.ctx || {}, () => {
       for (const ws of members) if (ws.readyState === WebSocket.OPEN) ws.send(out);
     });
@@ -191,6 +207,37 @@ function startInstance(/** @type {string} */ name, /** @type {number} */ port) {
       resolve({ name, deliver, stop });
     });
   });
+}
+
+/** @param {import('node:http').ServerResponse} res @param {number} status @param {unknown} body */
+function sendJson(res, status, body) {
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(body));
+}
+
+/** Why a token was refused, in words a user can act on (jose's error codes). @param {any} err */
+function rejection(err) {
+  switch (err && err.code) {
+    case 'ERR_JWT_EXPIRED': return 'token expired';
+    case 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED': return 'token signed with another key';
+    case 'ERR_JWT_CLAIM_VALIDATION_FAILED': return `token claim ${err.claim} invalid`;
+    default: return err && err.message === 'no token' ? 'no token' : 'token invalid';
+  }
+}
+
+/**
+ * CHAT_TRACE_URL, when it is an http(s) address with a `{traceId}` placeholder; else null (no links).
+ * @param {string | undefined} raw
+ */
+function traceUrlTemplate(raw) {
+  if (!raw) return null;
+  try {
+    const probe = new URL(raw.split('{traceId}').join('0'));
+    if (raw.includes('{traceId}') && (probe.protocol === 'http:' || probe.protocol === 'https:')) return raw;
+  } catch {
+    // reported below
+  }
+  console.error(`CHAT_TRACE_URL ignored: expected an http(s) address containing {traceId}, got ${JSON.stringify(raw)}`);
+  return null;
 }
 
 /** Answer an upgrade request with a plain HTTP error and close the socket. */
