@@ -378,6 +378,18 @@ for (const [label, load] of WS_VERSIONS) {
       assert.equal(receives.filter((r) => r.parentSpanContext === undefined).length, 1, 'garbage context: a fresh trace');
     });
 
+    test('WS_APM_MESSAGE_CONTEXT with WS_APM_MESSAGE_PARENT=handshake: the carried context is the parent, the handshake a link', async () => {
+      await use(ws, { messageContext: 'trace', messageParent: 'handshake' });
+      const { client, socket } = await pair();
+      const done = new Promise<void>((resolve) => socket.on('message', () => resolve()));
+      client.send(JSON.stringify({ trace: { traceparent: TRACEPARENT } }));
+      await done;
+      const [receive] = await waitForSpans('WS RECEIVE /chat');
+      const [handshake] = spansNamed('WS CONNECT /chat');
+      assert.equal(receive.parentSpanContext?.spanId, PARENT_ID);
+      assert.equal(receive.links[0]?.context.spanId, handshake.spanContext().spanId);
+    });
+
     test('an array message name path ("0") names ["event", payload] messages', async () => {
       await use(ws, { messageName: '0' });
       const { client, socket } = await pair();

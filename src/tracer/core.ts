@@ -73,6 +73,7 @@ export class TracerCore {
 
   /** Start tracking an open socket whose handshake (or client connect) left `ref`. */
   track(ws: object, side: Side, info: RouteInfo, ignored: boolean, ends: Endpoints, ref: unknown): SocketState {
+    const links = ref !== undefined ? [ref] : undefined;
     const state: SocketState = {
       side,
       info,
@@ -84,7 +85,8 @@ export class TracerCore {
       ref,
       handshakeTraceId: this.adapter.traceIdOf(ref),
       parent: !this.linkMessages && ref !== undefined ? { type: 'ref', ref } : ROOT,
-      links: this.linkMessages && ref !== undefined ? [ref] : undefined,
+      links: this.linkMessages ? links : undefined,
+      carriedLinks: links,
       openedAt: now(),
       counted: false,
       messagesIn: 0,

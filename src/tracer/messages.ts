@@ -158,7 +158,7 @@ export class Messages {
       kind: 'consumer',
       side: state.side,
       parent: carried !== undefined ? { type: 'remote', carrier: carried } : state.parent,
-      links: state.links,
+      links: carried !== undefined ? state.carriedLinks : state.links,
       attributes,
       startTime,
       route: info.route,

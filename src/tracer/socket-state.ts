@@ -42,6 +42,8 @@ export interface SocketState extends Endpoints {
   /** Parent and links of every message operation, computed once. */
   readonly parent: Parent;
   readonly links: readonly unknown[] | undefined;
+  /** Links of a message that continues a context it carried: always the handshake, whatever the parent mode. */
+  readonly carriedLinks: readonly unknown[] | undefined;
   readonly openedAt: number;
   /** Counted in `websocket.server.active_connections` (server sockets once accepted). */
   counted: boolean;
