@@ -25,8 +25,7 @@ function failing(): Adapter {
     inject: boom,
     extract: boom,
     runWithRemote: boom,
-    histograms: { record: boom },
-    bindCounters: boom,
+    bindMetrics: boom,
     flush: async () => boom(),
     shutdown: async () => boom(),
   };

@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import { AggregationTemporality, type DataPoint, type Histogram, MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
 import { METRIC_INFO, METRIC_MESSAGE_PROCESS_DURATION, METRIC_MESSAGE_SIZE } from '../src/semconv';
 import { HistogramCell } from '../src/tracer/histograms';
+import { Metrics } from '../src/tracer/metrics';
 
 const SIZE_BUCKETS = METRIC_INFO[METRIC_MESSAGE_SIZE].buckets!;
 
@@ -73,6 +74,44 @@ test('a forward gets every accepted value with the cell\'s attributes; a throwin
   };
   cell.record(3);
   assert.equal(cell.count, 2);
+});
+
+test('Metrics: equal series share a cell, every cell is listed once, forwards reach present and future cells', () => {
+  const metrics = new Metrics();
+  const server = metrics.forRoute('/chat', 'server');
+  const client = metrics.forRoute('/chat', 'client');
+  assert.equal(server.sizeIn, client.sizeIn);
+  assert.equal(server.sizeIn, metrics.forRoute('/other', 'server').sizeIn);
+  assert.deepEqual(server.sizeIn.attributes, { 'websocket.direction': 'in' });
+  assert.deepEqual(server.sizeOut.attributes, { 'websocket.direction': 'out' });
+  // Handler latency has no side attribute: one series per route and message name.
+  assert.equal(server.process(undefined), client.process(undefined));
+  assert.equal(server.process('join'), client.process('join'));
+  assert.notEqual(server.process('join'), server.process(undefined));
+  assert.deepEqual(server.process('join').attributes, { 'websocket.route': '/chat', 'websocket.message.name': 'join' });
+  assert.deepEqual(server.process(undefined).attributes, { 'websocket.route': '/chat' });
+  assert.deepEqual(server.heartbeat.attributes, { 'websocket.route': '/chat', 'websocket.side': 'server' });
+  assert.notEqual(server.heartbeat, client.heartbeat);
+  assert.equal(server.duration(4001), server.duration(4999));
+  assert.deepEqual(server.duration(4001).attributes, {
+    'websocket.route': '/chat', 'websocket.side': 'server', 'websocket.close.code_class': '4xxx',
+  });
+  const cells = [...metrics.histograms()];
+  assert.equal(new Set(cells).size, cells.length);
+  for (const cell of cells) {
+    assert.ok(Object.isFrozen(cell.attributes));
+    assert.ok(metrics.histogramNames.includes(cell.name));
+    assert.deepEqual(cell.boundaries, METRIC_INFO[cell.name].buckets);
+  }
+
+  const forwarded: string[] = [];
+  metrics.forwardHistograms((cell) => (cell.name === METRIC_MESSAGE_SIZE ? undefined : { record: (v) => forwarded.push(`${cell.name}=${v}`) }));
+  server.sizeIn.record(10);
+  server.process('late').record(0.25); // a cell made after forwardHistograms
+  server.heartbeat.record(0.5);
+  metrics.forwardHistograms(undefined);
+  server.heartbeat.record(0.75);
+  assert.deepEqual(forwarded, ['websocket.message.process.duration=0.25', 'websocket.heartbeat.rtt=0.5']);
 });
 
 class MemoryReader extends MetricReader {

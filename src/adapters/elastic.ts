@@ -34,8 +34,7 @@ import type {
   Adapter,
   Attributes,
   Carrier,
-  CounterSource,
-  HistogramSink,
+  MetricSource,
   OperationOutcome,
   OperationSpec,
 } from '../tracer/adapter';
@@ -158,7 +157,6 @@ function disableAgentWs(agent: ElasticAgent): boolean {
 class ElasticAdapter implements Adapter<ElasticOp, string> {
   readonly name = 'elastic';
   readonly propagationHeaders: readonly string[] = [HEADER_ELASTIC_TRACEPARENT];
-  readonly histograms: HistogramSink;
   private readonly metrics: ElasticMetrics;
 
   constructor(
@@ -169,7 +167,6 @@ class ElasticAdapter implements Adapter<ElasticOp, string> {
     agentWsWasOn: boolean,
   ) {
     this.metrics = new ElasticMetrics(agent);
-    this.histograms = this.metrics;
     if (agentWsWasOn) this.dropAgentWsSpans();
   }
 
@@ -268,11 +265,12 @@ class ElasticAdapter implements Adapter<ElasticOp, string> {
     return remoteParent(carrier)?.traceparent;
   }
 
-  bindCounters(source: CounterSource): void {
+  bindMetrics(source: MetricSource): void {
     this.metrics.bind(source);
   }
 
   flush(timeoutMs: number): Promise<void> {
+    this.metrics.scan(); // histogram series that got their first values since the last scan
     return bounded(
       timeoutMs,
       (done) => {
@@ -500,8 +498,7 @@ function inertAdapter(): Adapter {
     inject: () => undefined,
     runWithRemote: (_carrier, fn) => fn(),
     extract: () => undefined,
-    histograms: { record: () => undefined },
-    bindCounters: () => undefined,
+    bindMetrics: () => undefined,
     flush: () => Promise.resolve(),
     shutdown: () => Promise.resolve(),
   };

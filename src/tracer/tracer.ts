@@ -112,20 +112,10 @@ export class Tracer {
     this.linkMessages = config.messageParent === 'link';
     this.messageContext = config.messageContext;
     this.parseMessages = this.names.enabled || config.messageContext.length > 0;
-    const histograms = adapter.histograms;
-    this.metrics.histograms = {
-      record(name, value, attributes) {
-        try {
-          histograms.record(name, value, attributes);
-        } catch (err) {
-          log.fault(`${adapter.name} histogram`, err);
-        }
-      },
-    };
     try {
-      adapter.bindCounters(this.metrics);
+      adapter.bindMetrics(this.metrics);
     } catch (err) {
-      log.fault(`${adapter.name} bindCounters`, err);
+      log.fault(`${adapter.name} bindMetrics`, err);
     }
   }
 
@@ -485,8 +475,7 @@ export class Tracer {
     state.messagesIn++;
     state.bytesIn += size;
     (binary ? metrics.inBinary : metrics.inText).value++;
-    const histograms = this.metrics.histograms;
-    histograms.record(S.METRIC_MESSAGE_SIZE, size, metrics.sizeIn);
+    metrics.sizeIn.record(size);
 
     if (ws.listenerCount('message') === 0) {
       return callWithArgc(emit, ws, argc, 'message', data, isBinary) as boolean;
@@ -505,11 +494,7 @@ export class Tracer {
       }
       return this.runAndEnd<boolean>(op, emit, ws, argc === 2 ? ['message', data] : ['message', data, isBinary]);
     } finally {
-      histograms.record(
-        S.METRIC_MESSAGE_PROCESS_DURATION,
-        (performance.now() - started) / 1000,
-        metrics.processAttributes(name),
-      );
+      metrics.process(name).record((performance.now() - started) / 1000);
     }
   }
 
@@ -563,7 +548,7 @@ export class Tracer {
       state.messagesOut++;
       state.bytesOut += size;
       (binary ? metrics.outBinary : metrics.outText).value++;
-      this.metrics.histograms.record(S.METRIC_MESSAGE_SIZE, size, metrics.sizeOut);
+      metrics.sizeOut.record(size);
       if (!state.ignored && (this.config.traceOrphanSends || this.hasActive())) {
         return this.tracedSend(state, ws, send, data, options, cb, argc, size, binary);
       }
@@ -634,7 +619,7 @@ export class Tracer {
     const rtt = performance.now() - state.pingAt;
     const startTime = now() - rtt;
     state.pingAt = 0;
-    this.metrics.histograms.record(S.METRIC_HEARTBEAT_RTT, rtt / 1000, state.info.metrics.heartbeat);
+    state.info.metrics.heartbeat.record(rtt / 1000);
     if (this.config.traceHeartbeat && !state.ignored) {
       const op = this.start({
         name: state.info.pingName,
@@ -690,7 +675,7 @@ export class Tracer {
         metrics.active.value--;
       }
       if (broken) metrics.broken.value++;
-      this.metrics.histograms.record(S.METRIC_CONNECTION_DURATION, durationMs / 1000, metrics.durationAttributes(closeCode));
+      metrics.duration(closeCode).record(durationMs / 1000);
       if (!state.ignored) {
         const other: Side = state.side === 'server' ? 'client' : 'server';
         const initiator =
