@@ -21,6 +21,7 @@ import {
 } from '@opentelemetry/api';
 import { METRIC_ACTIVE_CONNECTIONS, METRIC_INFO, ATTR_ERROR_TYPE } from '../semconv';
 import type { Adapter, Carrier, HistogramCell, MetricSource, OperationKind, OperationOutcome, OperationSpec } from '../tracer/adapter';
+import { log } from '../logger';
 import { VERSION } from '../version';
 import { withTimeout } from './bounded';
 import { claimHandedOutProducers, releaseHandedOutProducers } from './otel-producer';
@@ -194,6 +195,7 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
   private bindHistograms(meter: Meter, source: MetricSource, ownProducers: boolean): void {
     if (ownProducers || claimHandedOutProducers(this.histogramSource)) {
       this.histogramPath = 'producer';
+      log.debug(`otel: histograms are collected through ws-apm's metric producer (${ownProducers ? "ws-apm's SDK" : "the app's SDK"})`);
       return;
     }
     if (!meterSdkRegistered()) {
@@ -201,6 +203,7 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
       return;
     }
     this.histogramPath = 'api';
+    log.debug("otel: histograms are recorded through the OpenTelemetry API (the app's SDK has no metricProducer() from ws-apm)");
     const instruments = new Map<string, Histogram>();
     for (const name of source.histogramNames) {
       const info = METRIC_INFO[name];
