@@ -228,12 +228,14 @@ export function metricProducer(options: MetricProducerOptions = {}): WsApmMetric
  */
 export function claimHandedOutProducers(source: () => MetricSource | undefined): boolean {
   const h = hub();
-  if (h.requested === 0) {
-    h.viaApi = true;
-    return false;
-  }
+  if (h.requested === 0) return false;
   h.source = source;
   return true;
+}
+
+/** The OpenTelemetry adapter records histograms through the API (a producer handed out now would double them). */
+export function recordingThroughApi(): void {
+  hub().viaApi = true;
 }
 
 /** The adapter stops (uninstrument): handed-out producers report nothing until the next one claims them. */

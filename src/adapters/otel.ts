@@ -24,7 +24,7 @@ import type { Adapter, Carrier, HistogramCell, MetricSource, OperationKind, Oper
 import { log } from '../logger';
 import { VERSION } from '../version';
 import { withTimeout } from './bounded';
-import { claimHandedOutProducers, releaseHandedOutProducers } from './otel-producer';
+import { claimHandedOutProducers, recordingThroughApi, releaseHandedOutProducers } from './otel-producer';
 
 /** How long, and for how many sends, an ended message span still parents its handler's sends. */
 const ASYNC_TAIL_MS = 30_000;
@@ -48,8 +48,6 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
   private meter: Meter | undefined;
   private metricSource: MetricSource | undefined;
   private readonly histogramSource = (): MetricSource | undefined => this.metricSource;
-  /** How histograms reach the SDK, decided at bootstrap (see bindHistograms). */
-  private histogramPath: 'pending' | 'producer' | 'api' | 'none' = 'pending';
   private unbindCounters: (() => void) | undefined;
   private bootstrapped = false;
   private readonly linkCache = new WeakMap<readonly SpanContext[], Link[]>();
@@ -194,16 +192,12 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
    */
   private bindHistograms(meter: Meter, source: MetricSource, ownProducers: boolean): void {
     if (ownProducers || claimHandedOutProducers(this.histogramSource)) {
-      this.histogramPath = 'producer';
       log.debug(`otel: histograms are collected through ws-apm's metric producer (${ownProducers ? "ws-apm's SDK" : "the app's SDK"})`);
       return;
     }
-    if (!meterSdkRegistered()) {
-      this.histogramPath = 'none';
-      return;
-    }
-    this.histogramPath = 'api';
+    if (!meterSdkRegistered()) return; // the API's no-op: nothing to record into
     log.debug("otel: histograms are recorded through the OpenTelemetry API (the app's SDK has no metricProducer() from ws-apm)");
+    recordingThroughApi();
     const instruments = new Map<string, Histogram>();
     for (const name of source.histogramNames) {
       const info = METRIC_INFO[name];
@@ -217,11 +211,6 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
       );
     }
     source.forwardHistograms((cell: HistogramCell) => instruments.get(cell.name));
-  }
-
-  /** Which way histograms go (tests, diagnostics). */
-  get histogramsVia(): 'pending' | 'producer' | 'api' | 'none' {
-    return this.histogramPath;
   }
 
   private bindCounters(meter: Meter, source: MetricSource): void {
