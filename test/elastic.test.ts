@@ -210,7 +210,7 @@ describe('adapter driven directly against the real agent', () => {
     assert.equal(ready.activeNone, false);
   });
 
-  test('metrics: the active-connections gauge follows the cell, histograms as count/sum, late cells picked up', async () => {
+  test('metrics: the active-connections gauge follows the cell, histogram cells as count/sum, late cells picked up', async () => {
     await intake.waitFor('gauge 3', () => gauge(intake, 'websocket.server.active_connections', { websocket_route: '/chat' }) === 3);
     proc.send('zero');
     await proc.next('zeroed');
@@ -221,6 +221,8 @@ describe('adapter driven directly against the real agent', () => {
     assert.equal(size.samples['websocket.message.size.sum'].value, 12);
     assert.deepEqual({ route: size.tags.websocket_route, direction: size.tags.websocket_direction }, { route: '/chat', direction: 'in' });
     await intake.waitFor('late cell', () => gauge(intake, 'websocket.messages', { websocket_route: '/later' }) === 11);
+    await intake.waitFor('late histogram', () => gauge(intake, 'websocket.message.process.duration.count', { websocket_route: '/later' }) === 2);
+    assert.equal(gauge(intake, 'websocket.message.process.duration.sum', { websocket_route: '/later' }), 0.75);
     for (const m of intake.of('metricset')) noDottedKeys(m.tags);
   });
 

@@ -96,8 +96,7 @@ function breaking(method: string): RecordingAdapter {
   const adapter = recordingAdapter();
   // A name per case: the logger reports each key once a minute, across tests too.
   (adapter as { name: string }).name = `broken-${method}`;
-  if (method === 'histograms.record') (adapter as { histograms: unknown }).histograms = { record: boom(method) };
-  else (adapter as unknown as Record<string, unknown>)[method] = boom(method);
+  (adapter as unknown as Record<string, unknown>)[method] = boom(method);
   return adapter;
 }
 
@@ -132,8 +131,7 @@ const STILL_FLOWS: Record<string, (a: RecordingAdapter) => void> = {
   inject: (a) => assertEveryKind(a),
   extract: (a) => assertEveryKind(a),
   runWithRemote: (a) => assertEveryKind(a),
-  'histograms.record': (a) => assertEveryKind(a),
-  bindCounters: (a) => assertEveryKind(a),
+  bindMetrics: (a) => assertEveryKind(a),
 };
 
 function assertEveryKind(a: RecordingAdapter, except: string[] = []): void {
@@ -170,10 +168,9 @@ describe('one adapter method throws: the app is unaffected, the fault is logged 
 test('an adapter that throws everywhere costs telemetry only: handshakes, messages, sends and closes work', async () => {
   const adapter = recordingAdapter();
   (adapter as { name: string }).name = 'everything';
-  for (const method of ['start', 'end', 'run', 'runUnsampled', 'ref', 'active', 'keyOf', 'live', 'inject', 'extract', 'runWithRemote', 'bindCounters']) {
+  for (const method of ['start', 'end', 'run', 'runUnsampled', 'ref', 'active', 'keyOf', 'live', 'inject', 'extract', 'runWithRemote', 'bindMetrics']) {
     (adapter as unknown as Record<string, unknown>)[method] = boom('everything');
   }
-  (adapter as { histograms: unknown }).histograms = { record: boom('everything') };
   const { seen, stderr } = await withAdapter(adapter);
   assert.deepEqual(seen, EXPECTED);
   const lines = stderr.split('\n').filter((l) => l.includes('everything start failed'));

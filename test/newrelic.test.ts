@@ -368,13 +368,28 @@ function assertServerSide(c: FakeCollector, run: ClientServerRun): void {
   assert.equal(c.metric('Custom/WebSocket/Messages/in/chat', SERVER_APP)?.callCount, 3);
   assert.equal(c.metric('Custom/WebSocket/Messages/out/chat', SERVER_APP)?.callCount, 2);
   assert.equal(c.metric('Custom/WebSocket/Connections/accepted/chat', SERVER_APP)?.callCount, 2);
-  assert.equal(c.metric('Custom/WebSocket/MessageSize/in/all', SERVER_APP)?.callCount, 3);
+  // Histograms from the tracer's cells, summed over harvests, match the traffic: in 'hello',
+  // 'flush', 'boom' (5, 5, 4 bytes); out 'echo:hello', 'flushed' (10, 7).
+  assert.deepEqual(pick(c.metric('Custom/WebSocket/MessageSize/in/all', SERVER_APP) ?? {}, ['callCount', 'total', 'min', 'max']),
+    { callCount: 3, total: 14, min: 4, max: 5 });
+  assert.deepEqual(pick(c.metric('Custom/WebSocket/MessageSize/out/all', SERVER_APP) ?? {}, ['callCount', 'total', 'min', 'max']),
+    { callCount: 2, total: 17, min: 7, max: 10 });
+  // Each harvest carries its own interval: a single value is its own min, max and total.
+  for (const m of c.metrics.filter((m) => m.app === SERVER_APP && m.name.startsWith('Custom/WebSocket/MessageSize/'))) {
+    assert.ok(m.min <= m.max && m.min * m.callCount <= m.total && m.total <= m.max * m.callCount, JSON.stringify(m));
+    if (m.callCount === 1) assert.deepEqual([m.min, m.max], [m.total, m.total], JSON.stringify(m));
+  }
+  assert.ok(c.metrics.filter((m) => m.app === SERVER_APP && m.name === 'Custom/WebSocket/MessageSize/out/all').length >= 2,
+    'the forced harvest and the final one');
+  const processed = c.metric('Custom/WebSocket/MessageProcessDuration/chat', SERVER_APP);
+  assert.equal(processed?.callCount, 3);
+  assert.ok(processed.total >= 0 && processed.min <= processed.max, 'milliseconds');
   // The gauge sampled at the forced harvest ('flush' message): exactly one open connection then.
   assert.ok(c.metrics.some((m) => m.app === SERVER_APP && m.name === 'Custom/WebSocket/ActiveConnections/chat' && m.total === 1 && m.callCount === 1));
 }
 
-function pick(o: Record<string, unknown>, keys: string[]): Record<string, unknown> {
+function pick(o: object, keys: string[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const k of keys) out[k] = o[k];
+  for (const k of keys) out[k] = (o as Record<string, unknown>)[k];
   return out;
 }

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import * as S from '../semconv';
 import { HEADER_TRACEPARENT } from '../semconv';
-import type { Adapter, Attributes, Carrier, CounterSource, OperationOutcome, OperationSpec } from '../tracer/adapter';
+import type { Adapter, Attributes, Carrier, MetricSource, OperationOutcome, OperationSpec } from '../tracer/adapter';
 import { isValidTraceparent, traceIdOfTraceparent } from '../tracer/propagation';
 
 interface Ref {
@@ -53,22 +53,10 @@ const METRICS_INTERVAL_MS = 10_000;
 export class ConsoleAdapter implements Adapter<ConsoleOp, Ref> {
   readonly name = 'console';
   private readonly storage = new AsyncLocalStorage<ConsoleOp | Ref>();
-  private readonly sums = new Map<string, { count: number; sum: number }>();
-  private source: CounterSource | undefined;
+  private source: MetricSource | undefined;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly write: (line: string) => void = (line) => process.stderr.write(`${line}\n`)) {}
-
-  readonly histograms = {
-    record: (name: string, value: number): void => {
-      const s = this.sums.get(name);
-      if (s === undefined) this.sums.set(name, { count: 1, sum: value });
-      else {
-        s.count++;
-        s.sum += value;
-      }
-    },
-  };
 
   start(spec: OperationSpec<Ref>): ConsoleOp {
     let parent: Ref | undefined;
@@ -166,7 +154,7 @@ export class ConsoleAdapter implements Adapter<ConsoleOp, Ref> {
     return ref === undefined ? fn() : this.storage.run(ref, fn);
   }
 
-  bindCounters(source: CounterSource): void {
+  bindMetrics(source: MetricSource): void {
     this.source = source;
     this.timer = setInterval(() => this.printMetrics(), METRICS_INTERVAL_MS);
     this.timer.unref();
@@ -176,12 +164,23 @@ export class ConsoleAdapter implements Adapter<ConsoleOp, Ref> {
   printMetrics(): void {
     if (this.source === undefined) return;
     const parts: string[] = [];
-    for (const cell of this.source.cells()) {
+    for (const cell of this.source.counters()) {
       if (cell.value === 0 && !cell.upDown) continue;
       const labels = Object.values(cell.attributes).join(',');
       parts.push(`${cell.name}{${labels}}=${cell.value}`);
     }
-    for (const [name, { count, sum }] of this.sums) {
+    // Histograms: count and average per metric, over all its series (the tracer's cells).
+    const sums = new Map<string, { count: number; sum: number }>();
+    for (const cell of this.source.histograms()) {
+      if (cell.count === 0) continue;
+      const s = sums.get(cell.name);
+      if (s === undefined) sums.set(cell.name, { count: cell.count, sum: cell.sum });
+      else {
+        s.count += cell.count;
+        s.sum += cell.sum;
+      }
+    }
+    for (const [name, { count, sum }] of sums) {
       const unitIsSeconds = !name.endsWith('.size');
       parts.push(`${name}{count=${count},avg=${unitIsSeconds ? `${((sum / count) * 1000).toFixed(2)}ms` : `${Math.round(sum / count)}B`}}`);
     }

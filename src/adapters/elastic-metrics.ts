@@ -5,14 +5,15 @@
  *   `websocket.server.active_connections` per route is a true gauge, the monotonic
  *   counters (`websocket.messages`, `websocket.server.connections`, ...) are reported as
  *   cumulative values (Kibana: "counter rate" / derivative);
- * - every histogram series becomes a summary of two cumulative gauges, `<name>.count`
- *   and `<name>.sum` (seconds or bytes): average = rate(sum) / rate(count). One
- *   addition per recorded value, nothing allocated after the first value of a series.
- * Labels become metricset tags under Elastic's key rules. Series are capped.
+ * - every tracer histogram cell with values becomes a summary of two cumulative gauges,
+ *   `<name>.count` and `<name>.sum` (seconds or bytes): average = rate(sum) / rate(count).
+ *   The cells are aggregated by the tracer: nothing here runs per recorded value.
+ * Labels become metricset tags under Elastic's key rules. Series are capped. New cells
+ * (a new route, message name or close-code class) are picked up every half interval and
+ * at every flush.
  */
 import { log } from '../logger';
-import { SeriesCache } from './series';
-import type { Attributes, CounterCell, CounterSource, HistogramSink } from '../tracer/adapter';
+import type { CounterCell, HistogramCell, MetricSource } from '../tracer/adapter';
 import type { ElasticAgent } from './elastic-agent';
 import { toLabels } from './elastic-labels';
 
@@ -20,37 +21,20 @@ import { toLabels } from './elastic-labels';
 const MAX_SERIES = 500;
 const DEFAULT_INTERVAL_S = 30;
 
-interface Summary {
-  count: number;
-  sum: number;
-}
+/** The histogram cells behind one (name, tags) summary (distinct cells whose labels coincide). */
+type Summary = HistogramCell[];
 
-export class ElasticMetrics implements HistogramSink {
-  private readonly registeredCells = new WeakSet<CounterCell>();
-  private readonly summaries = new SeriesCache<Summary | null>();
-  private readonly summaryFor = (name: string, attributes: Attributes): Summary | null => this.summary(name, attributes);
+export class ElasticMetrics {
+  private readonly registeredCells = new WeakSet<CounterCell | HistogramCell>();
   private readonly summariesByKey = new Map<string, Summary>();
   private series = 0;
-  private source: CounterSource | undefined;
+  private source: MetricSource | undefined;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly agent: ElasticAgent) {}
 
-  /** Record one histogram value (hot path: two map lookups, two additions). */
-  record(name: string, value: number, attributes: Attributes): void {
-    try {
-      const summary = this.summaries.get(name, attributes, this.summaryFor);
-      if (summary !== null && Number.isFinite(value)) {
-        summary.count++;
-        summary.sum += value;
-      }
-    } catch (err) {
-      log.fault('elastic histogram', err);
-    }
-  }
-
-  /** Start exporting the tracer's counters; new cells are picked up every half interval. */
-  bind(source: CounterSource): void {
+  /** Start exporting the tracer's cells; new cells are picked up every half interval. */
+  bind(source: MetricSource): void {
     this.source = source;
     this.scan();
     const intervalS = this.agent._conf?.metricsInterval;
@@ -65,18 +49,23 @@ export class ElasticMetrics implements HistogramSink {
     this.timer = undefined;
   }
 
-  /** Register a gauge for every counter cell not seen yet. */
+  /** Register a gauge for every counter cell, and a summary for every histogram cell with values, not seen yet. */
   scan(): void {
     if (!this.source) return;
     try {
-      for (const cell of this.source.cells()) {
+      for (const cell of this.source.counters()) {
         if (this.registeredCells.has(cell)) continue;
         if (!this.reserve()) return;
         this.registeredCells.add(cell);
         this.agent.registerMetric(cell.name, toLabels(cell.attributes), () => cell.value);
       }
+      for (const cell of this.source.histograms()) {
+        if (cell.count === 0 || this.registeredCells.has(cell)) continue;
+        if (!this.addToSummary(cell)) return;
+        this.registeredCells.add(cell);
+      }
     } catch (err) {
-      log.fault('elastic counters', err);
+      log.fault('elastic metrics', err);
     }
   }
 
@@ -89,17 +78,26 @@ export class ElasticMetrics implements HistogramSink {
     return true;
   }
 
-  /** The summary of (name, attributes), shared by equal attribute sets; null once capped. */
-  private summary(name: string, attributes: Attributes): Summary | null {
-    const tags = toLabels(attributes);
-    const key = `${name}\u0000${JSON.stringify(Object.entries(tags).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))}`;
+  /** Join the summary of (name, tags), registering its two gauges when it is new; false once capped. */
+  private addToSummary(cell: HistogramCell): boolean {
+    const tags = toLabels(cell.attributes);
+    const key = `${cell.name}\u0000${JSON.stringify(Object.entries(tags).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))}`;
     const existing = this.summariesByKey.get(key);
-    if (existing) return existing;
-    if (!this.reserve()) return null;
-    const summary: Summary = { count: 0, sum: 0 };
+    if (existing) {
+      existing.push(cell);
+      return true;
+    }
+    if (!this.reserve()) return false;
+    const summary: Summary = [cell];
     this.summariesByKey.set(key, summary);
-    this.agent.registerMetric(`${name}.count`, tags, () => summary.count);
-    this.agent.registerMetric(`${name}.sum`, tags, () => summary.sum);
-    return summary;
+    this.agent.registerMetric(`${cell.name}.count`, tags, () => total(summary, 'count'));
+    this.agent.registerMetric(`${cell.name}.sum`, tags, () => total(summary, 'sum'));
+    return true;
   }
+}
+
+function total(cells: Summary, field: 'count' | 'sum'): number {
+  let out = 0;
+  for (const cell of cells) out += cell[field];
+  return out;
 }

@@ -31,8 +31,7 @@ import type {
   Adapter,
   Attributes,
   Carrier,
-  CounterSource,
-  HistogramSink,
+  MetricSource,
   OperationOutcome,
   OperationSpec,
 } from '../tracer/adapter';
@@ -156,7 +155,6 @@ function disableAgentWs(agent: ElasticAgent): boolean {
 class ElasticAdapter implements Adapter<ElasticOp, string> {
   readonly name = 'elastic';
   readonly propagationHeaders: readonly string[] = [HEADER_ELASTIC_TRACEPARENT];
-  readonly histograms: HistogramSink;
   private readonly metrics: ElasticMetrics;
 
   constructor(
@@ -167,7 +165,6 @@ class ElasticAdapter implements Adapter<ElasticOp, string> {
     agentWsWasOn: boolean,
   ) {
     this.metrics = new ElasticMetrics(agent);
-    this.histograms = this.metrics;
     if (agentWsWasOn) this.dropAgentWsSpans();
   }
 
@@ -262,11 +259,12 @@ class ElasticAdapter implements Adapter<ElasticOp, string> {
     return remoteParent(carrier)?.traceparent;
   }
 
-  bindCounters(source: CounterSource): void {
+  bindMetrics(source: MetricSource): void {
     this.metrics.bind(source);
   }
 
   flush(timeoutMs: number): Promise<void> {
+    this.metrics.scan(); // histogram series that got their first values since the last scan
     return bounded(
       timeoutMs,
       (done) => {

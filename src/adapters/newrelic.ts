@@ -23,13 +23,14 @@
  * transactions list, get `transactionType = 'Other'` in NRQL like message transactions do, and
  * carry distributed tracing, errors and nested segments identically.
  *
- * Counters are read on the agent's own metric harvest (`starting_data_send-metric_data` on the
- * metric aggregator, which also fires on the final harvest of `shutdown`), histograms are
- * aggregated here and merged into the agent's metrics on the same event, so the per-message cost
- * of a metric is a Map lookup, not an agent call.
+ * Counters and histograms are aggregated by the tracer (number and bucket cells) and read on the
+ * agent's own metric harvest (`starting_data_send-metric_data` on the metric aggregator, which also
+ * fires on the final harvest of `shutdown`): histograms as the stats of the interval (count, total,
+ * min, max, sum of squares since the last harvest), so the per-message cost of a metric is a few
+ * additions in the tracer, never an agent call.
  */
 import type {
-  Adapter, Attributes, Carrier, CounterCell, CounterSource, HistogramSink, OperationOutcome, OperationRole,
+  Adapter, Attributes, Carrier, CounterCell, HistogramCell, MetricSource, OperationOutcome, OperationRole,
   OperationSpec, Parent,
 } from '../tracer/adapter';
 import type { Config } from '../config';
@@ -37,7 +38,6 @@ import { log } from '../logger';
 import { noopAdapter } from '../tracer/noop';
 import { traceIdOfTraceparent } from '../tracer/propagation';
 import { bounded } from './bounded';
-import { SeriesCache } from './series';
 import {
   ATTR_MESSAGING_DESTINATION_NAME, ATTR_WS_BYTES_IN, ATTR_WS_BYTES_OUT,
   ATTR_WS_CLOSE_CODE, ATTR_WS_CLOSE_INITIATOR, ATTR_WS_CLOSE_REASON, ATTR_WS_CONNECTION_BROKEN,
@@ -86,7 +86,15 @@ export interface NrOp {
   ended: boolean;
 }
 
-type HistogramStats = NrMetricStats & { readonly metric: string };
+/** What one histogram cell had at the last harvest, and the metric it reports to (null: past the name cap). */
+interface HarvestedCell {
+  readonly metric: string | null;
+  /** 1000 for time metrics: seconds in the tracer, milliseconds in New Relic. */
+  readonly scale: number;
+  count: number;
+  sum: number;
+  sumOfSquares: number;
+}
 
 const EMPTY_REF: NrRef = Object.freeze({});
 
@@ -133,25 +141,13 @@ function stubHint(): string {
 class NewRelicAdapter implements Adapter<NrOp, NrRef> {
   readonly name = 'newrelic';
   readonly propagationHeaders: readonly string[] = [NR_HEADER];
-  readonly histograms: HistogramSink;
 
   private readonly clean: NrContext | undefined;
   private readonly agent: NrAgent;
-  private readonly stats = new Map<string, HistogramStats>();
-  private readonly statsBySeries = new SeriesCache<HistogramStats | null>();
-  /** The stats of a new series, shared by metric name; null (skip) past the name cap. */
-  private readonly statsFor = (name: string, attributes: Attributes): HistogramStats | null => {
-    const metric = metricName(name, attributes);
-    let stats = this.stats.get(metric);
-    if (stats === undefined) {
-      if (this.stats.size >= MAX_METRIC_NAMES) return null;
-      stats = { metric, count: 0, total: 0, min: Infinity, max: -Infinity, sumOfSquares: 0 };
-      this.stats.set(metric, stats);
-    }
-    return stats;
-  };
+  private readonly harvested = new Map<HistogramCell, HarvestedCell>();
+  private readonly histogramMetrics = new Set<string>();
   private readonly lastCounts = new Map<CounterCell, number>();
-  private counters: CounterSource | undefined;
+  private source: MetricSource | undefined;
   private shutdownPromise: Promise<void> | undefined;
 
   constructor(
@@ -160,7 +156,6 @@ class NewRelicAdapter implements Adapter<NrOp, NrRef> {
   ) {
     this.clean = cleanContext(tracer);
     this.agent = nr.agent!;
-    this.histograms = { record: (name, value, attributes) => this.recordHistogram(name, value, attributes) };
     this.hookHarvest();
   }
 
@@ -285,8 +280,8 @@ class NewRelicAdapter implements Adapter<NrOp, NrRef> {
     return pickHeaders(carrier);
   }
 
-  bindCounters(source: CounterSource): void {
-    this.counters = source;
+  bindMetrics(source: MetricSource): void {
+    this.source = source;
   }
 
   flush(timeoutMs: number): Promise<void> {
@@ -370,20 +365,6 @@ class NewRelicAdapter implements Adapter<NrOp, NrRef> {
 
   // --- metrics -------------------------------------------------------------------------------
 
-  private recordHistogram(name: string, value: number, attributes: Attributes): void {
-    if (!Number.isFinite(value)) return;
-    // The tracer passes the same attribute objects per route: find the cell by identity, so the
-    // per-message cost is two lookups and no string building.
-    const stats = this.statsBySeries.get(name, attributes, this.statsFor);
-    if (stats === null) return;
-    const v = isTimeMetric(name) ? value * 1000 : value;
-    stats.count++;
-    stats.total += v;
-    stats.sumOfSquares += v * v;
-    if (v < stats.min) stats.min = v;
-    if (v > stats.max) stats.max = v;
-  }
-
   private hookHarvest(): void {
     const metrics = this.nr.agent?.metrics;
     const collect = (): void => this.collect();
@@ -402,22 +383,13 @@ class NewRelicAdapter implements Adapter<NrOp, NrRef> {
   /** Move counters and histograms into the agent's metrics; runs right before each metric harvest. */
   private collect(): void {
     const nr = this.nr;
+    const source = this.source;
+    if (!source) return;
     try {
-      for (const stats of this.stats.values()) {
-        if (stats.count === 0) continue;
-        nr.recordMetric(stats.metric, {
-          count: stats.count, total: stats.total, min: stats.min, max: stats.max, sumOfSquares: stats.sumOfSquares,
-        });
-        stats.count = 0;
-        stats.total = 0;
-        stats.sumOfSquares = 0;
-        stats.min = Infinity;
-        stats.max = -Infinity;
-      }
-      if (!this.counters) return;
+      for (const [metric, stats] of this.histogramDeltas(source)) nr.recordMetric(metric, stats);
       const gauges = new Map<string, number>();
       const increments = new Map<string, number>();
-      for (const cell of this.counters.cells()) {
+      for (const cell of source.counters()) {
         const metric = metricName(cell.name, cell.attributes);
         if (cell.upDown) {
           gauges.set(metric, (gauges.get(metric) ?? 0) + cell.value);
@@ -434,6 +406,52 @@ class NewRelicAdapter implements Adapter<NrOp, NrRef> {
     } catch (error) {
       log.fault('newrelic.metrics', error);
     }
+  }
+
+  /**
+   * Each histogram metric's stats since the last harvest: the cells' cumulative count, total
+   * and sum of squares minus what the last harvest took, their interval min/max (restarted
+   * here: this adapter is the only reader of the intervals). Cells of one metric name
+   * (close-code classes of a route, say) are merged.
+   */
+  private histogramDeltas(source: MetricSource): Map<string, NrMetricStats> {
+    const out = new Map<string, NrMetricStats>();
+    for (const cell of source.histograms()) {
+      let last = this.harvested.get(cell);
+      if (last === undefined) {
+        if (cell.count === 0) continue;
+        let metric: string | null = metricName(cell.name, cell.attributes);
+        if (!this.histogramMetrics.has(metric)) {
+          if (this.histogramMetrics.size >= MAX_METRIC_NAMES) metric = null;
+          else this.histogramMetrics.add(metric);
+        }
+        last = { metric, scale: isTimeMetric(cell.name) ? 1000 : 1, count: 0, sum: 0, sumOfSquares: 0 };
+        this.harvested.set(cell, last);
+      }
+      const count = cell.count - last.count;
+      if (count === 0) continue;
+      const { scale } = last;
+      const total = (cell.sum - last.sum) * scale;
+      const sumOfSquares = (cell.sumOfSquares - last.sumOfSquares) * scale * scale;
+      const min = cell.intervalMin * scale;
+      const max = cell.intervalMax * scale;
+      last.count = cell.count;
+      last.sum = cell.sum;
+      last.sumOfSquares = cell.sumOfSquares;
+      cell.resetInterval();
+      if (last.metric === null) continue;
+      const stats = out.get(last.metric);
+      if (stats === undefined) {
+        out.set(last.metric, { count, total, min, max, sumOfSquares });
+      } else {
+        stats.count += count;
+        stats.total += total;
+        stats.sumOfSquares += sumOfSquares;
+        if (min < stats.min) stats.min = min;
+        if (max > stats.max) stats.max = max;
+      }
+    }
+    return out;
   }
 }
 

@@ -22,9 +22,11 @@ import {
   TraceFlags,
 } from '@opentelemetry/api';
 import { METRIC_ACTIVE_CONNECTIONS, METRIC_INFO, ATTR_ERROR_TYPE } from '../semconv';
-import type { Adapter, Attributes, Carrier, CounterSource, OperationKind, OperationOutcome, OperationSpec } from '../tracer/adapter';
+import type { Adapter, Carrier, HistogramCell, MetricSource, OperationKind, OperationOutcome, OperationSpec } from '../tracer/adapter';
+import { log } from '../logger';
 import { VERSION } from '../version';
 import { withTimeout } from './bounded';
+import { claimHandedOutProducers, recordingThroughApi, releaseHandedOutProducers } from './otel-producer';
 
 /**
  * The key OpenTelemetry's own instrumentations check to stand aside (`suppressTracing` of
@@ -129,8 +131,8 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
    * a no-op forever. So the meter is taken at bootstrap (see below), not at construction.
    */
   private meter: Meter | undefined;
-  private counterSource: CounterSource | undefined;
-  private readonly instruments = new Map<string, Histogram>();
+  private metricSource: MetricSource | undefined;
+  private readonly histogramSource = (): MetricSource | undefined => this.metricSource;
   private unbindCounters: (() => void) | undefined;
   private bootstrapped = false;
   private readonly linkCache = new WeakMap<readonly SpanContext[], Link[]>();
@@ -140,35 +142,20 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
   /**
    * `beforeBootstrap` (e.g. starting an SDK) runs once at bootstrap, which happens at the
    * first operation or when the app's main module has run (select.ts), whichever is first.
+   * It gets the tracer's histograms for the SDK's metric readers, and returns true when
+   * every reader collects them through ws-apm's producer (otel-producer.ts).
    */
-  constructor(private readonly beforeBootstrap?: () => void) {}
+  constructor(private readonly beforeBootstrap?: (histograms: () => MetricSource | undefined) => boolean) {}
 
-  /** Take the meter and bind the counters, once; after the app had its chance to register an SDK. */
+  /** Take the meter and bind the metrics, once; after the app had its chance to register an SDK. */
   bootstrap(): void {
     if (this.bootstrapped) return;
     this.bootstrapped = true;
-    this.beforeBootstrap?.();
+    const ownProducers = this.beforeBootstrap?.(this.histogramSource) === true;
     this.sdk = otelSdkRegistered();
     this.meter = metrics.getMeter('ws-apm', VERSION);
-    if (this.counterSource !== undefined) this.bindNow(this.meter, this.counterSource);
+    if (this.metricSource !== undefined) this.bindNow(this.meter, this.metricSource, ownProducers);
   }
-
-  readonly histograms = {
-    record: (name: string, value: number, attributes: Attributes): void => {
-      let histogram = this.instruments.get(name);
-      if (histogram === undefined) {
-        if (!this.bootstrapped) this.bootstrap();
-        const info = METRIC_INFO[name];
-        histogram = this.meter!.createHistogram(name, {
-          unit: info?.unit,
-          description: info?.description,
-          advice: info?.buckets ? { explicitBucketBoundaries: [...info.buckets] } : undefined,
-        });
-        this.instruments.set(name, histogram);
-      }
-      histogram.record(value, attributes as Record<string, string | number | boolean>);
-    },
-  };
 
   start(spec: OperationSpec<SpanContext>): Span | undefined {
     if (!this.bootstrapped) this.bootstrap();
@@ -289,12 +276,48 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
     return context.with(propagation.extract(context.active(), carrier), fn);
   }
 
-  bindCounters(source: CounterSource): void {
-    this.counterSource = source;
-    if (this.meter !== undefined) this.bindNow(this.meter, source);
+  bindMetrics(source: MetricSource): void {
+    this.metricSource = source;
+    if (this.meter !== undefined) this.bindNow(this.meter, source, false);
   }
 
-  private bindNow(meter: Meter, source: CounterSource): void {
+  private bindNow(meter: Meter, source: MetricSource, ownProducers: boolean): void {
+    this.bindHistograms(meter, source, ownProducers);
+    this.bindCounters(meter, source);
+  }
+
+  /**
+   * Histograms are aggregated by the tracer; one path to the SDK per process:
+   * - `producer`: a metric reader collects the cells through ws-apm's MetricProducer — the
+   *   SDK ws-apm started itself, or the app's SDK when the app passed `metricProducer()`;
+   * - `api`: the app's SDK without the producer: each cell also records every value in an
+   *   SDK histogram (same name, unit, boundaries and frozen attributes);
+   * - `none`: no SDK meter provider is registered (the API's no-op).
+   */
+  private bindHistograms(meter: Meter, source: MetricSource, ownProducers: boolean): void {
+    if (ownProducers || claimHandedOutProducers(this.histogramSource)) {
+      log.debug(`otel: histograms are collected through ws-apm's metric producer (${ownProducers ? "ws-apm's SDK" : "the app's SDK"})`);
+      return;
+    }
+    if (!meterSdkRegistered()) return; // the API's no-op: nothing to record into
+    log.debug("otel: histograms are recorded through the OpenTelemetry API (the app's SDK has no metricProducer() from ws-apm)");
+    recordingThroughApi();
+    const instruments = new Map<string, Histogram>();
+    for (const name of source.histogramNames) {
+      const info = METRIC_INFO[name];
+      instruments.set(
+        name,
+        meter.createHistogram(name, {
+          unit: info?.unit,
+          description: info?.description,
+          advice: info?.buckets ? { explicitBucketBoundaries: [...info.buckets] } : undefined,
+        }),
+      );
+    }
+    source.forwardHistograms((cell: HistogramCell) => instruments.get(cell.name));
+  }
+
+  private bindCounters(meter: Meter, source: MetricSource): void {
     const observables = source.counterNames.map((name) => {
       const info = METRIC_INFO[name];
       const options = { unit: info?.unit, description: info?.description };
@@ -304,7 +327,7 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
     });
     const byName = new Map(source.counterNames.map((name, i) => [name, observables[i]]));
     const callback = (result: BatchObservableResult): void => {
-      for (const cell of source.cells()) {
+      for (const cell of source.counters()) {
         const instrument = byName.get(cell.name);
         if (instrument !== undefined) result.observe(instrument, cell.value, cell.attributes as Record<string, string>);
       }
@@ -317,10 +340,12 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
     await withTimeout(forceFlushGlobalProviders(), timeoutMs);
   }
 
-  /** Stop reporting this tracer's counters; the providers themselves are not ours to stop. */
+  /** Stop reporting this tracer's metrics; the providers themselves are not ours to stop. */
   async shutdown(): Promise<void> {
     this.unbindCounters?.();
     this.unbindCounters = undefined;
+    this.metricSource?.forwardHistograms(undefined);
+    releaseHandedOutProducers(this.histogramSource);
   }
 }
 
@@ -343,6 +368,12 @@ export async function forceFlushGlobalProviders(): Promise<void> {
       }
     }),
   );
+}
+
+/** True when an SDK (anything but the API's no-op) is registered as the global meter provider. */
+function meterSdkRegistered(): boolean {
+  const provider = metrics.getMeterProvider() as { constructor?: { name?: string } };
+  return provider?.constructor?.name !== 'NoopMeterProvider';
 }
 
 /** True when an SDK (anything but the API's no-op) is registered as the global tracer provider. */

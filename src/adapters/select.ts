@@ -71,7 +71,15 @@ function otelBackend(startSdk: boolean, flushTimeoutMs: number): BackendSetup {
   // An app that registers its SDK in its own code does so after `-r ws-apm/register`
   // ran: decide when the main module's synchronous part is done, or at the first span
   // if one comes sooner (a client connecting at the top level), whichever is first.
-  const adapter = new OtelAdapter(startSdk && !otelSdkRegistered() ? () => (owned = startOwnSdk(flushTimeoutMs)) : undefined);
+  // The SDK ws-apm starts collects the tracer's histograms through a producer on its readers.
+  const adapter = new OtelAdapter(
+    startSdk && !otelSdkRegistered()
+      ? (histograms) => {
+          owned = startOwnSdk(flushTimeoutMs, histograms);
+          return owned !== undefined && owned.producers > 0;
+        }
+      : undefined,
+  );
   setImmediate(() => adapter.bootstrap()).unref();
   const stopOwned = async (timeoutMs: number): Promise<void> => {
     if (owned) await owned.shutdown(timeoutMs);

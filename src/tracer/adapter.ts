@@ -2,11 +2,15 @@
  * The one interface every backend implements (DESIGN.md, "Adapter").
  *
  * The tracer decides *what* happens (names, attributes, parents, links, sampling);
- * an adapter only knows *how* its backend starts, ends and activates an operation,
- * carries trace context, and records a histogram value. Counters are aggregated in the
- * tracer (plain number cells) and read by the adapter on its own collection cycle,
- * so the per-message cost of a counter is one addition whatever the backend.
+ * an adapter only knows *how* its backend starts, ends and activates an operation and
+ * carries trace context. Metrics are aggregated in the tracer — counters as plain number
+ * cells, histograms as bucket cells (histograms.ts) — and read by the adapter on its
+ * backend's own collection cycle, so the per-message cost of a metric is a few additions
+ * whatever the backend.
  */
+import type { HistogramCell, HistogramForward } from './histograms';
+
+export type { HistogramCell, HistogramForward };
 
 /** Attribute values are primitives only; `undefined` values are skipped by adapters. */
 export type AttributeValue = string | number | boolean;
@@ -86,15 +90,6 @@ export interface OperationOutcome {
   readonly endTime?: number;
 }
 
-/** A backend's metric sink for the parts that cannot be pre-aggregated as counters. */
-export interface HistogramSink {
-  /**
-   * Seconds or bytes, per the metric's unit in DESIGN.md. The tracer passes the same
-   * (frozen) attributes object for every value of a series, so adapters may key caches on it.
-   */
-  record(name: string, value: number, attributes: Attributes): void;
-}
-
 /** A cumulative counter (or up-down counter) cell owned by the tracer. */
 export interface CounterCell {
   readonly name: string;
@@ -105,11 +100,21 @@ export interface CounterCell {
 }
 
 /** What the tracer exposes to an adapter for pull-style metric export. */
-export interface CounterSource {
-  /** All cells, in creation order; adapters read `value` at collection time. */
-  cells(): Iterable<CounterCell>;
+export interface MetricSource {
+  /** Every counter cell, in creation order (new routes add cells); read `value` at collection time. */
+  counters(): Iterable<CounterCell>;
+  /** Every histogram cell, in creation order; cumulative since the cell was made. */
+  histograms(): Iterable<HistogramCell>;
   /** Names of every counter metric, so an adapter can pre-register instruments. */
   readonly counterNames: readonly string[];
+  /** Names of every histogram metric (units and boundaries: METRIC_INFO). */
+  readonly histogramNames: readonly string[];
+  /**
+   * For a backend that cannot take pre-aggregated histograms (an app's OpenTelemetry SDK
+   * without ws-apm's metric producer): also hand every value of every cell, present and
+   * future, to `forwardFor(cell)` (undefined: not that cell). `undefined` stops it.
+   */
+  forwardHistograms(forwardFor: ((cell: HistogramCell) => HistogramForward | undefined) | undefined): void;
 }
 
 export interface Adapter<Op = unknown, Ref = unknown> {
@@ -155,10 +160,8 @@ export interface Adapter<Op = unknown, Ref = unknown> {
   runWithRemote<R>(carrier: Carrier, fn: () => R): R;
   /** Extract the remote context in `carrier` as an adapter-specific value. */
   extract(carrier: Carrier): unknown;
-  /** Histogram recording. */
-  readonly histograms: HistogramSink;
-  /** Called once: start reading the tracer's counters on the backend's own cycle. */
-  bindCounters(source: CounterSource): void;
+  /** Called once: start reading the tracer's metric cells on the backend's own cycle. */
+  bindMetrics(source: MetricSource): void;
   /** Export what is pending; resolves (never rejects) within `timeoutMs`. */
   flush(timeoutMs: number): Promise<void>;
   /**

@@ -51,7 +51,7 @@ export class Closes {
       metrics.active.value--;
     }
     if (broken) metrics.broken.value++;
-    core.metrics.histograms.record(S.METRIC_CONNECTION_DURATION, durationMs / 1000, metrics.durationAttributes(closeCode));
+    metrics.duration(closeCode).record(durationMs / 1000);
     if (state.ignored) return emit.apply(ws, args);
     const other: Side = state.side === 'server' ? 'client' : 'server';
     const initiator =

@@ -37,8 +37,7 @@ export class TracerCore {
     this.names = new MessageNamer(config);
     this.redactor = new UrlRedactor(config.redactQueryParams);
     this.linkMessages = config.messageParent === 'link';
-    this.metrics.histograms = this.adapter.histograms;
-    this.adapter.bindCounters(this.metrics);
+    this.adapter.bindMetrics(this.metrics);
   }
 
   /** Names, scratch attributes and metric cells of a route, built once per (route, side). */

@@ -13,7 +13,7 @@
  * before user code runs, and the outer one writes its outcome last.
  */
 import { log } from '../logger';
-import type { Adapter, Attributes, Carrier, CounterSource, HistogramSink, OperationOutcome, OperationSpec } from './adapter';
+import type { Adapter, Carrier, MetricSource, OperationOutcome, OperationSpec } from './adapter';
 import { NOOP_ADAPTER } from './noop';
 
 type AnyFn = (...args: any[]) => any;
@@ -44,7 +44,6 @@ export class GuardedAdapter {
   private thrown: unknown;
   private entries = 0;
   private readonly trampoline: AnyFn;
-  readonly histograms: HistogramSink;
   readonly propagationHeaders: readonly string[];
 
   constructor(adapter: Adapter) {
@@ -71,15 +70,6 @@ export class GuardedAdapter {
         guard.phase = THREW;
         throw err;
       }
-    };
-    this.histograms = {
-      record(name: string, value: number, attributes: Attributes): void {
-        try {
-          guard.adapter.histograms.record(name, value, attributes);
-        } catch (err) {
-          guard.fault('histogram', err);
-        }
-      },
     };
   }
 
@@ -178,11 +168,11 @@ export class GuardedAdapter {
     }
   }
 
-  bindCounters(source: CounterSource): void {
+  bindMetrics(source: MetricSource): void {
     try {
-      this.adapter.bindCounters(source);
+      this.adapter.bindMetrics(source);
     } catch (err) {
-      this.fault('bindCounters', err);
+      this.fault('bindMetrics', err);
     }
   }
 

@@ -20,7 +20,7 @@ export class Heartbeats {
     if (state === undefined || state.pingAt === 0) return;
     const rtt = performance.now() - state.pingAt;
     state.pingAt = 0;
-    core.metrics.histograms.record(S.METRIC_HEARTBEAT_RTT, rtt / 1000, state.info.metrics.heartbeat);
+    state.info.metrics.heartbeat.record(rtt / 1000);
     if (!core.config.traceHeartbeat || state.ignored) return;
     const op = core.adapter.start({
       name: state.info.pingName,

@@ -69,7 +69,7 @@ export class Messages {
     state.messagesIn++;
     state.bytesIn += size;
     (binary ? metrics.inBinary : metrics.inText).value++;
-    core.metrics.histograms.record(S.METRIC_MESSAGE_SIZE, size, metrics.sizeIn);
+    metrics.sizeIn.record(size);
     if (!listening) return emit.apply(ws, args);
 
     const message = this.parse ? parseMessage(data, binary, size, core.config.messageNameMaxBytes) : undefined;
@@ -97,7 +97,7 @@ export class Messages {
       throw err;
     } finally {
       const elapsed = performance.now() - started;
-      core.metrics.histograms.record(S.METRIC_MESSAGE_PROCESS_DURATION, elapsed / 1000, metrics.processAttributes(name));
+      metrics.process(name).record(elapsed / 1000);
       if (!state.ignored && (threw ? core.config.keepErrors : core.config.keepSlowMs > 0 && elapsed >= core.config.keepSlowMs)) {
         this.keep(state, data, binary, size, name, started, elapsed, threw, error);
       }
@@ -120,9 +120,7 @@ export class Messages {
       throw err;
     } finally {
       const ended = performance.now();
-      core.metrics.histograms.record(
-        S.METRIC_MESSAGE_PROCESS_DURATION, (ended - started) / 1000, state.info.metrics.processAttributes(name),
-      );
+      state.info.metrics.process(name).record((ended - started) / 1000);
       // Counted on the operation only when some sends got no span of their own (fan-out cap).
       const attributes = sends.sends === sends.spans ? undefined : sendAttributes(sends);
       core.adapter.end(op, failed ? { error, attributes } : attributes === undefined ? NO_OUTCOME : { attributes });
@@ -182,7 +180,7 @@ export class Messages {
     state.messagesOut++;
     state.bytesOut += size;
     (binary ? metrics.outBinary : metrics.outText).value++;
-    core.metrics.histograms.record(S.METRIC_MESSAGE_SIZE, size, metrics.sizeOut);
+    metrics.sizeOut.record(size);
     if (state.ignored) return undefined;
     const parent = this.sendParent(size);
     if (parent === undefined) return undefined;

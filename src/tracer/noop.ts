@@ -21,8 +21,7 @@ export const NOOP_ADAPTER: Adapter<never, never> = Object.freeze({
   inject: () => undefined,
   extract: () => undefined,
   runWithRemote: <R>(_carrier: unknown, fn: () => R): R => fn(),
-  histograms: Object.freeze({ record: () => undefined }),
-  bindCounters: () => undefined,
+  bindMetrics: () => undefined,
   flush: () => Promise.resolve(),
   shutdown: () => Promise.resolve(),
 });

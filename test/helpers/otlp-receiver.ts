@@ -42,7 +42,24 @@ export interface ReceivedPoint {
   readonly service: string;
   readonly name: string;
   readonly attributes: Record<string, unknown>;
+  /** Sums and gauges: the value; histograms: the count. */
   readonly value: number;
+  readonly scope: string;
+  readonly unit: string;
+  /** Which export request (batch) of the receiver it came in, from 1. */
+  readonly batch: number;
+  readonly histogram?: ReceivedHistogram;
+}
+
+export interface ReceivedHistogram {
+  readonly count: number;
+  readonly sum: number;
+  readonly min?: number;
+  readonly max?: number;
+  readonly bucketCounts: number[];
+  readonly explicitBounds: number[];
+  /** OTLP: 1 delta, 2 cumulative. */
+  readonly temporality: number;
 }
 
 function value(v: AnyValue): unknown {
@@ -62,6 +79,7 @@ function attributes(list: KeyValue[] | undefined): Record<string, unknown> {
 export class OtlpReceiver extends EventEmitter {
   readonly spans: ReceivedSpan[] = [];
   readonly points: ReceivedPoint[] = [];
+  private batches = 0;
   private server = http.createServer((req, res) => this.handle(req, res));
   url = '';
 
@@ -115,14 +133,27 @@ export class OtlpReceiver extends EventEmitter {
   }
 
   private metrics(body: any): void {
+    const batch = ++this.batches;
     for (const rm of body.resourceMetrics ?? []) {
       const service = String(attributes(rm.resource?.attributes)['service.name']);
       for (const sm of rm.scopeMetrics ?? []) {
+        const scope = String(sm.scope?.name ?? '');
         for (const m of sm.metrics ?? []) {
           const data = m.sum ?? m.gauge ?? m.histogram;
           for (const p of data?.dataPoints ?? []) {
             const v = m.histogram ? Number(p.count) : Number(p.asInt ?? p.asDouble ?? 0);
-            this.points.push({ service, name: m.name, attributes: attributes(p.attributes), value: v });
+            const histogram: ReceivedHistogram | undefined = m.histogram
+              ? {
+                  count: Number(p.count),
+                  sum: Number(p.sum),
+                  min: p.min === undefined ? undefined : Number(p.min),
+                  max: p.max === undefined ? undefined : Number(p.max),
+                  bucketCounts: (p.bucketCounts ?? []).map(Number),
+                  explicitBounds: (p.explicitBounds ?? []).map(Number),
+                  temporality: Number(m.histogram.aggregationTemporality),
+                }
+              : undefined;
+            this.points.push({ service, name: m.name, attributes: attributes(p.attributes), value: v, scope, unit: String(m.unit ?? ''), batch, histogram });
           }
         }
       }

@@ -1,10 +1,10 @@
 /**
  * A recording Adapter for the reliability tests: it keeps a copy of everything the
  * tracer hands a backend (names, attributes, parents, bodies, outcomes), counts open
- * operations, and reads the tracer's counter cells directly, so a test can check the
- * active-connections gauge and "started = ended" without any SDK.
+ * operations, and reads the tracer's counter and histogram cells directly, so a test can
+ * check the active-connections gauge and "started = ended" without any SDK.
  */
-import type { Adapter, Attributes, CounterCell, CounterSource, OperationOutcome, OperationSpec } from '../../src/tracer/adapter';
+import type { Adapter, Attributes, CounterCell, HistogramCell, MetricSource, OperationOutcome, OperationSpec } from '../../src/tracer/adapter';
 
 export interface RecordedOp {
   readonly id: number;
@@ -26,6 +26,7 @@ export interface RecordingAdapter extends Adapter<RecordedOp, RecordedOp> {
   cells(): CounterCell[];
   /** Distinct values of one attribute over the cells of one counter. */
   cellValues(name: string, attribute: string): Set<unknown>;
+  /** Attribute sets of the histogram series that got values. */
   histogramSeries(): Set<Attributes>;
   /** How many values a histogram got, over the series whose attributes include `match`. */
   histogramCount(name: string, match?: Record<string, unknown>): number;
@@ -39,9 +40,8 @@ const UNSAMPLED = Object.freeze({ unsampled: true });
 export function recordingAdapter(options: { propagationHeaders?: string[]; keepOps?: boolean } = {}): RecordingAdapter {
   const ops: RecordedOp[] = [];
   const openOps = new Set<RecordedOp>();
-  const series = new Set<Attributes>();
-  const counts = new Map<string, Map<Attributes, number>>();
-  let source: CounterSource | undefined;
+  let source: MetricSource | undefined;
+  const histograms = (): HistogramCell[] => (source ? [...source.histograms()].filter((c) => c.count > 0) : []);
   let next = 0;
   /** What run()/runUnsampled() made active, innermost last (an unsampled run pushes a marker). */
   const stack: object[] = [];
@@ -93,21 +93,13 @@ export function recordingAdapter(options: { propagationHeaders?: string[]; keepO
     },
     runWithRemote: (_carrier, fn) => fn(),
     extract: (carrier) => carrier,
-    histograms: {
-      record(name, _value, attributes) {
-        series.add(attributes);
-        let byAttrs = counts.get(name);
-        if (byAttrs === undefined) counts.set(name, (byAttrs = new Map()));
-        byAttrs.set(attributes, (byAttrs.get(attributes) ?? 0) + 1);
-      },
-    },
-    bindCounters(s) {
+    bindMetrics(s) {
       source = s;
     },
     flush: async () => undefined,
     shutdown: async () => undefined,
     open: () => openOps.size,
-    cells: () => (source ? [...source.cells()] : []),
+    cells: () => (source ? [...source.counters()] : []),
     counter(name, match = {}) {
       let sum = 0;
       for (const cell of adapter.cells()) {
@@ -119,11 +111,11 @@ export function recordingAdapter(options: { propagationHeaders?: string[]; keepO
     cellValues(name, attribute) {
       return new Set(adapter.cells().filter((c) => c.name === name).map((c) => c.attributes[attribute]));
     },
-    histogramSeries: () => series,
+    histogramSeries: () => new Set(histograms().map((c) => c.attributes)),
     histogramCount(name, match = {}) {
       let sum = 0;
-      for (const [attrs, n] of counts.get(name) ?? []) {
-        if (Object.entries(match).every(([k, v]) => attrs[k] === v)) sum += n;
+      for (const cell of histograms()) {
+        if (cell.name === name && Object.entries(match).every(([k, v]) => cell.attributes[k] === v)) sum += cell.count;
       }
       return sum;
     },
