@@ -23,6 +23,10 @@
  * transactions list, get `transactionType = 'Other'` in NRQL like message transactions do, and
  * carry distributed tracing, errors and nested segments identically.
  *
+ * A send after an async listener's `await` is a background transaction `WS SEND {route}` whose
+ * parent span is the message's (same trace): the message transaction has ended by then, so it
+ * cannot take a segment; `ref()` reads the ended transaction's trace context for it.
+ *
  * Counters are read on the agent's own metric harvest (`starting_data_send-metric_data` on the
  * metric aggregator, which also fires on the final harvest of `shutdown`), histograms are
  * aggregated here and merged into the agent's metrics on the same event, so the per-message cost
@@ -225,9 +229,16 @@ class NewRelicAdapter implements Adapter<NrOp, NrRef> {
     );
   }
 
+  /**
+   * From the operation's own transaction, in its own context (so its segment is the parent span),
+   * whether or not the agent still calls it active: the tracer also asks for the reference of an
+   * operation that has ended, to parent the sends an async listener makes after its `await`, and
+   * by then `inject()` (which follows the agent's *active* transaction) would write nothing.
+   */
   ref(op: NrOp): NrRef {
     const headers: Record<string, string> = {};
-    this.inject(op, headers);
+    const ctx = op.ctx;
+    if (ctx?.transaction) this.within(ctx, insertFrom, undefined, [ctx.transaction, headers]);
     if (!headers[HEADER_TRACEPARENT]) return EMPTY_REF;
     return Object.freeze({ traceparent: headers[HEADER_TRACEPARENT], tracestate: headers[HEADER_TRACESTATE] });
   }
@@ -452,6 +463,10 @@ function endInContext(nr: NrApi, op: NrOp, outcome: OperationOutcome): void {
   if (op.event) recordCloseEvent(nr, op.event, outcome);
   if (op.done) op.done();
   else if (op.handle) op.handle.end();
+}
+
+function insertFrom(tx: NrTransaction, carrier: Record<string, string>): void {
+  tx.insertDistributedTraceHeaders(carrier);
 }
 
 function insertHeaders(tracer: NrTracer, carrier: Record<string, string>): void {
