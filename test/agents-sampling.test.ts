@@ -21,14 +21,16 @@
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { Fixture } from './helpers/elastic-fixture';
 import { agentEnv, type Intake, type IntakeEvent, startIntake } from './helpers/elastic-intake';
 import { agentHome, FakeCollector, type NrEvent } from './helpers/newrelic-collector';
-import { startFixture } from './helpers/newrelic-fixture';
+import { newrelicPath, startFixture } from './helpers/newrelic-fixture';
 
 const TIMEOUT = 90_000;
 /** The app, relative to the directories the two fixture helpers start files from. */
@@ -379,6 +381,12 @@ const nrTxs = (c: FakeCollector, name: string): NrEvent[] => c.transactions.filt
 const nrSpansOf = (c: FakeCollector, tx: NrEvent): NrEvent[] => c.spans.filter((s) => s.intrinsics.transactionId === tx.intrinsics.guid);
 const RECEIVE = (route: string): string => `OtherTransaction/WebSocket/WS RECEIVE ${route}`;
 
+/** Major version of the agent the fixtures preload. */
+function nrMajor(): number {
+  const pkg = path.join(path.dirname(newrelicPath()), 'package.json');
+  return Number((JSON.parse(readFileSync(pkg, 'utf8')) as { version: string }).version.split('.')[0]);
+}
+
 function nrRootSpan(c: FakeCollector, tx: NrEvent): NrEvent {
   const span = nrSpansOf(c, tx).find((s) => s.intrinsics['nr.entryPoint'] === true);
   assert.ok(span, `no entry span for ${String(nrName(tx))}`);
@@ -488,9 +496,10 @@ describe('New Relic agent (newrelic)', { timeout: TIMEOUT }, () => {
           expected.push(`00-${receive.intrinsics.traceId}-${externals[0].intrinsics.guid}-01`);
         }
         assert.deepEqual(downstream.requests.map((h) => h.traceparent).sort(), expected.sort());
-        for (const headers of downstream.requests) {
-          assert.deepEqual(Object.keys(traceHeaders(headers)).sort(), ['newrelic', 'traceparent', 'tracestate']);
-        }
+        // W3C trace context, plus the proprietary `newrelic` header on 13.x (14.x leaves it out by
+        // default: distributed_tracing.exclude_newrelic_header).
+        const expectedHeaders = nrMajor() >= 14 ? ['traceparent', 'tracestate'] : ['newrelic', 'traceparent', 'tracestate'];
+        for (const headers of downstream.requests) assert.deepEqual(Object.keys(traceHeaders(headers)).sort(), expectedHeaders);
       });
     } finally {
       await downstream.close();
