@@ -52,6 +52,12 @@ export const ATTR_WS_HEARTBEAT_RTT_MS = 'websocket.heartbeat.rtt_ms';
 export const ATTR_WS_SENDS_UNRECORDED = 'websocket.sends.unrecorded';
 /** On a message that was not sampled but recorded anyway: why (`error` or `slow`). */
 export const ATTR_WS_MESSAGE_KEPT = 'websocket.message.kept';
+/**
+ * A kept message's real start (epoch ms) and duration (ms), for backends that cannot start an
+ * operation in the past (New Relic): there the operation itself is recorded when the listeners return.
+ */
+export const ATTR_WS_MESSAGE_START_TIME_MS = 'websocket.message.start_time_ms';
+export const ATTR_WS_MESSAGE_DURATION_MS = 'websocket.message.duration_ms';
 
 // Metrics (DESIGN.md, "Metrics").
 export const METRIC_ACTIVE_CONNECTIONS = 'websocket.server.active_connections';

@@ -17,6 +17,14 @@
  * would leak into the next message of the same tick); `run()` makes an operation current
  * only while the listener runs, so the agent's own spans (http, redis, pg) nest under it.
  * Faults are the tracer's guard's to catch (src/tracer/guard.ts): methods here just throw.
+ *
+ * Message rules (src/tracer/messages.ts), as they come out of this agent:
+ * - An unsampled message runs its listeners in the agent's root run context (`runUnsampled`): the
+ *   agent records nothing nested (no http exit span, no transaction) and its http client sends no
+ *   `traceparent`/`tracestate`/`elastic-apm-traceparent` header at all.
+ * - A kept message starts at its real start time (`timestamp`, whole ms) and ends at its real end.
+ * - A send after an async listener's `await` is a `messaging` transaction `WS SEND {route}`, child
+ *   of the message's (ended) transaction by its traceparent, in the same trace.
  */
 import type { Config } from '../config';
 import { log } from '../logger';

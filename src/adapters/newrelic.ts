@@ -23,6 +23,20 @@
  * transactions list, get `transactionType = 'Other'` in NRQL like message transactions do, and
  * carry distributed tracing, errors and nested segments identically.
  *
+ * Message rules (src/tracer/messages.ts), as they come out of this agent:
+ * - An unsampled message runs its listeners outside any transaction (`runUnsampled`): the agent
+ *   records nothing nested (no External segment, no transaction) and its http client sends no
+ *   `traceparent`/`tracestate`/`newrelic` header at all (there is no "sampled=0" context to send).
+ * - A kept message (failed or slow while not sampled) is recorded after its listeners returned, and
+ *   the agent's API cannot start a transaction in the past: the transaction's own `timestamp` and
+ *   `duration` are those of the recording (≈ 0 ms); its real start and duration are the custom
+ *   attributes `websocket.message.start_time_ms` (epoch ms) and `websocket.message.duration_ms`.
+ * - A send after an async listener's `await` is a background transaction `WS SEND {route}` whose
+ *   parent span is the message's (same trace): the message transaction has ended by then, so it
+ *   cannot take a segment; `ref()` reads the ended transaction's trace context for it.
+ * - Async work still running when the listeners return (an http request) stays in the message
+ *   transaction, as a segment the agent names `Truncated/...`.
+ *
  * Counters and histograms are aggregated by the tracer (number and bucket cells) and read on the
  * agent's own metric harvest (`starting_data_send-metric_data` on the metric aggregator, which also
  * fires on the final harvest of `shutdown`): histograms as the stats of the interval (count, total,
@@ -42,7 +56,8 @@ import {
   ATTR_MESSAGING_DESTINATION_NAME, ATTR_WS_BYTES_IN, ATTR_WS_BYTES_OUT,
   ATTR_WS_CLOSE_CODE, ATTR_WS_CLOSE_INITIATOR, ATTR_WS_CLOSE_REASON, ATTR_WS_CONNECTION_BROKEN,
   ATTR_WS_CONNECTION_DURATION_MS, ATTR_WS_CONNECTION_OUTCOME, ATTR_WS_DIRECTION, ATTR_WS_HANDSHAKE_TRACE_ID,
-  ATTR_WS_MESSAGE_NAME, ATTR_WS_MESSAGES_IN, ATTR_WS_MESSAGES_OUT, ATTR_WS_ROUTE, ATTR_WS_SIDE, HEADER_TRACEPARENT, HEADER_TRACESTATE,
+  ATTR_WS_MESSAGE_DURATION_MS, ATTR_WS_MESSAGE_NAME, ATTR_WS_MESSAGE_START_TIME_MS, ATTR_WS_MESSAGES_IN,
+  ATTR_WS_MESSAGES_OUT, ATTR_WS_ROUTE, ATTR_WS_SIDE, HEADER_TRACEPARENT, HEADER_TRACESTATE,
   METRIC_ACTIVE_CONNECTIONS, METRIC_CONNECTION_DURATION, METRIC_CONNECTIONS, METRIC_CONNECTIONS_BROKEN,
   METRIC_HEARTBEAT_RTT, METRIC_MESSAGE_PROCESS_DURATION, METRIC_MESSAGE_SIZE, METRIC_MESSAGES,
 } from '../semconv';
@@ -83,6 +98,8 @@ export interface NrOp {
   readonly done?: () => void;
   /** Connection summary data (close only). */
   readonly event?: { readonly route: string; readonly attributes: Attributes; readonly handshakeTraceId?: string };
+  /** A message recorded after the fact (kept): its real start, epoch ms (the transaction starts now). */
+  readonly startTime?: number;
   ended: boolean;
 }
 
@@ -220,9 +237,16 @@ class NewRelicAdapter implements Adapter<NrOp, NrRef> {
     );
   }
 
+  /**
+   * From the operation's own transaction, in its own context (so its segment is the parent span),
+   * whether or not the agent still calls it active: the tracer also asks for the reference of an
+   * operation that has ended, to parent the sends an async listener makes after its `await`, and
+   * by then `inject()` (which follows the agent's *active* transaction) would write nothing.
+   */
   ref(op: NrOp): NrRef {
     const headers: Record<string, string> = {};
-    this.inject(op, headers);
+    const ctx = op.ctx;
+    if (ctx?.transaction) this.within(ctx, insertFrom, undefined, [ctx.transaction, headers]);
     if (!headers[HEADER_TRACEPARENT]) return EMPTY_REF;
     return Object.freeze({ traceparent: headers[HEADER_TRACEPARENT], tracestate: headers[HEADER_TRACESTATE] });
   }
@@ -329,8 +353,12 @@ class NewRelicAdapter implements Adapter<NrOp, NrRef> {
       if (headers) handle.acceptDistributedTraceHeaders(web ? 'HTTP' : 'Other', headers);
       const attributes = toCustom(spec.attributes);
       if (handshakeTraceId !== undefined) attributes[ATTR_WS_HANDSHAKE_TRACE_ID] = handshakeTraceId;
+      // The public API cannot start a transaction in the past: a message recorded after the
+      // fact (kept: failed or slow while not sampled) carries its real start and duration instead.
+      const startTime = spec.role === 'receive' ? spec.startTime : undefined;
+      if (startTime !== undefined) attributes[ATTR_WS_MESSAGE_START_TIME_MS] = Math.floor(startTime);
       nr.addCustomAttributes(attributes);
-      op = { role: spec.role, ctx, handle, event: closeEvent(spec, handshakeTraceId), ended: false };
+      op = { role: spec.role, ctx, handle, event: closeEvent(spec, handshakeTraceId), startTime, ended: false };
     };
     // Always from a clean agent context: inside another transaction (a client created in a request,
     // say) the agent would silently turn this transaction into a segment of that one.
@@ -464,12 +492,20 @@ function endInContext(nr: NrApi, op: NrOp, outcome: OperationOutcome): void {
     if (segment) nr.addCustomSpanAttributes(attributes);
     else if (op.handle) nr.addCustomAttributes(attributes);
   }
+  if (op.startTime !== undefined && op.handle) {
+    const duration = (outcome.endTime ?? Date.now()) - op.startTime;
+    nr.addCustomAttributes({ [ATTR_WS_MESSAGE_DURATION_MS]: Math.round(duration * 1000) / 1000 });
+  }
   if (outcome.error !== undefined && op.ctx) {
     nr.noticeError(asError(outcome.error));
   }
   if (op.event) recordCloseEvent(nr, op.event, outcome);
   if (op.done) op.done();
   else if (op.handle) op.handle.end();
+}
+
+function insertFrom(tx: NrTransaction, carrier: Record<string, string>): void {
+  tx.insertDistributedTraceHeaders(carrier);
 }
 
 function insertHeaders(tracer: NrTracer, carrier: Record<string, string>): void {
