@@ -27,6 +27,7 @@ const OTLP_TIMEOUTS = ['OTEL_EXPORTER_OTLP_TIMEOUT', 'OTEL_EXPORTER_OTLP_TRACES_
  */
 export function startOwnSdk(flushTimeoutMs: number): OwnedSdk | undefined {
   if (otelSdkRegistered()) return undefined;
+  let stopped = false;
   try {
     // eslint-disable-next-line @typescript-eslint/no-var-requires
     const { NodeSDK } = require('@opentelemetry/sdk-node') as typeof import('@opentelemetry/sdk-node');
@@ -37,6 +38,7 @@ export function startOwnSdk(flushTimeoutMs: number): OwnedSdk | undefined {
       withEnv(sdkEnv(flushTimeoutMs), () => sdk.start());
     } catch (err) {
       undoStart(sdk, registeredBefore, proxy);
+      stopped = true;
       throw err;
     }
     log.debug('started @opentelemetry/sdk-node from OTEL_* settings');
@@ -45,7 +47,7 @@ export function startOwnSdk(flushTimeoutMs: number): OwnedSdk | undefined {
     };
   } catch (err) {
     log.warn(
-      `could not start the OpenTelemetry SDK (${(err as Error).message}); stopped what it had started: ` +
+      `could not start the OpenTelemetry SDK (${(err as Error).message})${stopped ? '; stopped what it had started' : ''}: ` +
         'spans go to whatever SDK registers later',
     );
     return undefined;
@@ -59,16 +61,17 @@ export function startOwnSdk(flushTimeoutMs: number): OwnedSdk | undefined {
  * - OTEL_EXPORTER_OTLP_TIMEOUT = the flush timeout: an export in flight holds a socket, and so
  *   the process, for the exporter's timeout (10 s by default, retried on 503) when the collector
  *   hangs; ws-apm never keeps an ending process alive longer than its flush timeout.
- * - OTEL_METRIC_EXPORT_TIMEOUT = that export timeout, at most the interval: sdk-node's default is
- *   30 s, and its metric reader throws when the timeout exceeds the interval, so any
+ * - OTEL_EXPORTER_OTLP_METRICS_TIMEOUT = that, at most half the metric interval: metrics are
+ *   exported every interval whether or not anything changed, and against a hanging collector
+ *   requests that last a whole interval leave the process never idle, so an app that ends by
+ *   itself would never end.
+ * - OTEL_METRIC_EXPORT_TIMEOUT = the metric export timeout, at most the interval: sdk-node's
+ *   default is 30 s, and its metric reader throws when the timeout exceeds the interval, so any
  *   OTEL_METRIC_EXPORT_INTERVAL under 30000 alone would turn every metric off.
  */
 function sdkEnv(flushTimeoutMs: number, env: NodeJS.ProcessEnv = process.env): Record<string, string> {
   const out: Record<string, string> = {};
   if (env.OTEL_METRICS_EXPORTER === undefined) out.OTEL_METRICS_EXPORTER = 'otlp';
-  const flushMs = Math.max(1, flushTimeoutMs);
-  if (OTLP_TIMEOUTS.every((name) => env[name] === undefined)) out.OTEL_EXPORTER_OTLP_TIMEOUT = String(flushMs);
-  const exportMs = millis(env.OTEL_EXPORTER_OTLP_METRICS_TIMEOUT) ?? millis(env.OTEL_EXPORTER_OTLP_TIMEOUT) ?? flushMs;
 
   const rawInterval = env.OTEL_METRIC_EXPORT_INTERVAL;
   let interval = millis(rawInterval);
@@ -79,10 +82,19 @@ function sdkEnv(flushTimeoutMs: number, env: NodeJS.ProcessEnv = process.env): R
       out.OTEL_METRIC_EXPORT_INTERVAL = String(interval);
     }
   }
+
+  const flushMs = Math.max(1, flushTimeoutMs);
+  if (OTLP_TIMEOUTS.every((name) => env[name] === undefined)) out.OTEL_EXPORTER_OTLP_TIMEOUT = String(flushMs);
+  let metricsExportMs = millis(env.OTEL_EXPORTER_OTLP_METRICS_TIMEOUT) ?? millis(env.OTEL_EXPORTER_OTLP_TIMEOUT);
+  if (env.OTEL_EXPORTER_OTLP_METRICS_TIMEOUT === undefined && env.OTEL_EXPORTER_OTLP_TIMEOUT === undefined) {
+    metricsExportMs = Math.min(flushMs, Math.max(1, Math.floor(interval / 2)));
+    out.OTEL_EXPORTER_OTLP_METRICS_TIMEOUT = String(metricsExportMs);
+  }
+
   const rawTimeout = env.OTEL_METRIC_EXPORT_TIMEOUT ?? '';
   const timeout = millis(rawTimeout);
   if (timeout === undefined) {
-    const safe = Math.min(exportMs, interval);
+    const safe = Math.min(metricsExportMs ?? flushMs, interval);
     if (isSet(rawTimeout)) invalid('OTEL_METRIC_EXPORT_TIMEOUT', rawTimeout, 'a positive number of milliseconds', safe);
     out.OTEL_METRIC_EXPORT_TIMEOUT = String(safe);
   } else if (timeout > interval) {
