@@ -1,5 +1,6 @@
 // The demo's clients: three chatters in two rooms, one that stops answering pings
 // (and is terminated by the server's heartbeat), one rejected by a bad path... all plain ws.
+require('./lifeline');
 const WebSocket = require('ws');
 
 const base = process.argv[2];

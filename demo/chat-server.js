@@ -1,6 +1,9 @@
 // The demo's chat server: plain ws, no tracing code. Rooms by URL (/rooms/:room),
 // JSON messages {type, text}, a heartbeat that terminates sockets that miss a pong.
+require('./lifeline');
 const { WebSocketServer } = require('ws');
+
+const CRASH = 'handler bug: crash requested';
 
 const HEARTBEAT_MS = Number(process.env.HEARTBEAT_MS || 2000);
 const wss = new WebSocketServer({ host: '127.0.0.1', port: Number(process.env.PORT || 0) });
@@ -18,7 +21,7 @@ wss.on('connection', (ws, req) => {
       ws.room = room;
       ws.send(JSON.stringify({ type: 'welcome', room }));
     } else if (msg.type === 'crash') {
-      throw new Error('handler bug: crash requested');
+      throw new Error(CRASH);
     }
   });
 });
@@ -34,7 +37,11 @@ const heartbeat = setInterval(() => {
   }
 }, HEARTBEAT_MS);
 
-process.on('uncaughtException', (err) => console.log(`server: caught "${err.message}" (the app's own error, re-thrown by ws-apm unchanged)`));
+// The demo's one deliberate handler bug is reported and survived; anything else ends the process.
+process.on('uncaughtException', (err) => {
+  if (err.message !== CRASH) throw err;
+  console.log(`server: caught "${err.message}" (the app's own error, re-thrown by ws-apm unchanged)`);
+});
 process.on('SIGTERM', () => {
   clearInterval(heartbeat);
   for (const ws of wss.clients) ws.close(1001, 'server going away');

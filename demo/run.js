@@ -1,5 +1,7 @@
 // `npm run demo`: an instrumented chat server and its clients for about ten seconds,
 // reporting on the console backend (one line per operation on stderr). No services needed.
+// The children end with this process, however it ends (see lifeline.js); when its own output
+// is closed (`npm run demo | head`), it ends.
 const { spawn } = require('node:child_process');
 const path = require('node:path');
 const readline = require('node:readline');
@@ -14,12 +16,14 @@ const env = {
 const register = path.join(__dirname, '..', 'dist', 'register.js');
 
 function start(label, script, args = []) {
-  const child = spawn(process.execPath, ['-r', register, path.join(__dirname, script), ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['-r', register, path.join(__dirname, script), ...args], { env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
   for (const stream of [child.stdout, child.stderr]) {
     readline.createInterface({ input: stream }).on('line', (line) => console.log(`${label} ${line}`));
   }
   return child;
 }
+
+process.stdout.on('error', (err) => process.exit(err.code === 'EPIPE' ? 0 : 1));
 
 const server = start('[server] ', 'chat-server.js');
 readline.createInterface({ input: server.stdout }).once('line', (line) => {

@@ -2,7 +2,8 @@
  * Delivering telemetry on the way out, without changing how the process exits.
  * - beforeExit: the final delivery (`final`), once.
  * - SIGTERM/SIGINT that only ws-apm listens to: the final delivery, then the signal is
- *   re-raised, so the process dies of it exactly as without ws-apm.
+ *   re-raised, so the process dies of it exactly as without ws-apm. A second SIGTERM/SIGINT
+ *   while that delivery is pending re-raises at once: the default action is never held back.
  * - SIGTERM/SIGINT the app handles too: only a flush; the app decides whether and when
  *   to exit, and what its graceful shutdown produces is delivered at beforeExit.
  */
@@ -21,15 +22,24 @@ export function installExitFlush(flush: () => Promise<void>, final: () => Promis
     // beforeExit fires again once the delivery's own I/O is done; finalOnce makes that a no-op.
     void finalOnce();
   };
+  let ending = false;
+  const endBy = (signal: NodeJS.Signals): void => {
+    uninstall();
+    process.kill(process.pid, signal);
+  };
   const onSignal = (signal: NodeJS.Signals): void => {
     if (process.listenerCount(signal) > 1) {
       void flush().catch((err) => log.fault('ws-apm flush', err));
       return;
     }
-    void finalOnce().then(() => {
-      uninstall();
-      process.kill(process.pid, signal);
-    });
+    if (ending) {
+      // Asked again while the delivery is pending: the user means it (and the delivery may
+      // never finish on a busy or stuck process). End now, with the default action.
+      endBy(signal);
+      return;
+    }
+    ending = true;
+    void finalOnce().then(() => endBy(signal));
   };
 
   process.on('beforeExit', onBeforeExit);

@@ -12,7 +12,8 @@ import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { run, type Child } from './helpers/child';
 import { CLIENT, CONSUMER, OtlpReceiver, otlpEnv, PRODUCER, type ReceivedSpan, SERVER } from './helpers/otlp-receiver';
-import { startRedis, type RedisServer } from './helpers/example-redis';
+import { redisServerMissing, startRedis, type RedisServer } from './helpers/example-redis';
+import { requireOrSkip } from './helpers/requirements';
 import { writeSelfSignedCert } from './helpers/example-tls';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -256,17 +257,15 @@ describe('examples/chat with the in-process broker (two instances in one process
 });
 
 describe('examples/chat with Redis (two server processes)', { timeout: 60_000 }, () => {
-  let redis: RedisServer;
-
-  before(async () => {
-    redis = await startRedis();
-  });
+  let redis: RedisServer | undefined;
 
   after(async () => {
     await redis?.stop();
   });
 
-  test('client → instance A → Redis → instance B → client is one trace', async () => {
+  test('client → instance A → Redis → instance B → client is one trace', async (t) => {
+    if (requireOrSkip(t, redisServerMissing())) return;
+    redis = await startRedis();
     const a = startServer('chat-a', { PORTS: '0', INSTANCE: 'a', REDIS_URL: redis.url });
     const b = startServer('chat-b', { PORTS: '0', INSTANCE: 'b', REDIS_URL: redis.url });
     const portA = (await a.line(/^LISTENING a (\d+) ws$/))[1];

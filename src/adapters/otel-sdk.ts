@@ -1,8 +1,14 @@
 /**
  * When the app registered no OpenTelemetry SDK, ws-apm starts `@opentelemetry/sdk-node`
  * itself, configured only by the standard OTEL_* variables, and owns its shutdown.
+ *
+ * Where sdk-node's own defaults would cost the telemetry, ws-apm sets a better default in the
+ * environment for the duration of `start()` only (sdkEnv); a value the SDK would refuse gets one
+ * warning naming the variable and a safe value instead. If `start()` fails all the same, what
+ * it had started is stopped and unregistered: no half-started SDK stays behind.
  */
 import { createRequire } from 'node:module';
+import { context, metrics, propagation, ProxyTracerProvider, trace, type TracerProvider } from '@opentelemetry/api';
 import { log } from '../logger';
 import type { MetricSource } from '../tracer/adapter';
 import { withTimeout } from './bounded';
@@ -15,6 +21,10 @@ export interface OwnedSdk {
   readonly producers: number;
 }
 
+/** sdk-node's metric export interval when OTEL_METRIC_EXPORT_INTERVAL is unset. */
+const DEFAULT_METRIC_INTERVAL_MS = 60_000;
+const OTLP_TIMEOUTS = ['OTEL_EXPORTER_OTLP_TIMEOUT', 'OTEL_EXPORTER_OTLP_TRACES_TIMEOUT', 'OTEL_EXPORTER_OTLP_METRICS_TIMEOUT'];
+
 /**
  * Start the SDK unless one is registered (or OTEL_SDK_DISABLED=true, which the SDK
  * honours itself). Loaded lazily: apps with their own SDK never load sdk-node.
@@ -22,59 +32,116 @@ export interface OwnedSdk {
  */
 export function startOwnSdk(flushTimeoutMs: number, histograms?: () => MetricSource | undefined): OwnedSdk | undefined {
   if (otelSdkRegistered()) return undefined;
+  let stopped = false;
   try {
     // eslint-disable-next-line @typescript-eslint/no-var-requires
     const sdkNode = require('@opentelemetry/sdk-node') as SdkNode;
-    const env = new EnvOverride();
+    const vars = sdkEnv(flushTimeoutMs);
+    // Readers are built under the same settings sdk-node would see (intervals, timeouts).
+    let readers: { list: unknown[] } | undefined;
+    withEnv(vars, () => {
+      readers = histograms === undefined ? undefined : metricReadersWithProducer(sdkNode, histograms);
+    });
+    const ownReaders = readers !== undefined && readers.list.length > 0;
+    // Our readers replace the ones sdk-node would build from OTEL_METRICS_EXPORTER: keep it
+    // from building (unused) duplicates.
+    if (ownReaders) vars.OTEL_METRICS_EXPORTER = 'none';
+    const sdk = new sdkNode.NodeSDK({ instrumentations: [], ...(ownReaders ? { metricReaders: readers!.list as never } : {}) });
+    const registeredBefore = registeredApis();
+    const proxy = trace.getTracerProvider();
     try {
-      // An export in flight holds a socket, and so the process, for the exporter's timeout
-      // (10 s by default, retried on 503) when the collector hangs: an app that would end by
-      // itself would linger. Unless the user chose a timeout, bound each export by the flush
-      // timeout, so ws-apm never keeps a process alive longer than that.
-      const TIMEOUTS = ['OTEL_EXPORTER_OTLP_TIMEOUT', 'OTEL_EXPORTER_OTLP_TRACES_TIMEOUT', 'OTEL_EXPORTER_OTLP_METRICS_TIMEOUT'];
-      if (TIMEOUTS.every((name) => process.env[name] === undefined)) {
-        env.set('OTEL_EXPORTER_OTLP_TIMEOUT', String(Math.max(1, flushTimeoutMs)));
-      }
-      const readers = histograms === undefined ? undefined : metricReadersWithProducer(sdkNode, histograms);
-      if (readers !== undefined && readers.list.length > 0) {
-        // Our readers replace the ones sdk-node would build from OTEL_METRICS_EXPORTER: keep it
-        // from building (unused) duplicates.
-        env.set('OTEL_METRICS_EXPORTER', 'none');
-      } else if (process.env.OTEL_METRICS_EXPORTER === undefined) {
-        // The OpenTelemetry spec's default for OTEL_METRICS_EXPORTER is `otlp`, but sdk-node
-        // starts no metric reader when it is unset; metrics are half of what ws-apm is for.
-        env.set('OTEL_METRICS_EXPORTER', 'otlp');
-      }
-      const sdk = new sdkNode.NodeSDK({
-        instrumentations: [],
-        ...(readers !== undefined && readers.list.length > 0 ? { metricReaders: readers.list as never } : {}),
-      });
-      sdk.start();
-      log.debug('started @opentelemetry/sdk-node from OTEL_* settings');
-      return {
-        shutdown: (timeoutMs) => withTimeout(sdk.shutdown(), timeoutMs),
-        producers: readers?.list.length ?? 0,
-      };
-    } finally {
-      env.restore();
+      withEnv(vars, () => sdk.start());
+    } catch (err) {
+      undoStart(sdk, registeredBefore, proxy);
+      stopped = true;
+      throw err;
     }
+    log.debug('started @opentelemetry/sdk-node from OTEL_* settings');
+    return {
+      shutdown: (timeoutMs) => withTimeout(sdk.shutdown(), timeoutMs),
+      producers: ownReaders ? readers!.list.length : 0,
+    };
   } catch (err) {
-    log.warn(`could not start the OpenTelemetry SDK (${(err as Error).message}); spans go to whatever SDK registers later`);
+    log.warn(
+      `could not start the OpenTelemetry SDK (${(err as Error).message})${stopped ? '; stopped what it had started' : ''}: ` +
+        'spans go to whatever SDK registers later',
+    );
     return undefined;
   }
 }
 
-/** Environment variables set for the SDK's start-up only. */
-class EnvOverride {
-  private readonly saved = new Map<string, string | undefined>();
+/**
+ * The variables ws-apm sets while sdk-node starts (never the user's valid settings):
+ * - OTEL_METRICS_EXPORTER=otlp: the OpenTelemetry spec's default, but sdk-node starts no metric
+ *   reader when it is unset; metrics are half of what ws-apm is for.
+ * - OTEL_EXPORTER_OTLP_TIMEOUT = the flush timeout: an export in flight holds a socket, and so
+ *   the process, for the exporter's timeout (10 s by default, retried on 503) when the collector
+ *   hangs; ws-apm never keeps an ending process alive longer than its flush timeout.
+ * - OTEL_EXPORTER_OTLP_METRICS_TIMEOUT = that, at most half the metric interval: metrics are
+ *   exported every interval whether or not anything changed, and against a hanging collector
+ *   requests that last a whole interval leave the process never idle, so an app that ends by
+ *   itself would never end.
+ * - OTEL_METRIC_EXPORT_TIMEOUT = the metric export timeout, at most the interval: sdk-node's
+ *   default is 30 s, and its metric reader throws when the timeout exceeds the interval, so any
+ *   OTEL_METRIC_EXPORT_INTERVAL under 30000 alone would turn every metric off.
+ */
+function sdkEnv(flushTimeoutMs: number, env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (env.OTEL_METRICS_EXPORTER === undefined) out.OTEL_METRICS_EXPORTER = 'otlp';
 
-  set(name: string, value: string): void {
-    if (!this.saved.has(name)) this.saved.set(name, process.env[name]);
-    process.env[name] = value;
+  const rawInterval = env.OTEL_METRIC_EXPORT_INTERVAL;
+  let interval = millis(rawInterval);
+  if (interval === undefined) {
+    interval = DEFAULT_METRIC_INTERVAL_MS;
+    if (isSet(rawInterval)) {
+      invalid('OTEL_METRIC_EXPORT_INTERVAL', rawInterval, 'a positive number of milliseconds', interval);
+      out.OTEL_METRIC_EXPORT_INTERVAL = String(interval);
+    }
   }
 
-  restore(): void {
-    for (const [name, value] of this.saved) {
+  const flushMs = Math.max(1, flushTimeoutMs);
+  if (OTLP_TIMEOUTS.every((name) => env[name] === undefined)) out.OTEL_EXPORTER_OTLP_TIMEOUT = String(flushMs);
+  let metricsExportMs = millis(env.OTEL_EXPORTER_OTLP_METRICS_TIMEOUT) ?? millis(env.OTEL_EXPORTER_OTLP_TIMEOUT);
+  if (env.OTEL_EXPORTER_OTLP_METRICS_TIMEOUT === undefined && env.OTEL_EXPORTER_OTLP_TIMEOUT === undefined) {
+    metricsExportMs = Math.min(flushMs, Math.max(1, Math.floor(interval / 2)));
+    out.OTEL_EXPORTER_OTLP_METRICS_TIMEOUT = String(metricsExportMs);
+  }
+
+  const rawTimeout = env.OTEL_METRIC_EXPORT_TIMEOUT ?? '';
+  const timeout = millis(rawTimeout);
+  if (timeout === undefined) {
+    const safe = Math.min(metricsExportMs ?? flushMs, interval);
+    if (isSet(rawTimeout)) invalid('OTEL_METRIC_EXPORT_TIMEOUT', rawTimeout, 'a positive number of milliseconds', safe);
+    out.OTEL_METRIC_EXPORT_TIMEOUT = String(safe);
+  } else if (timeout > interval) {
+    invalid('OTEL_METRIC_EXPORT_TIMEOUT', rawTimeout, `at most OTEL_METRIC_EXPORT_INTERVAL (${interval})`, interval);
+    out.OTEL_METRIC_EXPORT_TIMEOUT = String(interval);
+  }
+  return out;
+}
+
+function isSet(raw: string | undefined): raw is string {
+  return raw !== undefined && raw.trim() !== '';
+}
+
+/** A millisecond setting read as sdk-node reads it (parseInt); undefined unless positive. */
+function millis(raw: string | undefined): number | undefined {
+  const ms = isSet(raw) ? parseInt(raw, 10) : NaN;
+  return ms > 0 ? ms : undefined;
+}
+
+function invalid(name: string, raw: string, expected: string, using: number): void {
+  log.warn(`invalid ${name}=${JSON.stringify(raw.slice(0, 60))}: expected ${expected}; using ${using}`);
+}
+
+/** Run `fn` with `vars` set in process.env, then put back what was there. */
+function withEnv(vars: Record<string, string>, fn: () => void): void {
+  const saved = Object.keys(vars).map((name) => [name, process.env[name]] as const);
+  Object.assign(process.env, vars);
+  try {
+    fn();
+  } finally {
+    for (const [name, value] of saved) {
       if (value === undefined) delete process.env[name];
       else process.env[name] = value;
     }
@@ -158,4 +225,39 @@ function temporalityOf(exporter: ExporterLike, delta: number): Temporality {
 /** As sdk-node: a positive integer from the environment, else the default. */
 function envMillis(name: string, fallback: number): number {
   return parseInt(process.env[name] || '', 10) || fallback;
+}
+
+/** The OpenTelemetry API globals registered now (trace, context, propagation, metrics, logs). */
+function registeredApis(): Set<string> {
+  const g = globalThis as Record<symbol, object | undefined>;
+  const names = new Set(Object.keys(g[Symbol.for('opentelemetry.js.api.1')] ?? {}));
+  if (g[Symbol.for('io.opentelemetry.js.api.logs')] !== undefined) names.add('logs');
+  return names;
+}
+
+/**
+ * `start()` threw part way: shut down the providers it made (and their exporters), and
+ * unregister the globals it set, so the app (or nothing) can register an SDK later.
+ */
+function undoStart(sdk: { shutdown(): Promise<void> }, registeredBefore: Set<string>, proxy: TracerProvider): void {
+  void sdk.shutdown().catch(() => undefined);
+  const added = [...registeredApis()].filter((name) => !registeredBefore.has(name));
+  for (const name of added) {
+    if (name === 'trace') {
+      trace.disable();
+      // ws-apm's tracer was taken from the proxy that delegated to the stopped provider:
+      // point that proxy at the new global one, so its spans go to a later SDK (or to none).
+      if (proxy instanceof ProxyTracerProvider) proxy.setDelegate(trace.getTracerProvider());
+    } else if (name === 'context') {
+      context.disable();
+    } else if (name === 'propagation') {
+      propagation.disable();
+    } else if (name === 'metrics') {
+      metrics.disable();
+    } else if (name === 'logs') {
+      // sdk-node's own copy of the logs API (not a dependency of ws-apm).
+      const fromSdk = createRequire(require.resolve('@opentelemetry/sdk-node'));
+      (fromSdk('@opentelemetry/api-logs') as { logs: { disable(): void } }).logs.disable();
+    }
+  }
 }

@@ -1,12 +1,13 @@
 /**
  * A throwaway redis-server for the example's Redis variant: a free port probed on 127.0.0.1
- * (Redis cannot bind port 0), no persistence, stopped by the test. A missing `redis-server`
- * is a failure with an explanation, not a skip (CI installs Debian's redis-server).
+ * (Redis cannot bind port 0), no persistence, stopped by the test. Without `redis-server` the
+ * test is skipped outside CI and fails under CI=true (see requirements.ts; .ci/run installs it).
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
 import readline from 'node:readline';
+import { missingCommand } from './requirements';
 
 export interface RedisServer {
   readonly url: string;
@@ -23,14 +24,14 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/** Why redis-server cannot run here, with the install hint (for requireOrSkip); undefined when it can. */
+export function redisServerMissing(): string | undefined {
+  return missingCommand('redis-server', ['--version'], 'Debian/Ubuntu: apt-get install -y redis-server (.ci/run installs it)');
+}
+
 export async function startRedis(): Promise<RedisServer> {
-  const which = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
-  if (which.error || which.status !== 0) {
-    throw new Error(
-      'redis-server is not installed: the example\'s Redis test needs it on PATH ' +
-        '(Debian/Ubuntu: apt-get install -y redis-server; CI installs it in .ci/run)',
-    );
-  }
+  const missing = redisServerMissing();
+  if (missing !== undefined) throw new Error(missing);
   for (let attempt = 0; ; attempt++) {
     const port = await freePort();
     const proc: ChildProcess = spawn(

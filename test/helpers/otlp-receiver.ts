@@ -19,6 +19,8 @@ export function otlpEnv(url: string, service: string, extra: Record<string, stri
     OTEL_SERVICE_NAME: service,
     OTEL_EXPORTER_OTLP_ENDPOINT: url,
     OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+    // Only local resource detectors: no cloud metadata requests from a test.
+    OTEL_NODE_RESOURCE_DETECTORS: 'env,host,os,process',
     ...extra,
   };
 }
@@ -156,6 +158,25 @@ export class OtlpReceiver extends EventEmitter {
             this.points.push({ service, name: m.name, attributes: attributes(p.attributes), value: v, scope, unit: String(m.unit ?? ''), batch, histogram });
           }
         }
+      }
+    }
+  }
+
+  /** Resolve with `check`'s value once it has one (checked again on every batch); reject after `ms`. */
+  async waitFor<T>(what: string, check: () => T | undefined | false, ms = 15_000): Promise<T> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const value = check();
+      if (value !== undefined && value !== false) return value;
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        const seen = [...new Set(this.points.map((p) => `${p.service} ${p.name}`)), ...new Set(this.spans.map((s) => `${s.service} ${s.name}`))];
+        throw new Error(`timed out waiting for ${what}; received: ${JSON.stringify(seen.slice(-40))}`);
+      }
+      try {
+        await once(this, 'batch', { signal: AbortSignal.timeout(left) });
+      } catch {
+        // the deadline: checked once more above
       }
     }
   }

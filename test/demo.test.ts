@@ -1,0 +1,119 @@
+/**
+ * `npm run demo` as a user runs it (demo/run.js: a chat server and clients under
+ * `-r ws-apm/register`, on the console backend): its processes end with it, however it ends,
+ * and a process whose output is a closed pipe (`npm run demo | head`) ends instead of spinning.
+ *
+ * run.js's children are not this process's children: they are found in /proc (Linux) and
+ * watched there until they are gone, within a deadline.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import readline from 'node:readline';
+import { setTimeout as delay } from 'node:timers/promises';
+import { after, describe, test } from 'node:test';
+import WebSocket from 'ws';
+import { cleanEnv } from './helpers/child';
+
+const ROOT = path.resolve(__dirname, '..');
+const DEMO = path.join(ROOT, 'demo');
+const started: number[] = [];
+
+after(() => {
+  for (const pid of started) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+});
+
+/** The state letter and parent pid of `pid` from /proc, or undefined once it is gone. */
+function procStat(pid: number): { state: string; ppid: number } | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { state, ppid: Number(ppid) };
+  } catch {
+    return undefined;
+  }
+}
+
+function childrenOf(pid: number): number[] {
+  return readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number).filter((p) => procStat(p)?.ppid === pid);
+}
+
+/** Resolve once none of `pids` runs (gone, or a zombie nobody reaped); fail after `ms`. */
+async function allEnd(pids: number[], ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  const running = (): number[] => pids.filter((p) => {
+    const s = procStat(p);
+    return s !== undefined && s.state !== 'Z';
+  });
+  while (running().length > 0) {
+    assert.ok(Date.now() < deadline, `still running ${ms} ms later: ${running().map((p) => readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ')).join('; ')}`);
+    await delay(25);
+  }
+}
+
+/** `node demo/run.js`, its output read line by line; resolves once its server and clients have both reported. */
+async function startDemo(): Promise<{ run: ChildProcess; children: number[] }> {
+  // Clients that would chat for ten minutes: only their parent's end can end them in time.
+  const run = spawn(process.execPath, [path.join(DEMO, 'run.js')], { env: cleanEnv({ DURATION_MS: '600000' }), stdio: ['ignore', 'pipe', 'pipe'] });
+  started.push(run.pid!);
+  const seen = new Set<string>();
+  await new Promise<void>((resolve, reject) => {
+    run.once('exit', () => reject(new Error('run.js ended before its server and clients reported')));
+    readline.createInterface({ input: run.stdout! }).on('line', (line) => {
+      if (/^\[server\] +PORT \d+$/.test(line)) seen.add('server');
+      if (/^\[clients\] .*WS CONNECT /.test(line)) seen.add('clients');
+      if (seen.size === 2) resolve();
+    });
+  });
+  const children = childrenOf(run.pid!);
+  started.push(...children);
+  assert.equal(children.length, 2, 'run.js started a server and a clients process');
+  return { run, children };
+}
+
+describe('npm run demo', () => {
+  test('its server and clients end when run.js is killed (SIGKILL: no chance to clean up)', { timeout: 30_000 }, async () => {
+    const { run, children } = await startDemo();
+    const exited = once(run, 'exit');
+    run.kill('SIGKILL');
+    await exited;
+    await allEnd(children);
+  });
+
+  test('`npm run demo | head`: when its output closes, run.js ends and so do its server and clients', { timeout: 30_000 }, async () => {
+    const { run, children } = await startDemo();
+    const exited = once(run, 'exit');
+    run.stdout!.destroy();
+    assert.deepEqual(await exited, [0, null]);
+    await allEnd(children);
+  });
+
+  test('a chat server whose stdout is a closed pipe exits at its next write instead of looping on EPIPE', { timeout: 30_000 }, async () => {
+    const server = spawn(process.execPath, ['-r', path.join(ROOT, 'dist', 'register.js'), path.join(DEMO, 'chat-server.js')], {
+      env: cleanEnv({ WS_APM_BACKEND: 'console' }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    started.push(server.pid!);
+    server.stderr!.resume();
+    const exited = once(server, 'exit');
+    const [first] = (await once(readline.createInterface({ input: server.stdout! }), 'line')) as [string];
+    const port = /^PORT (\d+)$/.exec(first)?.[1];
+    assert.ok(port, first);
+    server.stdout!.destroy();
+    // The demo's deliberate handler bug: the server reports it on stdout, which is now a closed pipe.
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/rooms/lobby`);
+    await once(ws, 'open');
+    ws.on('error', () => undefined);
+    ws.send(JSON.stringify({ type: 'crash' }));
+    assert.deepEqual(await exited, [0, null]);
+    ws.terminate();
+  });
+});
