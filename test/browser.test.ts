@@ -10,14 +10,14 @@
  * for the Redis variant, redis-server: skipped when missing, except under CI=true.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { accessSync, constants, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 import { run, type Child } from './helpers/child';
+import { missingCommand, missingExecutable, suiteSkip } from './helpers/requirements';
 import { CONSUMER, OtlpReceiver, otlpEnv, PRODUCER, type ReceivedSpan, SERVER } from './helpers/otlp-receiver';
 import { startRedis, type RedisServer } from './helpers/example-redis';
 
@@ -29,29 +29,10 @@ const ROUTE = '/rooms/:room';
 const TRACE_UI = 'http://127.0.0.1:16686/trace/{traceId}';
 const JWT = /eyJ[A-Za-z0-9_-]{10,}/;
 
-// ---- skip rule: a missing tool skips the test outside CI, fails it under CI=true ----------------
-
+// A missing tool skips the suite outside CI and fails it under CI=true (helpers/requirements.ts).
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-
-function executable(file: string): boolean {
-  try {
-    accessSync(file, constants.X_OK);
-    return statSync(file).isFile();
-  } catch {
-    return false;
-  }
-}
-
-/** `false` to run, else the reason to skip (never under CI=true: there a missing tool must fail). */
-function needs(what: string, present: boolean, hint: string): string | false {
-  if (present || process.env.CI === 'true') return false;
-  const reason = `${what} not found (${hint})`;
-  console.log(`skipping: ${reason}`);
-  return reason;
-}
-
-const noBrowser = needs(`Chromium at ${CHROMIUM}`, executable(CHROMIUM), 'apt-get install chromium, or set CHROMIUM_PATH');
-const noRedis = noBrowser || needs('redis-server', spawnSync('redis-server', ['--version']).status === 0, 'apt-get install redis-server');
+const noBrowser = suiteSkip(missingExecutable(CHROMIUM, 'apt-get install chromium, or set CHROMIUM_PATH'));
+const noRedis = noBrowser || suiteSkip(missingCommand('redis-server', ['--version'], 'apt-get install redis-server'));
 
 // Without the background-networking flags Chromium calls out to Google services, which a closed
 // machine refuses (and a test must not do anyway): every request here goes to 127.0.0.1.

@@ -19,6 +19,7 @@
  * skips all of it.
  */
 import { spawnSync } from 'node:child_process';
+import { accessSync, constants, statSync } from 'node:fs';
 import type { TestContext } from 'node:test';
 
 /**
@@ -38,4 +39,26 @@ export function missingCommand(command: string, args: readonly string[], install
   if (result.error === undefined && result.status === 0) return undefined;
   const why = (result.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT' ? 'is not installed (not on PATH)' : 'does not run';
   return `${command} ${why}: ${install}`;
+}
+
+/** Why `file` is not an executable file here, with `install`; undefined when it is. */
+export function missingExecutable(file: string, install: string): string | undefined {
+  try {
+    accessSync(file, constants.X_OK);
+    if (statSync(file).isFile()) return undefined;
+  } catch {
+    // not there, or not executable
+  }
+  return `${file} is not installed: ${install}`;
+}
+
+/**
+ * The same rule for a whole suite (`describe(name, { skip: suiteSkip(missing) })`): the
+ * reason to skip outside CI (also printed), and `false` under CI=true, where the suite runs
+ * and fails on what is missing.
+ */
+export function suiteSkip(missing: string | undefined): string | false {
+  if (missing === undefined || process.env.CI === 'true') return false;
+  console.log(`skipping: ${missing}`);
+  return missing;
 }
