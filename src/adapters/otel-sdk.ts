@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import { log } from '../logger';
 import type { MetricSource } from '../tracer/adapter';
 import { withTimeout } from './bounded';
-import { otelSdkRegistered } from './otel';
+import { otelSdkRegistered } from './otel-providers';
 import { HistogramProducer, type Temporality } from './otel-producer';
 
 export interface OwnedSdk {
