@@ -59,7 +59,7 @@ import {
   ATTR_WS_MESSAGE_DURATION_MS, ATTR_WS_MESSAGE_NAME, ATTR_WS_MESSAGE_START_TIME_MS, ATTR_WS_MESSAGES_IN,
   ATTR_WS_MESSAGES_OUT, ATTR_WS_ROUTE, ATTR_WS_SIDE, HEADER_TRACEPARENT, HEADER_TRACESTATE,
   METRIC_ACTIVE_CONNECTIONS, METRIC_CONNECTION_DURATION, METRIC_CONNECTIONS, METRIC_CONNECTIONS_BROKEN,
-  METRIC_HEARTBEAT_RTT, METRIC_MESSAGE_PROCESS_DURATION, METRIC_MESSAGE_SIZE, METRIC_MESSAGES,
+  METRIC_HEARTBEAT_RTT, METRIC_MESSAGE_PROCESS_DURATION, METRIC_MESSAGE_SIZE, METRIC_MESSAGES, inSeconds,
 } from '../semconv';
 import {
   agentInternals, agentPackageVersion, loadedAgent, requireAgent, type NrApi, type NrAttributeValue, type NrContext,
@@ -106,7 +106,7 @@ export interface NrOp {
 /** What one histogram cell had at the last harvest, and the metric it reports to (null: past the name cap). */
 interface HarvestedCell {
   readonly metric: string | null;
-  /** 1000 for time metrics: seconds in the tracer, milliseconds in New Relic. */
+  /** 1000 for time metrics: seconds in the tracer, milliseconds in New Relic (like the agent's own timings). */
   readonly scale: number;
   count: number;
   sum: number;
@@ -453,7 +453,7 @@ class NewRelicAdapter implements Adapter<NrOp, NrRef> {
           if (this.histogramMetrics.size >= MAX_METRIC_NAMES) metric = null;
           else this.histogramMetrics.add(metric);
         }
-        last = { metric, scale: isTimeMetric(cell.name) ? 1000 : 1, count: 0, sum: 0, sumOfSquares: 0 };
+        last = { metric, scale: inSeconds(cell.name) ? 1000 : 1, count: 0, sum: 0, sumOfSquares: 0 };
         this.harvested.set(cell, last);
       }
       const count = cell.count - last.count;
@@ -654,11 +654,6 @@ function metricBase(name: string, client: boolean): string {
   const base = METRIC_BASES[name];
   if (base) return `${prefix}/${base}`;
   return `${prefix}/${name.replace(/^websocket\./, '').replace(/[^A-Za-z0-9_.-]/g, '_')}`;
-}
-
-/** Seconds in the neutral model, milliseconds in New Relic (like the agent's own timings). */
-function isTimeMetric(name: string): boolean {
-  return name === METRIC_CONNECTION_DURATION || name === METRIC_MESSAGE_PROCESS_DURATION || name === METRIC_HEARTBEAT_RTT;
 }
 
 /**
