@@ -111,3 +111,8 @@ export const METRIC_INFO: Readonly<Record<string, MetricInfo>> = {
     unit: '{connection}', description: 'Connections that ended without a close handshake (terminate(), 1006)',
   },
 };
+
+/** True when `name` is recorded in seconds (its `METRIC_INFO` unit): the one place that says which metrics are times. */
+export function inSeconds(name: string): boolean {
+  return METRIC_INFO[name]?.unit === 's';
+}

@@ -8,7 +8,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import * as S from '../semconv';
-import { HEADER_TRACEPARENT } from '../semconv';
+import { HEADER_TRACEPARENT, inSeconds } from '../semconv';
 import type { Adapter, Attributes, Carrier, MetricSource, OperationOutcome, OperationSpec } from '../tracer/adapter';
 import { isValidTraceparent, traceIdOfTraceparent } from '../tracer/propagation';
 
@@ -181,7 +181,7 @@ export class ConsoleAdapter implements Adapter<ConsoleOp, Ref> {
       }
     }
     for (const [name, { count, sum }] of sums) {
-      const unitIsSeconds = !name.endsWith('.size');
+      const unitIsSeconds = inSeconds(name);
       parts.push(`${name}{count=${count},avg=${unitIsSeconds ? `${((sum / count) * 1000).toFixed(2)}ms` : `${Math.round(sum / count)}B`}}`);
     }
     if (parts.length > 0) this.write(`metrics ${parts.join(' ')}`);

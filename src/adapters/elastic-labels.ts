@@ -4,6 +4,7 @@
  * values are primitives, strings are bounded. Doing it here keeps the agent from
  * logging an "illegal characters" warning for every dotted OpenTelemetry name.
  */
+import { ATTR_WS_MESSAGE_BODY } from '../semconv';
 import type { Attributes, AttributeValue } from '../tracer/adapter';
 
 /** APM Server's keyword limit; the agent truncates at the same size (in bytes). */
@@ -60,3 +61,15 @@ export function toLabels(attributes: Attributes): Record<string, AttributeValue>
 }
 
 const NO_SKIP: ReadonlySet<string> = new Set();
+
+/** Attributes that are not labels (the body goes to the message context, if anywhere). */
+export const NOT_LABELS: ReadonlySet<string> = new Set([ATTR_WS_MESSAGE_BODY]);
+
+/** How an attribute set becomes Elastic labels (for tests). */
+export function labelsOf(attributes: Attributes): Record<string, string | number | boolean> {
+  const out: Record<string, string | number | boolean> = {};
+  forEachLabel(attributes, NOT_LABELS, (k, v) => {
+    out[k] = v;
+  });
+  return out;
+}

@@ -12,7 +12,7 @@ import { context, metrics, propagation, ProxyTracerProvider, trace, type TracerP
 import { log } from '../logger';
 import type { MetricSource } from '../tracer/adapter';
 import { withTimeout } from './bounded';
-import { otelSdkRegistered } from './otel';
+import { otelSdkRegistered } from './otel-providers';
 import { HistogramProducer, type Temporality } from './otel-producer';
 
 export interface OwnedSdk {

@@ -1,6 +1,8 @@
 /**
  * OpenTelemetry adapter: spans and metrics through the global `@opentelemetry/api`
- * providers (the app's SDK, or the one ws-apm starts in otel-sdk.ts).
+ * providers (the app's SDK, or the one ws-apm starts in otel-sdk.ts). It owns the mapping
+ * of operations to spans and of the tracer's metric cells to instruments; the unsampled
+ * context is in otel-unsampled.ts, the global providers' checks and flush in otel-providers.ts.
  */
 import {
   type BatchObservableResult,
@@ -27,6 +29,8 @@ import { log } from '../logger';
 import { VERSION } from '../version';
 import { withTimeout } from './bounded';
 import { claimHandedOutProducers, recordingThroughApi, releaseHandedOutProducers } from './otel-producer';
+import { forceFlushGlobalProviders, meterSdkRegistered, otelSdkRegistered } from './otel-providers';
+import { UnsampledSpan } from './otel-unsampled';
 
 /**
  * The key OpenTelemetry's own instrumentations check to stand aside (`suppressTracing` of
@@ -42,86 +46,6 @@ const KIND: Record<OperationKind, SpanKind> = {
   consumer: SpanKind.CONSUMER,
   internal: SpanKind.INTERNAL,
 };
-
-const TRACE_ID_WORDS = 4;
-const SPAN_ID_WORDS = 2;
-const HEX: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
-
-/** `words` × 32 random bits as hex; Math.random is enough for ids nobody records. */
-function randomHex(words: number): string {
-  let out = '';
-  for (let i = 0; i < words; i++) {
-    const n = (Math.random() * 0x100000000) >>> 0;
-    out += HEX[n >>> 24] + HEX[(n >>> 16) & 0xff] + HEX[(n >>> 8) & 0xff] + HEX[n & 0xff];
-  }
-  // An all-zero id is invalid (and would be dropped by propagators).
-  return out === '0'.repeat(words * 8) ? randomHex(words) : out;
-}
-
-/** The API's key of the active span (context keys are `Symbol.for(description)`). */
-const SPAN_KEY = createContextKey('OpenTelemetry Context Key SPAN');
-
-/**
- * The span of a message that was not sampled, and the context that holds it, in one object
- * (the API's context costs a Map and three closures per instance; this is one allocation
- * per unsampled message). Non-recording, sampled=0, and its ids are made only if something
- * asks (a nested span's sampler, a propagator): most listeners never do.
- */
-class UnsampledSpan implements Span, Context {
-  private context: SpanContext | undefined;
-
-  getValue(key: symbol): unknown {
-    return key === SPAN_KEY ? this : undefined;
-  }
-
-  setValue(key: symbol, value: unknown): Context {
-    return trace.setSpan(ROOT_CONTEXT, this).setValue(key, value);
-  }
-
-  deleteValue(key: symbol): Context {
-    return key === SPAN_KEY ? ROOT_CONTEXT : this;
-  }
-
-  spanContext(): SpanContext {
-    return (this.context ??= { traceId: randomHex(TRACE_ID_WORDS), spanId: randomHex(SPAN_ID_WORDS), traceFlags: TraceFlags.NONE });
-  }
-
-  setAttribute(): this {
-    return this;
-  }
-
-  setAttributes(): this {
-    return this;
-  }
-
-  addEvent(): this {
-    return this;
-  }
-
-  addLink(): this {
-    return this;
-  }
-
-  addLinks(): this {
-    return this;
-  }
-
-  setStatus(): this {
-    return this;
-  }
-
-  updateName(): this {
-    return this;
-  }
-
-  end(): void {}
-
-  isRecording(): boolean {
-    return false;
-  }
-
-  recordException(): void {}
-}
 
 export class OtelAdapter implements Adapter<Span, SpanContext> {
   readonly name = 'otel';
@@ -348,37 +272,3 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
     releaseHandedOutProducers(this.histogramSource);
   }
 }
-
-type Flushable = { forceFlush?: () => Promise<void>; getDelegate?: () => unknown };
-
-function delegateOf(provider: unknown): Flushable {
-  const p = provider as Flushable;
-  return (typeof p.getDelegate === 'function' ? p.getDelegate() : p) as Flushable;
-}
-
-/** Flush whatever SDK providers are registered (the app's or ours); never rejects. */
-export async function forceFlushGlobalProviders(): Promise<void> {
-  const providers = [delegateOf(trace.getTracerProvider()), delegateOf(metrics.getMeterProvider())];
-  await Promise.all(
-    providers.map(async (p) => {
-      try {
-        if (typeof p.forceFlush === 'function') await p.forceFlush();
-      } catch {
-        // Export failures are the exporter's to report; flushing is best effort.
-      }
-    }),
-  );
-}
-
-/** True when an SDK (anything but the API's no-op) is registered as the global meter provider. */
-function meterSdkRegistered(): boolean {
-  const provider = metrics.getMeterProvider() as { constructor?: { name?: string } };
-  return provider?.constructor?.name !== 'NoopMeterProvider';
-}
-
-/** True when an SDK (anything but the API's no-op) is registered as the global tracer provider. */
-export function otelSdkRegistered(): boolean {
-  const delegate = delegateOf(trace.getTracerProvider()) as { constructor?: { name?: string } };
-  return delegate?.constructor?.name !== 'NoopTracerProvider';
-}
-

@@ -8,7 +8,8 @@ import type { Adapter } from '../tracer/adapter';
 import { ConsoleAdapter } from './console';
 import { createElasticAdapter, elasticDetected } from './elastic';
 import { createNewRelicAdapter, newrelicDetected } from './newrelic';
-import { OtelAdapter, otelSdkRegistered } from './otel';
+import { OtelAdapter } from './otel';
+import { otelSdkRegistered } from './otel-providers';
 import { type OwnedSdk, startOwnSdk } from './otel-sdk';
 
 export type ConcreteBackend = Exclude<Backend, 'auto'>;
