@@ -493,6 +493,19 @@ describe('what gets patched, per Node line', { skip: !BUILT && 'dist/ not built 
   });
 });
 
+describe('ESM: named imports of the undici package', { skip: !BUILT && 'dist/ not built (npm test builds it)' }, () => {
+  test('import { WebSocket, ping } from \'undici\' with --import ws-apm/register: connect, message, heartbeat', async () => {
+    const { stdout, stderr } = await runChild(['--import', 'ws-apm/register', 'esm.mjs'], { WS_APM_BACKEND: 'console', WS_APM_TRACE_HEARTBEAT: 'true' });
+    assert.equal(stdout.trim(), '{"message":"hi"}');
+    assert.doesNotMatch(stderr, /\[ws-apm\] (error|warn)/);
+    const connect = stderr.match(/WS CONNECT 127\.0\.0\.1:\d+\/esm .* span=([0-9a-f]+) parent=- ok status=101/);
+    assert.ok(connect, stderr);
+    assert.match(stderr, new RegExp(`WS RECEIVE /esm .* link=${connect[1]} ok type="text" bytes=2`));
+    assert.match(stderr, new RegExp(`WS PING /esm .* link=${connect[1]} ok rtt_ms=`));
+    assert.match(stderr, new RegExp(`WS CLOSE /esm .* link=${connect[1]} ok code=1005 by="client"`));
+  });
+});
+
 const MODES: Array<[string, Record<string, string>, (stderr: string) => void]> = [
   ['console backend', { WS_APM_BACKEND: 'console' }, (stderr) => assert.match(stderr, /WS RECEIVE/, 'ws-apm was really instrumenting')],
   [
