@@ -179,6 +179,21 @@ for (const { label, load, skip } of KINDS) {
       assert.match(String(req.headers.traceparent), /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/, 'exactly one traceparent');
     });
 
+    test('a traceparent another undici instrumentation added first is replaced by ours, not repeated', async () => {
+      const foreign = (message: unknown): void => {
+        (message as { request: { addHeader(k: string, v: string): void } }).request.addHeader('traceparent', `00-${'1'.repeat(32)}-${'2'.repeat(16)}-01`);
+      };
+      diagnostics.subscribe('undici:request:create', foreign);
+      try {
+        await use(); // ws-apm subscribes after it
+        const { headers } = await pair();
+        const [connect] = await clientConnect();
+        assert.equal(headers.traceparent, `00-${connect.spanContext().traceId}-${connect.spanContext().spanId}-01`);
+      } finally {
+        diagnostics.unsubscribe('undici:request:create', foreign);
+      }
+    });
+
     test('a rejected connect (401) and a refused one end the CLIENT span with an error; nothing is tracked', async () => {
       server = await startServer(ws, { verifyClient: () => false });
       const denied = new WebSocketClass(`${server.url}/deny`);
