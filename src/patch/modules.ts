@@ -1,7 +1,8 @@
 /**
  * Finding ws: a require hook (CommonJS), an import hook (ESM, when the loader from
  * `ws-apm/register` is active), copies already loaded before ws-apm, and any module
- * object the app hands over. Each distinct copy of ws is patched once.
+ * object the app hands over. Each distinct copy of ws is patched once. The same for
+ * undici's WebSocket: Node's global one, and every copy of the `undici` package.
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -11,6 +12,7 @@ import type { Tracer } from '../tracer/tracer';
 import { ClientUpgrades, patchClientRequests } from './client';
 import { patchHttpServer, patchWebSocketServer, ServerHandshakes } from './server';
 import { patchWebSocket } from './socket';
+import { UndiciClients } from './undici';
 import { Patches } from './wrap';
 
 interface WsExports {
@@ -48,10 +50,12 @@ export class PatchLayer {
   private readonly hooks: Unhook[] = [];
   private readonly handshakes: ServerHandshakes;
   private readonly upgrades: ClientUpgrades;
+  private readonly undici: UndiciClients;
 
   constructor(private readonly tracer: Tracer) {
     this.handshakes = new ServerHandshakes(tracer);
     this.upgrades = new ClientUpgrades(tracer);
+    this.undici = new UndiciClients(tracer, this.patches);
   }
 
   /** Patch one ws module's classes (exports of `ws`, its ESM namespace, or the class). */
@@ -85,12 +89,21 @@ export class PatchLayer {
         return exports;
       }) as Unhook,
     );
+    this.hooks.push(
+      new RequireHook(['undici'], (exports) => {
+        this.guarded(() => this.undici.patchModule(exports));
+        return exports;
+      }) as Unhook,
+    );
     this.hookImports();
     for (const key of Object.keys(require.cache)) {
       if (/[\\/]node_modules[\\/]ws[\\/]index\.js$/.test(key)) {
         this.guarded(() => this.patchWs(require.cache[key]?.exports));
+      } else if (/[\\/]node_modules[\\/]undici[\\/]index\.js$/.test(key)) {
+        this.guarded(() => this.undici.patchModule(require.cache[key]?.exports));
       }
     }
+    this.guarded(() => this.undici.enableBuiltIn());
   }
 
   private hookImports(): void {
@@ -102,6 +115,7 @@ export class PatchLayer {
         Hook: new (m: string[], cb: (exported: unknown) => void) => Unhook;
       };
       this.hooks.push(new Hook(['ws'], (exported) => this.guarded(() => this.patchWs(exported))));
+      this.hooks.push(new Hook(['undici'], (exported) => this.guarded(() => this.undici.patchModule(exported))));
     } catch (err) {
       log.debug(`ESM import hook unavailable: ${(err as Error).message}`);
     }
@@ -124,6 +138,7 @@ export class PatchLayer {
         // Hook libraries without unhook support: patches below are still undone.
       }
     }
+    this.undici.disable();
     this.patches.unwrapAll();
   }
 }

@@ -15,6 +15,8 @@ interface Patch {
   readonly target: object;
   readonly name: string;
   readonly wasOwn: boolean;
+  /** Set by assignment (an ESM namespace from the import hook), undone the same way. */
+  readonly original?: AnyFn;
 }
 
 export function isWrapped(fn: unknown): boolean {
@@ -38,6 +40,15 @@ export class Patches {
       log.warn(`cannot instrument ${name}: the property is not writable`);
       return false;
     }
+    if (typeof (target as { propertyIsEnumerable?: unknown }).propertyIsEnumerable !== 'function') {
+      // An ESM namespace from import-in-the-middle (null prototype): its setters are the
+      // only way to rebind an export, so assign rather than define.
+      const wrapped = wrapper(current as AnyFn);
+      Object.defineProperty(wrapped, MARK, { value: true });
+      (target as Record<string, unknown>)[name] = wrapped;
+      this.applied.push({ target, name, wasOwn: true, original: current as AnyFn });
+      return true;
+    }
     shimmer.wrap(target as Record<string, AnyFn>, name, (original: AnyFn) => {
       const wrapped = wrapper(original);
       Object.defineProperty(wrapped, MARK, { value: true });
@@ -53,9 +64,10 @@ export class Patches {
 
   unwrapAll(): void {
     for (let i = this.applied.length - 1; i >= 0; i--) {
-      const { target, name, wasOwn } = this.applied[i];
+      const { target, name, wasOwn, original } = this.applied[i];
       const record = target as Record<string, unknown>;
-      if (wasOwn) shimmer.unwrap(record as Record<string, AnyFn>, name);
+      if (original !== undefined) record[name] = original;
+      else if (wasOwn) shimmer.unwrap(record as Record<string, AnyFn>, name);
       else delete record[name];
     }
     this.applied.length = 0;
