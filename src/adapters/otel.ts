@@ -33,6 +33,31 @@ import { withTimeout } from './bounded';
  */
 const SUPPRESS_TRACING_KEY = createContextKey('OpenTelemetry SDK Context Key SUPPRESS_TRACING');
 
+/**
+ * A context that carries the SUPPRESS_TRACING key while `scope.suppressing` is true, and is
+ * `base` otherwise; contexts derived from it keep the same scope. Only the public `Context`
+ * interface is used, so any context manager and any copy of the API accept it.
+ */
+class SuppressedWhile implements Context {
+  constructor(
+    private readonly base: Context,
+    private readonly scope: { suppressing: boolean },
+  ) {}
+
+  getValue(key: symbol): unknown {
+    if (key === SUPPRESS_TRACING_KEY && this.scope.suppressing) return true;
+    return this.base.getValue(key);
+  }
+
+  setValue(key: symbol, value: unknown): Context {
+    return new SuppressedWhile(this.base.setValue(key, value), this.scope);
+  }
+
+  deleteValue(key: symbol): Context {
+    return new SuppressedWhile(this.base.deleteValue(key), this.scope);
+  }
+}
+
 const KIND: Record<OperationKind, SpanKind> = {
   server: SpanKind.SERVER,
   client: SpanKind.CLIENT,
@@ -175,9 +200,22 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
     return ref.traceId;
   }
 
-  /** The request that is this client span: OpenTelemetry's http instrumentation stands aside for it. */
+  /**
+   * The request that is this client span: OpenTelemetry's http instrumentation stands aside
+   * for it (suppressed tracing: no span, no header of its own), but only while the request is
+   * being created. instrumentation-http binds the request's emitter to the context it was
+   * called in, and ws emits the socket's `upgrade`, `open`, `error`, `close` and
+   * `unexpected-response` from the request's listeners: a plain suppressed context would
+   * silence everything the app does in those listeners (http calls, a reconnect). Once the
+   * call returns, the same context reads as the WS CONNECT span's, unsuppressed.
+   */
   runRequest<A extends unknown[], R>(span: Span, fn: (...args: A) => R, thisArg: unknown, args: A): R {
-    return context.with(trace.setSpan(ROOT_CONTEXT, span).setValue(SUPPRESS_TRACING_KEY, true), fn, thisArg, ...args);
+    const scope = { suppressing: true };
+    try {
+      return context.with(new SuppressedWhile(trace.setSpan(ROOT_CONTEXT, span), scope), fn, thisArg, ...args);
+    } finally {
+      scope.suppressing = false;
+    }
   }
 
   /**
