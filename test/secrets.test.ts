@@ -13,7 +13,12 @@ import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import zlib from 'node:zlib';
 import { run } from './helpers/child';
+import { Fixture } from './helpers/elastic-fixture';
+import { agentEnv, type IntakeEvent, startIntake } from './helpers/elastic-intake';
+import { agentHome, FakeCollector } from './helpers/newrelic-collector';
+import { runFixture, startFixture } from './helpers/newrelic-fixture';
 import { closedPort } from './helpers/reliability-net';
 import { CLIENT, OtlpReceiver, otlpEnv, SERVER, type ReceivedSpan } from './helpers/otlp-receiver';
 
@@ -141,4 +146,213 @@ function aimsAt(span: ReceivedSpan, port: number): boolean {
   const peer = span.attributes['server.port'] ?? span.attributes['net.peer.port'];
   if (peer !== undefined) return Number(peer) === port;
   return Object.values(span.attributes).some((v) => typeof v === 'string' && v.includes(`127.0.0.1:${port}`));
+}
+
+
+describe('Elastic: the real agent with its http instrumentation, and ws-apm from the command line', () => {
+  const running = new Set<Fixture>();
+  let target: Target;
+
+  before(async () => {
+    target = await startTarget();
+  });
+
+  after(async () => {
+    await Promise.all([...running].map((f) => f.kill()));
+    await target.close();
+  });
+
+  function fixture(file: string, env: NodeJS.ProcessEnv, nodeArgs: string[]): Fixture {
+    const f = new Fixture(file, env, nodeArgs);
+    running.add(f);
+    return f;
+  }
+
+  for (const [order, inTransaction] of [
+    ['ws-apm starts the agent', false], ['ws-apm starts the agent', true], ['the agent first', false], ['the agent first', true],
+  ] as const) {
+    test(`${order}, client ${inTransaction ? 'inside an app transaction' : 'outside any transaction'}: one exit span per connect and no http span for it, the server handshake its child, client sends are exit spans, no secret in any intake event`, async () => {
+      const preload = order === 'the agent first' ? ['-r', 'elastic-apm-node/start', '-r', './dist/register.js'] : ['-r', './dist/register.js'];
+      const serverIntake = await startIntake();
+      const clientIntake = await startIntake();
+      try {
+        const server = fixture('server.js', agentEnv(serverIntake.url, { WS_APM_BACKEND: 'elastic', ELASTIC_APM_SERVICE_NAME: 'secrets-server' }), preload);
+        const { port } = await server.next('listening');
+        const refusedPort = await closedPort();
+        const client = fixture('../secrets/elastic-client.js', agentEnv(clientIntake.url, {
+          WS_APM_BACKEND: 'elastic',
+          ELASTIC_APM_SERVICE_NAME: 'secrets-client',
+          WS_URL: `ws://127.0.0.1:${port}/chat?${QUERY}`,
+          WS_REFUSED_URL: `ws://127.0.0.1:${refusedPort}/down?${QUERY}`,
+          HTTP_TARGET: target.url,
+          IN_TRANSACTION: inTransaction ? '1' : '0',
+        }), preload);
+        assert.deepEqual((await client.next('refused')).code, 'ECONNREFUSED');
+        const connection = await server.next('connection');
+        assert.deepEqual((await client.next('done')).replies, ['hello', 'bye']);
+        assert.equal(await client.exit(), 0, client.stderr);
+        await server.next('closed');
+        server.send('exit');
+        assert.equal(await server.exit(), 0, server.stderr);
+
+        // Client side: one exit span per connect (the refused one and the real one), no http span for either.
+        const connects = await clientIntake.waitFor('both client connects', () => {
+          const found = clientIntake.spans().filter((s) => s.subtype === 'websocket' && s.action === 'connect');
+          return found.length === 2 ? found : undefined;
+        });
+        const byPort = (p: number): IntakeEvent[] => connects.filter((s) => s.context?.service?.target?.name === `127.0.0.1:${p}`);
+        assert.equal(byPort(refusedPort).length, 1, clientIntake.summary());
+        assert.equal(byPort(port).length, 1, clientIntake.summary());
+        const [connect] = byPort(port);
+        assert.equal(connect.name, `WS CONNECT 127.0.0.1:${port}/chat`);
+        assert.equal(connect.type, 'external');
+        assert.equal(byPort(refusedPort)[0].outcome, 'failure');
+        const upgradeHttp = clientIntake.spans().filter((s) => s.subtype === 'http' && /\/(chat|down)\b/.test(String(s.context?.http?.url ?? '')));
+        assert.deepEqual(upgradeHttp.map((s) => s.name), [], 'no http span for an upgrade request');
+        assert.equal(connection.traceparent, `00-${connect.trace_id}-${connect.id}-01`, 'the upgrade request carries our exit span');
+        const serverConnect = await serverIntake.waitFor('server WS CONNECT', () => serverIntake.transactions('WS CONNECT /chat')[0]);
+        assert.equal(serverConnect.parent_id, connect.id);
+        assert.equal(serverConnect.trace_id, connect.trace_id);
+
+        if (inTransaction) {
+          const [job] = await clientIntake.waitFor('the app transaction', () => clientIntake.transactions('client job'));
+          for (const span of connects) assert.equal(span.transaction_id, job.id, 'each connect is an exit span of the app transaction');
+        }
+        // The socket's listeners never run under the connect's exit span (where the agent drops
+        // every span): the agent leaves a span or transaction when it ends, and ws-apm ends the
+        // connect inside the socket's own callback, before ws emits `open` or `error`. So they run
+        // in the app's transaction, or (outside one, as without ws-apm) in none: only the
+        // message listener has a transaction of its own then.
+        for (const label of inTransaction ? ['from-error', 'from-open', 'from-message', 'from-pong'] : ['from-message']) {
+          const span = await clientIntake.waitFor(`http span ${label}`, () => clientIntake.spans().find((s) => s.subtype === 'http' && String(s.context?.http?.url).endsWith(`/${label}`)));
+          assert.equal(spanIdOf(target.seen.get(`/${label}`)), span.id, `${label} propagated its own span`);
+        }
+
+        // Part 5: the client's send from its message listener is an exit span to the server; the server's are not.
+        const receives = await clientIntake.waitFor('client WS RECEIVE', () => {
+          const found = clientIntake.transactions('WS RECEIVE /chat');
+          return found.length === 2 ? found : undefined;
+        });
+        const fromListener = await clientIntake.waitFor('the send from the message listener', () =>
+          clientIntake.spans('WS SEND /chat').find((s) => receives.some((r) => r.id === s.transaction_id)));
+        assert.equal(fromListener.parent_id, fromListener.transaction_id);
+        // Inside the app transaction, the send from `open` is a span too; outside, that send has no operation to join.
+        assert.equal(clientIntake.spans('WS SEND /chat').length, inTransaction ? 2 : 1, clientIntake.summary());
+        for (const send of clientIntake.spans('WS SEND /chat')) {
+          assert.deepEqual(send.context?.service?.target, { type: 'websocket', name: `127.0.0.1:${port}` }, 'a client send is an exit span');
+          assert.equal(send.type, 'messaging');
+        }
+        const serverSends = await serverIntake.waitFor('two server WS SEND', () => {
+          const sends = serverIntake.spans('WS SEND /chat');
+          return sends.length === 2 ? sends : undefined;
+        });
+        for (const send of serverSends) assert.equal(send.context?.service?.target, undefined, 'a server send is not an exit span');
+
+        for (const intake of [clientIntake, serverIntake]) {
+          assert.deepEqual(intake.invalid, []);
+          const all = JSON.stringify(intake.events);
+          assert.ok(!all.includes(SECRET), `an intake event carries the secret: ${all.slice(all.indexOf(SECRET) - 400, all.indexOf(SECRET) + 50)}`);
+          assert.ok(intake.of('metadata').length > 0 && intake.of('metricset').length > 0);
+        }
+      } finally {
+        await serverIntake.close();
+        await clientIntake.close();
+      }
+    });
+  }
+});
+
+describe('New Relic: the real agent with its http instrumentation, and ws-apm from the command line', { timeout: 120_000 }, () => {
+  let target: Target;
+
+  before(async () => {
+    target = await startTarget();
+  });
+
+  after(async () => {
+    await target.close();
+  });
+
+  for (const inTransaction of [false, true]) {
+    test(`client ${inTransaction ? 'inside an app transaction' : 'outside any transaction'}: one client segment per connect (ours), no External segment for the upgrade, the server handshake its child, no secret in any collector payload`, async () => {
+      const c = await FakeCollector.start();
+      const serverHome = agentHome(c.port, c.certPem, 'secrets-nr-server');
+      const clientHome = agentHome(c.port, c.certPem, 'secrets-nr-client');
+      // Transaction traces for every transaction: the secret must not hide in one either.
+      const traces = { NEW_RELIC_TRACER_THRESHOLD: '0' };
+      const server = startFixture('app.js', { ...serverHome.env, ...traces }, { execArgv: ['-r', 'ws-apm/register'] });
+      try {
+        const { port } = (await server.report((r) => 'port' in r, 'its port')) as { port: number };
+        await c.waitFor(() => c.calls.includes('agent_settings'), 'the server agent to connect');
+        const refusedPort = await closedPort();
+        const client = await runFixture('../secrets/newrelic-client.js', {
+          ...clientHome.env,
+          ...traces,
+          WS_URL: `ws://127.0.0.1:${port}/chat?${QUERY}`,
+          WS_REFUSED_URL: `ws://127.0.0.1:${refusedPort}/down?${QUERY}`,
+          HTTP_TARGET: target.url,
+          IN_TRANSACTION: inTransaction ? '1' : '0',
+        }, { execArgv: ['-r', 'ws-apm/register'] });
+        assert.equal(client.code, 0, client.stderr);
+        assert.deepEqual(client.reports, [{ code: 1000, replies: ['hello', 'bye'] }]);
+        await server.report((r) => 'closed' in r, 'the close');
+        server.kill('SIGTERM');
+        await server.done;
+        await c.waitFor(() => c.calls.filter((m) => m === 'shutdown').length >= 2, 'both agents to shut down');
+        assert.deepEqual(c.problems, []);
+
+        const clientSpans = c.spans.filter((s) => s.app === 'secrets-nr-client');
+        const names = clientSpans.map((s) => String(s.intrinsics.name));
+        const summary = JSON.stringify(names);
+        // One client span per connect, ours; no External segment for either upgrade request.
+        for (const p of [port, refusedPort]) {
+          assert.equal(names.filter((n) => new RegExp(`WS CONNECT 127\\.0\\.0\\.1:${p}/(chat|down)$`).test(n)).length, 1, summary);
+          assert.deepEqual(names.filter((n) => n.startsWith(`External/127.0.0.1:${p}/`)), [], summary);
+        }
+        const connect = clientSpans.find((s) => new RegExp(`WS CONNECT 127\\.0\\.0\\.1:${port}/chat$`).test(String(s.intrinsics.name)))!;
+        const serverConnect = c.transactions.find((t) => t.app === 'secrets-nr-server' && t.intrinsics.name === 'WebTransaction/Custom/WS CONNECT /chat');
+        assert.ok(serverConnect, 'the server handshake');
+        assert.equal(serverConnect.intrinsics.traceId, connect.intrinsics.traceId);
+        assert.equal(serverConnect.intrinsics.parentSpanId, connect.intrinsics.guid, 'the server handshake is the child of ws-apm\'s client segment');
+
+        // The socket's listeners keep a context the agent records in (inside the app transaction;
+        // outside one, as without ws-apm, only the message listener has a transaction).
+        for (const label of inTransaction ? ['from-error', 'from-open', 'from-message', 'from-pong'] : ['from-message']) {
+          // `Truncated/` when the call outlived its transaction (the message one, ended when its listener returned).
+          assert.ok(names.some((n) => n.replace(/^Truncated\//, '') === `External/${new URL(target.url).host}/${label}`), `${label} recorded: ${summary}`);
+        }
+
+        assert.ok(['span_event_data', 'analytic_event_data', 'metric_data', 'custom_event_data', 'error_event_data', 'transaction_sample_data']
+          .every((m) => c.bodies.some((b) => b.method === m)), `every kind of payload was sent: ${c.calls.join(',')}`);
+        const traceTrees = c.bodies.filter((b) => b.method === 'transaction_sample_data').map((b) => decodedTraces(b.text)).join('\n');
+        assert.match(traceTrees, /WS (CONNECT|RECEIVE|CLOSE)/, 'transaction traces decoded');
+        for (const body of c.bodies) {
+          const text = body.method === 'transaction_sample_data' ? `${body.text}\n${decodedTraces(body.text)}` : body.text;
+          assert.ok(!text.includes(SECRET), `${body.method} carries the secret: ${text.slice(text.indexOf(SECRET) - 300, text.indexOf(SECRET) + 50)}`);
+        }
+      } finally {
+        server.kill();
+        serverHome.cleanup();
+        clientHome.cleanup();
+        await c.close();
+      }
+    });
+  }
+});
+
+/** The trace trees of a `transaction_sample_data` payload: base64 of deflated JSON inside the JSON. */
+function decodedTraces(text: string): string {
+  const out: string[] = [];
+  const body = JSON.parse(text) as [unknown, unknown[][]];
+  for (const trace of body[1] ?? []) {
+    for (const field of trace) {
+      if (typeof field !== 'string' || !/^[A-Za-z0-9+/=]{16,}$/.test(field)) continue;
+      try {
+        out.push(zlib.inflateSync(Buffer.from(field, 'base64')).toString('utf8'));
+      } catch {
+        // not an encoded tree
+      }
+    }
+  }
+  return out.join('\n');
 }
