@@ -14,6 +14,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import zlib from 'node:zlib';
+import shimmer from 'shimmer';
+import { Patches } from '../src/patch/wrap';
 import { run } from './helpers/child';
 import { Fixture } from './helpers/elastic-fixture';
 import { agentEnv, type IntakeEvent, startIntake } from './helpers/elastic-intake';
@@ -21,6 +23,8 @@ import { agentHome, FakeCollector } from './helpers/newrelic-collector';
 import { runFixture, startFixture } from './helpers/newrelic-fixture';
 import { closedPort } from './helpers/reliability-net';
 import { CLIENT, OtlpReceiver, otlpEnv, SERVER, type ReceivedSpan } from './helpers/otlp-receiver';
+
+type AnyFn = (...args: any[]) => any;
 
 const SECRET = 'SECRET-TOKEN-123';
 const QUERY = `token=${SECRET}&room=1`;
@@ -71,8 +75,12 @@ describe('OpenTelemetry: the app\'s SDK with @opentelemetry/instrumentation-http
     await target.close();
   });
 
+  // Both orders: an SDK started after ws-apm (in the app's own code, or a later -r) enables
+  // instrumentation-http after ws-apm wrapped http.request, and OpenTelemetry's instrumentations
+  // unwrap any shimmer wrapper they find before wrapping.
   const ORDERS = {
     'SDK, then ws-apm': (tracing: string) => ['-r', tracing, '-r', 'ws-apm/register'],
+    'ws-apm, then SDK': (tracing: string) => ['-r', 'ws-apm/register', '-r', tracing],
   } as const;
 
   for (const [order, preload] of Object.entries(ORDERS)) {
@@ -217,6 +225,10 @@ describe('Elastic: the real agent with its http instrumentation, and ws-apm from
         if (inTransaction) {
           const [job] = await clientIntake.waitFor('the app transaction', () => clientIntake.transactions('client job'));
           for (const span of connects) assert.equal(span.transaction_id, job.id, 'each connect is an exit span of the app transaction');
+          // Every span the agent started in it was reported: no http span for an upgrade request
+          // hidden in there, started and never ended (as when the agent's http wrapper sat above ws-apm's).
+          const reported = clientIntake.spans().filter((s) => s.transaction_id === job.id);
+          assert.equal(job.span_count.started, reported.length, JSON.stringify(reported.map((s) => s.name)));
         }
         // The socket's listeners never run under the connect's exit span (where the agent drops
         // every span): the agent leaves a span or transaction when it ends, and ws-apm ends the
@@ -356,3 +368,49 @@ function decodedTraces(text: string): string {
   }
   return out.join('\n');
 }
+
+describe('ws-apm\'s http wrappers stay the outermost ones', () => {
+  /** A module-like object, a recording wrapper factory, and what each call went through. */
+  function setup(): { mod: { request: (...a: unknown[]) => string }; calls: string[]; layer: (label: string) => (original: AnyFn) => AnyFn } {
+    const calls: string[] = [];
+    const mod = { request: (..._a: unknown[]): string => { calls.push('original'); return 'req'; } };
+    const layer = (label: string) => (original: AnyFn): AnyFn => function (this: unknown, ...a: unknown[]) {
+      calls.push(label);
+      return original.apply(this, a);
+    };
+    return { mod, calls, layer };
+  }
+
+  test('an instrumentation that unwraps shimmer wrappers before wrapping (OpenTelemetry\'s): wrapped again on top', () => {
+    const { mod, calls, layer } = setup();
+    const patches = new Patches();
+    patches.wrap(mod, 'request', layer('ws-apm'), { onTop: true });
+    // What InstrumentationBase._wrap does: unwrap whatever shimmer wrapper is there, then wrap.
+    shimmer.unwrap(mod as unknown as Record<string, AnyFn>, 'request');
+    shimmer.wrap(mod as unknown as Record<string, AnyFn>, 'request', layer('otel'));
+    assert.equal(patches.isOnTop(mod, 'request'), false);
+    patches.keepOnTop();
+    assert.equal(patches.isOnTop(mod, 'request'), true);
+    assert.equal(mod.request(1), 'req');
+    assert.deepEqual(calls, ['ws-apm', 'otel', 'original']);
+    patches.unwrapAll();
+    calls.length = 0;
+    mod.request();
+    assert.deepEqual(calls, ['otel', 'original'], 'uninstrumented: the other instrumentation keeps its wrapper');
+  });
+
+  test('an instrumentation that wraps on top (the agents\'): wrapped again on top, the copy below passes calls through', () => {
+    const { mod, calls, layer } = setup();
+    const patches = new Patches();
+    patches.wrap(mod, 'request', layer('ws-apm'), { onTop: true });
+    shimmer.wrap(mod as unknown as Record<string, AnyFn>, 'request', layer('agent'));
+    patches.keepOnTop();
+    patches.keepOnTop(); // idempotent
+    mod.request();
+    assert.deepEqual(calls, ['ws-apm', 'agent', 'original'], 'ws-apm acts once, first');
+    patches.unwrapAll();
+    calls.length = 0;
+    mod.request();
+    assert.deepEqual(calls, ['agent', 'original']);
+  });
+});
