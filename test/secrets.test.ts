@@ -12,16 +12,20 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { after, before, describe, test } from 'node:test';
+import { after, afterEach, before, describe, test } from 'node:test';
 import zlib from 'node:zlib';
 import shimmer from 'shimmer';
+import { getInstrumentation, instrument } from '../src/index';
 import { Patches } from '../src/patch/wrap';
 import { run } from './helpers/child';
 import { Fixture } from './helpers/elastic-fixture';
 import { agentEnv, type IntakeEvent, startIntake } from './helpers/elastic-intake';
 import { agentHome, FakeCollector } from './helpers/newrelic-collector';
 import { runFixture, startFixture } from './helpers/newrelic-fixture';
+import { recordingAdapter } from './helpers/reliability-adapter';
 import { closedPort } from './helpers/reliability-net';
+import { captureStderr } from './helpers/stderr';
+import { socketClass, startServer, WS_VERSIONS } from './helpers/ws';
 import { CLIENT, OtlpReceiver, otlpEnv, SERVER, type ReceivedSpan } from './helpers/otlp-receiver';
 
 type AnyFn = (...args: any[]) => any;
@@ -413,4 +417,73 @@ describe('ws-apm\'s http wrappers stay the outermost ones', () => {
     mod.request();
     assert.deepEqual(calls, ['agent', 'original']);
   });
+});
+
+describe('an adapter whose inject throws during a client connect (issue 10, part 6)', () => {
+  afterEach(async () => {
+    await getInstrumentation()?.uninstrument();
+  });
+
+  for (const [label, load] of WS_VERSIONS) {
+    test(`${label}: the client WS CONNECT still ends, and the client socket is tracked (sends, receives, close summary)`, async () => {
+      const ws = load();
+      const adapter = recordingAdapter();
+      // A name per case: the logger reports each fault key once a minute, across tests too.
+      (adapter as { name: string }).name = `inject-throws-${label.replace(' ', '')}`;
+      adapter.inject = () => {
+        throw new Error('inject exploded');
+      };
+      const stderr = captureStderr();
+      let upgradeHeaders: http.IncomingHttpHeaders | undefined;
+      try {
+        instrument({ adapter, ws, flushOnExit: false });
+        const server = await startServer(ws);
+        server.wss.on('connection', (socket, req: http.IncomingMessage) => {
+          upgradeHeaders = req.headers;
+          socket.on('message', (data) => socket.send(`echo ${data}`));
+          socket.send('welcome');
+        });
+        const client = new (socketClass(ws))(`${server.url}/chat?${QUERY}`);
+        const replies: string[] = [];
+        await new Promise<void>((resolve, reject) => {
+          client.on('error', reject);
+          client.on('message', (data) => {
+            replies.push(String(data));
+            // A send from the client's message listener: inside its WS RECEIVE, so a WS SEND span.
+            if (replies.length === 1) client.send('a');
+            else client.close(1000, 'bye');
+          });
+          client.on('close', () => resolve());
+        });
+        await server.close();
+        assert.deepEqual(replies, ['welcome', 'echo a']);
+      } finally {
+        stderr.restore();
+      }
+      assert.equal(stderr.text().split('\n').filter((l) => l.includes('inject exploded')).length, 1, stderr.text());
+      assert.equal(upgradeHeaders?.traceparent, undefined, 'nothing injected');
+
+      const connect = adapter.ops.find((o) => o.role === 'client-connect');
+      assert.ok(connect, adapter.dump());
+      assert.match(connect.name, /^WS CONNECT 127\.0\.0\.1:\d+\/chat$/);
+      assert.equal(connect.outcome?.attributes?.['http.response.status_code'], 101, 'the client WS CONNECT ended at the upgrade');
+      assert.equal(adapter.open(), 0, 'every operation ended');
+
+      // The client socket is tracked: its receives and its send are operations, its counters are the client's.
+      // Sizes tell the sides apart: the client receives "welcome" (7) and "echo a" (6), sends "a" (1).
+      const clientReceives = adapter.ops.filter((o) => o.role === 'receive' && o.attributes['messaging.message.body.size'] !== 1);
+      assert.deepEqual(clientReceives.map((o) => o.attributes['messaging.message.body.size']), [7, 6], adapter.dump());
+      const send = adapter.ops.find((o) => o.role === 'send' && o.attributes['messaging.message.body.size'] === 1);
+      assert.ok(send, 'the client WS SEND from its message listener');
+      assert.equal(adapter.counter('websocket.messages', { 'websocket.side': 'client', 'websocket.direction': 'in' }), 2);
+      assert.equal(adapter.counter('websocket.messages', { 'websocket.side': 'client', 'websocket.direction': 'out' }), 1);
+      const close = adapter.ops.find((o) => o.role === 'close' && o.attributes['websocket.side'] === 'client');
+      assert.ok(close, `the client close summary: ${adapter.dump()}`);
+      assert.deepEqual(
+        [close.attributes['websocket.close.code'], close.attributes['websocket.close.initiator'], close.attributes['websocket.messages.in'], close.attributes['websocket.messages.out']],
+        [1000, 'client', 2, 1],
+      );
+      assert.ok(!adapter.dump().includes(SECRET));
+    });
+  }
 });
