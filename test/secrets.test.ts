@@ -81,11 +81,13 @@ describe('OpenTelemetry: the app\'s SDK with @opentelemetry/instrumentation-http
 
   // Both orders: an SDK started after ws-apm (in the app's own code, or a later -r) enables
   // instrumentation-http after ws-apm wrapped http.request, and OpenTelemetry's instrumentations
-  // unwrap any shimmer wrapper they find before wrapping.
-  const ORDERS = {
-    'SDK, then ws-apm': (tracing: string) => ['-r', tracing, '-r', 'ws-apm/register'],
-    'ws-apm, then SDK': (tracing: string) => ['-r', 'ws-apm/register', '-r', tracing],
-  } as const;
+  // unwrap any shimmer wrapper they find before wrapping. The SDK on its own copy of the API
+  // registers its own proxy provider, which a tracer taken before from ws-apm's copy never sees.
+  const ORDERS: Record<string, (dir: string) => string[]> = {
+    'SDK, then ws-apm': (dir) => ['-r', `${dir}/otel-tracing.js`, '-r', 'ws-apm/register'],
+    'ws-apm, then SDK': (dir) => ['-r', 'ws-apm/register', '-r', `${dir}/otel-tracing.js`],
+    'ws-apm, then SDK on its own copy of the API': (dir) => ['-r', 'ws-apm/register', '-r', `${dir}/otel-tracing-own-api.js`],
+  };
 
   for (const [order, preload] of Object.entries(ORDERS)) {
     test(`${order}: one client span per connect (ours, redacted), the server handshake its child, no secret in any OTLP request; http from the socket's listeners and a reconnect still traced`, async () => {
@@ -96,11 +98,11 @@ describe('OpenTelemetry: the app\'s SDK with @opentelemetry/instrumentation-http
         otlpEnv(receiver.url, service, {
           OTEL_METRICS_EXPORTER: 'otlp', OTEL_METRIC_EXPORT_INTERVAL: '60000', OTEL_NODE_RESOURCE_DETECTORS: 'env,host,os,process', ...extra,
         });
-      const server = run([...preload('../secrets/otel-tracing.js'), 'server.js'], env(serverName, { FIXTURE_ONCE: '1' }));
+      const server = run([...preload('../secrets'), 'server.js'], env(serverName, { FIXTURE_ONCE: '1' }));
       const port = Number((await server.line(/^PORT (\d+)/))[1]);
       const refusedPort = await closedPort();
       const client = run(
-        [...preload('./otel-tracing.js'), 'otel-client.js'],
+        [...preload('.'), 'otel-client.js'],
         env(clientName, {
           WS_URL: `ws://127.0.0.1:${port}/chat?${QUERY}`,
           WS_REFUSED_URL: `ws://127.0.0.1:${refusedPort}/down?${QUERY}`,

@@ -15,6 +15,7 @@ import {
   ROOT_CONTEXT,
   type Span,
   type SpanContext,
+  type Tracer,
   SpanKind,
   isSpanContextValid,
   SpanStatusCode,
@@ -83,7 +84,13 @@ function randomHex(words: number): string {
 
 export class OtelAdapter implements Adapter<Span, SpanContext> {
   readonly name = 'otel';
-  private readonly tracer = trace.getTracer('ws-apm', VERSION);
+  /**
+   * Taken at bootstrap too: a tracer taken from this copy of @opentelemetry/api before any SDK
+   * registered is bound to this copy's proxy provider, which only an SDK using the same copy
+   * ever fills. An SDK on another copy (auto-instrumentations-node installed with its own API,
+   * loaded after `-r ws-apm/register`) registers its own proxy: ws-apm's spans would all be no-ops.
+   */
+  private tracer: Tracer | undefined;
   /**
    * The metrics API has no proxy provider: a meter taken before the SDK registers stays
    * a no-op forever. So the meter is taken at bootstrap (see below), not at construction.
@@ -103,12 +110,13 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
    */
   constructor(private readonly beforeBootstrap?: () => void) {}
 
-  /** Take the meter and bind the counters, once; after the app had its chance to register an SDK. */
+  /** Take the tracer and the meter and bind the counters, once; after the app had its chance to register an SDK. */
   bootstrap(): void {
     if (this.bootstrapped) return;
     this.bootstrapped = true;
     this.beforeBootstrap?.();
     this.sdk = otelSdkRegistered();
+    this.tracer = trace.getTracer('ws-apm', VERSION);
     this.meter = metrics.getMeter('ws-apm', VERSION);
     if (this.counterSource !== undefined) this.bindNow(this.meter, this.counterSource);
   }
@@ -156,7 +164,7 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
         this.linkCache.set(spec.links, links);
       }
     }
-    const span = this.tracer.startSpan(
+    const span = this.tracer!.startSpan(
       spec.name,
       {
         kind: KIND[spec.kind],
