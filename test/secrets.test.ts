@@ -83,10 +83,14 @@ describe('OpenTelemetry: the app\'s SDK with @opentelemetry/instrumentation-http
   // instrumentation-http after ws-apm wrapped http.request, and OpenTelemetry's instrumentations
   // unwrap any shimmer wrapper they find before wrapping. The SDK on its own copy of the API
   // registers its own proxy provider, which a tracer taken before from ws-apm's copy never sees.
+  const AUTO = '@opentelemetry/auto-instrumentations-node/register';
   const ORDERS: Record<string, (dir: string) => string[]> = {
     'SDK, then ws-apm': (dir) => ['-r', `${dir}/otel-tracing.js`, '-r', 'ws-apm/register'],
     'ws-apm, then SDK': (dir) => ['-r', 'ws-apm/register', '-r', `${dir}/otel-tracing.js`],
     'ws-apm, then SDK on its own copy of the API': (dir) => ['-r', 'ws-apm/register', '-r', `${dir}/otel-tracing-own-api.js`],
+    // The issue's setup: everything auto-instrumentations-node registers (0.81), then ws-apm.
+    'auto-instrumentations-node, then ws-apm': () => ['--require', AUTO, '-r', 'ws-apm/register'],
+    'ws-apm, then auto-instrumentations-node': () => ['-r', 'ws-apm/register', '--require', AUTO],
   };
 
   for (const [order, preload] of Object.entries(ORDERS)) {
