@@ -423,6 +423,28 @@ describe('ws-apm\'s http wrappers stay the outermost ones', () => {
     mod.request();
     assert.deepEqual(calls, ['agent', 'original']);
   });
+
+  test('a tool that also insists on being outermost: ws-apm stops wrapping again after a few rounds, and still acts once', () => {
+    const { mod, calls, layer } = setup();
+    const patches = new Patches();
+    patches.wrap(mod, 'request', layer('ws-apm'), { onTop: true });
+    const stderr = captureStderr();
+    try {
+      for (let i = 0; i < 50; i++) {
+        shimmer.wrap(mod as unknown as Record<string, AnyFn>, 'request', layer(`other${i}`));
+        patches.keepOnTop();
+      }
+    } finally {
+      stderr.restore();
+    }
+    let depth = 0;
+    for (let fn: AnyFn | undefined = mod.request; fn !== undefined; fn = (fn as { __original?: AnyFn }).__original) depth++;
+    assert.ok(depth <= 50 + 9 + 1, `the other tool's 50 wrappers, at most 9 of ws-apm's, the original: ${depth}`);
+    mod.request();
+    assert.equal(calls.filter((c) => c === 'ws-apm').length, 1, 'ws-apm acts once');
+    assert.match(stderr.text(), /keeps being wrapped over/);
+    patches.unwrapAll();
+  });
 });
 
 describe('an adapter whose inject throws during a client connect (issue 10, part 6)', () => {

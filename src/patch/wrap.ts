@@ -17,9 +17,20 @@ interface Patch {
   readonly wasOwn: boolean;
   /** The function installed as `target[name]`. */
   readonly installed: AnyFn;
-  /** Patches kept on top (see `keepOnTop`): how to wrap again, and whether this one is still in use. */
-  readonly onTop?: { readonly wrapper: (original: AnyFn) => AnyFn; live: boolean };
+  /** Patches kept on top (see `keepOnTop`): how to wrap again, whether this one is still in use, and how many times it was wrapped again. */
+  readonly onTop?: OnTop;
 }
+
+interface OnTop {
+  readonly wrapper: (original: AnyFn) => AnyFn;
+  live: boolean;
+  readonly rewraps: number;
+  /** Wrapped over too often: left where it is (it still does its part there). */
+  gaveUp?: boolean;
+}
+
+/** Wrapping again is bounded: a tool that also insists on being outermost must not grow the chain forever. */
+const MAX_REWRAPS = 8;
 
 export interface WrapOptions {
   /**
@@ -27,6 +38,8 @@ export interface WrapOptions {
    * instrumentations wrap too, where ws-apm must act before they do.
    */
   readonly onTop?: boolean;
+  /** @internal how many times this function was wrapped again already. */
+  readonly rewraps?: number;
 }
 
 export function isWrapped(fn: unknown): boolean {
@@ -50,7 +63,7 @@ export class Patches {
       log.warn(`cannot instrument ${name}: the property is not writable`);
       return false;
     }
-    const onTop = options.onTop ? { wrapper, live: true } : undefined;
+    const onTop: OnTop | undefined = options.onTop ? { wrapper, live: true, rewraps: options.rewraps ?? 0 } : undefined;
     let installed: AnyFn | undefined;
     shimmer.wrap(target as Record<string, AnyFn>, name, (original: AnyFn) => {
       const inner = wrapper(original);
@@ -90,8 +103,14 @@ export class Patches {
       if (onTop === undefined || !onTop.live) continue;
       const current = (patch.target as Record<string, unknown>)[patch.name];
       if (current === patch.installed || typeof current !== 'function' || isWrapped(current)) continue;
+      if (onTop.gaveUp) continue;
+      if (onTop.rewraps >= MAX_REWRAPS) {
+        onTop.gaveUp = true;
+        log.warn(`${patch.name} keeps being wrapped over by another instrumentation: ws-apm stops wrapping it again`);
+        continue;
+      }
       onTop.live = false;
-      if (!this.wrap(patch.target, patch.name, onTop.wrapper, { onTop: true })) onTop.live = true;
+      if (!this.wrap(patch.target, patch.name, onTop.wrapper, { onTop: true, rewraps: onTop.rewraps + 1 })) onTop.live = true;
       else log.debug(`${patch.name} was wrapped after ws-apm: wrapped again on top`);
     }
   }
