@@ -17,6 +17,7 @@ import {
   ROOT_CONTEXT,
   type Span,
   type SpanContext,
+  type Tracer,
   SpanKind,
   isSpanContextValid,
   SpanStatusCode,
@@ -39,6 +40,31 @@ import { UnsampledSpan } from './otel-unsampled';
  */
 const SUPPRESS_TRACING_KEY = createContextKey('OpenTelemetry SDK Context Key SUPPRESS_TRACING');
 
+/**
+ * A context that carries the SUPPRESS_TRACING key while `scope.suppressing` is true, and is
+ * `base` otherwise; contexts derived from it keep the same scope. Only the public `Context`
+ * interface is used, so any context manager and any copy of the API accept it.
+ */
+class SuppressedWhile implements Context {
+  constructor(
+    private readonly base: Context,
+    private readonly scope: { suppressing: boolean },
+  ) {}
+
+  getValue(key: symbol): unknown {
+    if (key === SUPPRESS_TRACING_KEY && this.scope.suppressing) return true;
+    return this.base.getValue(key);
+  }
+
+  setValue(key: symbol, value: unknown): Context {
+    return new SuppressedWhile(this.base.setValue(key, value), this.scope);
+  }
+
+  deleteValue(key: symbol): Context {
+    return new SuppressedWhile(this.base.deleteValue(key), this.scope);
+  }
+}
+
 const KIND: Record<OperationKind, SpanKind> = {
   server: SpanKind.SERVER,
   client: SpanKind.CLIENT,
@@ -49,7 +75,13 @@ const KIND: Record<OperationKind, SpanKind> = {
 
 export class OtelAdapter implements Adapter<Span, SpanContext> {
   readonly name = 'otel';
-  private readonly tracer = trace.getTracer('ws-apm', VERSION);
+  /**
+   * Taken at bootstrap too: a tracer taken from this copy of @opentelemetry/api before any SDK
+   * registered is bound to this copy's proxy provider, which only an SDK using the same copy
+   * ever fills. An SDK on another copy (auto-instrumentations-node installed with its own API,
+   * loaded after `-r ws-apm/register`) registers its own proxy: ws-apm's spans would all be no-ops.
+   */
+  private tracer: Tracer | undefined;
   /**
    * The metrics API has no proxy provider: a meter taken before the SDK registers stays
    * a no-op forever. So the meter is taken at bootstrap (see below), not at construction.
@@ -71,12 +103,13 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
    */
   constructor(private readonly beforeBootstrap?: (histograms: () => MetricSource | undefined) => boolean) {}
 
-  /** Take the meter and bind the metrics, once; after the app had its chance to register an SDK. */
+  /** Take the tracer and the meter and bind the metrics, once; after the app had its chance to register an SDK. */
   bootstrap(): void {
     if (this.bootstrapped) return;
     this.bootstrapped = true;
     const ownProducers = this.beforeBootstrap?.(this.histogramSource) === true;
     this.sdk = otelSdkRegistered();
+    this.tracer = trace.getTracer('ws-apm', VERSION);
     this.meter = metrics.getMeter('ws-apm', VERSION);
     if (this.metricSource !== undefined) this.bindNow(this.meter, this.metricSource, ownProducers);
   }
@@ -107,7 +140,7 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
         this.linkCache.set(spec.links, links);
       }
     }
-    const span = this.tracer.startSpan(
+    const span = this.tracer!.startSpan(
       spec.name,
       {
         kind: KIND[spec.kind],
@@ -151,9 +184,22 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
     return ref.traceId;
   }
 
-  /** The request that is this client span: OpenTelemetry's http instrumentation stands aside for it. */
+  /**
+   * The request that is this client span: OpenTelemetry's http instrumentation stands aside
+   * for it (suppressed tracing: no span, no header of its own), but only while the request is
+   * being created. instrumentation-http binds the request's emitter to the context it was
+   * called in, and ws emits the socket's `upgrade`, `open`, `error`, `close` and
+   * `unexpected-response` from the request's listeners: a plain suppressed context would
+   * silence everything the app does in those listeners (http calls, a reconnect). Once the
+   * call returns, the same context reads as the WS CONNECT span's, unsuppressed.
+   */
   runRequest<A extends unknown[], R>(span: Span, fn: (...args: A) => R, thisArg: unknown, args: A): R {
-    return context.with(trace.setSpan(ROOT_CONTEXT, span).setValue(SUPPRESS_TRACING_KEY, true), fn, thisArg, ...args);
+    const scope = { suppressing: true };
+    try {
+      return context.with(new SuppressedWhile(trace.setSpan(ROOT_CONTEXT, span), scope), fn, thisArg, ...args);
+    } finally {
+      scope.suppressing = false;
+    }
   }
 
   /**

@@ -119,13 +119,28 @@ export class ClientUpgrades {
   }
 }
 
+/**
+ * Wrap `request` and `get` of http or https, kept the outermost wrapper (`Patches.keepOnTop`):
+ * the backend's own http instrumentation must see ws's upgrade request only from inside the
+ * WS CONNECT, where it stands aside. Found below another wrapper at a connect, ws-apm wraps
+ * again for the next one (the modules layer also does at each ws load and after the main module).
+ */
 export function patchClientRequests(httpModule: object, upgrades: ClientUpgrades, patches: Patches): void {
   for (const name of ['request', 'get']) {
-    patches.wrap(httpModule, name, (original: AnyFn) =>
-      function request(this: unknown, options: unknown): unknown {
-        if (!isWsUpgrade(options, arguments.length)) return original.apply(this, arguments as unknown as unknown[]);
-        return upgrades.request(options, original, this, Array.prototype.slice.call(arguments));
-      },
+    patches.wrap(
+      httpModule,
+      name,
+      (original: AnyFn) =>
+        function request(this: unknown, options: unknown): unknown {
+          if (!isWsUpgrade(options, arguments.length)) return original.apply(this, arguments as unknown as unknown[]);
+          try {
+            if (!patches.isOnTop(httpModule, name)) patches.keepOnTop();
+          } catch (err) {
+            log.fault('ws-apm http patch', err);
+          }
+          return upgrades.request(options, original, this, Array.prototype.slice.call(arguments));
+        },
+      { onTop: true },
     );
   }
 }

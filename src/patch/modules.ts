@@ -60,6 +60,9 @@ export class PatchLayer {
 
   /** Patch one ws module's classes (exports of `ws`, its ESM namespace, or the class). */
   patchWs(mod: unknown): boolean {
+    // Loading ws loads http: an http instrumentation enabled since (an SDK started after
+    // `-r ws-apm/register`) has wrapped it by now. ws-apm's http wrappers go back on top.
+    this.guarded(() => this.patches.keepOnTop());
     const { socket, server } = classes(mod);
     if (!socket || !server) {
       log.warn('this does not look like the ws module (no WebSocket/WebSocketServer classes): not instrumented');
@@ -104,6 +107,8 @@ export class PatchLayer {
       }
     }
     this.guarded(() => this.undici.enableBuiltIn());
+    // Once the main module's synchronous part ran (where apps start their SDK or agent).
+    setImmediate(() => this.guarded(() => this.patches.keepOnTop())).unref();
   }
 
   private hookImports(): void {

@@ -118,6 +118,8 @@ export function patchHttpServer(proto: object, tracer: Tracer, handshakes: Serve
       if (hs === undefined) return original.apply(this, arguments as unknown as unknown[]);
       return tracer.handshakes.run(hs, original, this, Array.prototype.slice.call(arguments));
     },
+    // OpenTelemetry's instrumentation-http, enabled after ws-apm, would unwrap this.
+    { onTop: true },
   );
 }
 

@@ -60,6 +60,8 @@ export class FakeCollector {
   readonly calls: string[] = [];
   /** Decoding problems (asserted empty by tests). */
   readonly problems: string[] = [];
+  /** Every request body as sent (inflated), by method, for byte-level checks. */
+  readonly bodies: { readonly method: string; readonly text: string }[] = [];
 
   private readonly waiters = new Set<() => void>();
   private readonly apps = new Map<string, string>();
@@ -130,7 +132,9 @@ export class FakeCollector {
       this.calls.push(method);
       let body: unknown;
       try {
-        body = decode(Buffer.concat(chunks), String(req.headers['content-encoding'] ?? ''));
+        const text = inflate(Buffer.concat(chunks), String(req.headers['content-encoding'] ?? ''));
+        this.bodies.push({ method, text });
+        body = text.length === 0 ? undefined : JSON.parse(text);
       } catch (error) {
         this.problems.push(`${method}: ${(error as Error).message}`);
       }
@@ -235,11 +239,11 @@ function events(list: unknown, app: string): NrEvent[] {
   }));
 }
 
-function decode(raw: Buffer, encoding: string): unknown {
+function inflate(raw: Buffer, encoding: string): string {
   let text: Buffer = raw;
   if (encoding.includes('gzip')) text = zlib.gunzipSync(raw);
   else if (encoding.includes('deflate')) text = zlib.inflateSync(raw);
-  return text.length === 0 ? undefined : JSON.parse(text.toString('utf8'));
+  return text.toString('utf8');
 }
 
 async function selfSignedCert(): Promise<{ cert: string; key: string }> {

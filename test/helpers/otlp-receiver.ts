@@ -82,6 +82,8 @@ export class OtlpReceiver extends EventEmitter {
   readonly spans: ReceivedSpan[] = [];
   readonly points: ReceivedPoint[] = [];
   private batches = 0;
+  /** Every request body as received (path and text), for byte-level checks. */
+  readonly bodies: { readonly path: string; readonly text: string }[] = [];
   private server = http.createServer((req, res) => this.handle(req, res));
   url = '';
 
@@ -101,8 +103,10 @@ export class OtlpReceiver extends EventEmitter {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      this.bodies.push({ path: req.url ?? '', text });
       try {
-        const body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+        const body = JSON.parse(text);
         if (req.url === '/v1/traces') this.traces(body);
         else if (req.url === '/v1/metrics') this.metrics(body);
         res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
