@@ -135,8 +135,9 @@ function markdown(report) {
   L.push(`- Rounds: ${order}, interleaved (round 1 of every pass, then round 2, …); every variant's server started fresh for each pass and round, `
     + 'variants in numeric order.');
   L.push('- Cells: median over rounds (min–max). "× bare" = ratio to bare ws measured in the same round and pass. Server CPU = the server process\'s '
-    + 'user+system time over the measured window ÷ messages it handled. Telemetry/msg = spans (OTLP, Elastic), events (New Relic) or traces (Datadog) '
-    + 'that reached the local sink during the window, per message (exporters drop what their queues cannot hold).');
+    + 'user+system time over the measured window ÷ messages it handled. Telemetry/msg = message telemetry (`WS RECEIVE`/`WS SEND` spans, transactions, '
+    + 'New Relic transaction events; Datadog: traces) that reached the local sink during the window, per message (exporters drop what their queues cannot hold; '
+    + 'New Relic span events are sampled by the agent).');
   L.push(`- OTLP: ${cfg.otlpProtocol}, BatchSpanProcessor defaults${Object.keys(cfg.flushEnv).length ? `, ${Object.entries(cfg.flushEnv).map(([k, v]) => `${k}=${v}`).join(', ')}` : ''}.`);
   L.push(`- ${cfg.pinned ? 'Server pinned to CPU 0, load generator to CPU 1 (taskset); sinks unpinned' : 'Processes not pinned'}. Compare ratios within a run, not absolute figures across runs.`);
   L.push('');
