@@ -2,9 +2,11 @@
 // Uninstrumented load generator (run without any preload). Usage: node load.js '<json options>'
 //   {mode:'throughput', port, conns, inflight, size, warmupMs, durationMs, names}
 //       names: send JSON messages `{"type":"chat","text":"xx…"}` (four types in turn) of exactly `size` bytes
-//   {mode:'broadcast', port, conns, window, size, warmupMs, durationMs, drainMs}
+//   {mode:'broadcast', port, conns, window, size, warmupMs, durationMs, minMessages, maxDurationMs, drainMs}
 //       conns connections; the first also sends, one 64 B message at a time with at most `window` broadcasts
-//       not yet delivered to every connection; every connection (the sender too) counts what it receives
+//       not yet delivered to every connection; every connection (the sender too) counts what it receives.
+//       The measured window lasts durationMs, longer if needed to complete minMessages broadcasts (at most
+//       maxDurationMs): a slow variant on a loaded machine still gets enough messages for a stable figure.
 //   {mode:'idle', port, conns, concurrency}    then waits for `close` on stdin
 //   {mode:'churn', port, cycles, concurrency}
 // Progress and results are printed as `BENCH {json}` lines.
@@ -147,7 +149,7 @@ async function throughput() {
 // open socket. Completed broadcasts are counted in aggregate (deliveries / conns): exact over a window, and a
 // counter increment per delivery, so the load generator stays far cheaper than the server's 1,000 sends.
 async function broadcast() {
-  const { conns, window, size, warmupMs, durationMs, drainMs = 15000 } = opts;
+  const { conns, window, size, warmupMs, durationMs, minMessages = 0, maxDurationMs = durationMs, drainMs = 15000 } = opts;
   const payload = Buffer.alloc(size, 'x');
   const sendOpts = { binary: false };
   const sockets = [];
@@ -177,6 +179,8 @@ async function broadcast() {
   let mDelivered = 0;
   let errors = 0;
   let onDrained = null;
+  let t0 = 0;
+  let endMeasure = null;
 
   const pump = () => {
     while (!stopped && sent - completed < window) {
@@ -194,6 +198,7 @@ async function broadcast() {
       if (measuring) {
         mCompleted++;
         if (nSamples < MAX_SAMPLES) samples[nSamples++] = latency;
+        if (endMeasure && mCompleted >= minMessages && performance.now() - t0 >= durationMs) endMeasure();
       }
       if (stopped) {
         if (onDrained && delivered >= sent * n) onDrained();
@@ -211,10 +216,23 @@ async function broadcast() {
 
   await new Promise((r) => setTimeout(r, warmupMs));
   measuring = true;
-  const t0 = performance.now();
+  t0 = performance.now();
   const cpu0 = process.cpuUsage();
   out({ type: 'measure-start' });
-  await new Promise((r) => setTimeout(r, durationMs));
+  // ends at durationMs if minMessages broadcasts completed by then, else at the completion that reaches it
+  // (or at maxDurationMs)
+  await new Promise((resolve) => {
+    const hard = setTimeout(() => endMeasure(), Math.max(durationMs, maxDurationMs));
+    const soft = setTimeout(() => {
+      if (mCompleted >= minMessages) endMeasure();
+    }, durationMs);
+    endMeasure = () => {
+      endMeasure = null;
+      clearTimeout(hard);
+      clearTimeout(soft);
+      resolve();
+    };
+  });
   measuring = false;
   const elapsedMs = performance.now() - t0;
   const cpu1 = process.cpuUsage(cpu0);

@@ -129,7 +129,8 @@ function markdown(report) {
   L.push(`- Echo: ${cfg.conns} connections × ${cfg.inflight} messages in flight, text messages, ${cfg.warmupMs} ms warm-up then ${cfg.durationMs} ms measured. `
     + `Names on: the same, with JSON messages \`{"type":"chat","text":"xx…"}\` (four types in turn) of the same byte size, and \`WS_APM_MESSAGE_NAME=type\` in every server (bare ws gets the same messages).`);
   L.push(`- Broadcast: ${cfg.broadcast.conns.toLocaleString('en-US')} connections; one of them sends ${cfg.broadcast.size} B messages, the server sends each to every open socket `
-    + `(\`for (const c of wss.clients) c.send(...)\`), at most ${cfg.broadcast.window} broadcasts not yet delivered everywhere; ${cfg.broadcast.warmupMs} ms warm-up then ${cfg.broadcast.durationMs} ms measured. `
+    + `(\`for (const c of wss.clients) c.send(...)\`), at most ${cfg.broadcast.window} broadcasts not yet delivered everywhere; ${cfg.broadcast.warmupMs} ms warm-up then ${cfg.broadcast.durationMs} ms measured `
+    + `(longer, up to ${cfg.broadcast.maxDurationMs} ms, until ${cfg.broadcast.minMessages} broadcasts completed). `
     + 'Server CPU per incoming message, and per delivered message (÷ sends).');
   const order = Object.values(report.passes).map((p) => `${p.key} ×${p.roundsRun}`).join(', ');
   L.push(`- Rounds: ${order}, interleaved (round 1 of every pass, then round 2, …); every variant's server started fresh for each pass and round, `

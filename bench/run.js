@@ -46,7 +46,7 @@ const MODE = QUICK
     namesSizes: [64],
     warmupMs: 200,
     durationMs: 600,
-    broadcast: { conns: 250, window: 4, size: 64, warmupMs: 200, durationMs: 600 },
+    broadcast: { conns: 250, window: 4, size: 64, warmupMs: 200, durationMs: 600, minMessages: 10, maxDurationMs: 3000 },
     idleConns: 200,
     churnCycles: 300,
     churnConcurrency: 32,
@@ -68,7 +68,8 @@ const MODE = QUICK
     namesSizes: [64],
     warmupMs: 700,
     durationMs: 2000,
-    broadcast: { conns: 1000, window: 4, size: 64, warmupMs: 700, durationMs: 2000 },
+    // measured for 2 s, longer (up to 10 s) until 100 broadcasts completed: slow variants on a loaded machine
+    broadcast: { conns: 1000, window: 4, size: 64, warmupMs: 700, durationMs: 2000, minMessages: 100, maxDurationMs: 10000 },
     idleConns: 10000,
     churnCycles: 20000,
     churnConcurrency: 64,
@@ -357,7 +358,10 @@ async function echoRun(server, sink, size, names) {
 
 async function broadcastRun(server, sink, size) {
   const B = MODE.broadcast;
-  const load = runLoad({ mode: 'broadcast', port: server.port, conns: B.conns, window: B.window, size, warmupMs: B.warmupMs, durationMs: B.durationMs });
+  const load = runLoad({
+    mode: 'broadcast', port: server.port, conns: B.conns, window: B.window, size,
+    warmupMs: B.warmupMs, durationMs: B.durationMs, minMessages: B.minMessages, maxDurationMs: B.maxDurationMs,
+  });
   const { r, res } = await measured(server, sink, load, 180000);
   return {
     size,
@@ -518,8 +522,11 @@ async function main() {
           try {
             server = await startServer(v, sinks, pass);
           } catch (err) {
-            // an agent that does not load on this Node: the variant is not run (once is enough to tell)
-            v.skipped = `not run: server did not start on Node ${process.versions.node} (${String(err.message).split('\n')[0].slice(0, 200)})`;
+            // the server process exited before listening (an agent that does not load on this Node): the variant
+            // is not run (once is enough to tell); a slow start on a loaded machine only fails this run
+            if (/ exited /.test(String(err.message))) {
+              v.skipped = `not run: server did not start on Node ${process.versions.node} (${String(err.message).split('\n')[0].slice(0, 200)})`;
+            }
             throw err;
           }
           if (!v.patchedFns) {
