@@ -176,16 +176,22 @@ function rateBound(info, dflt) {
   return (dflt.rateLimit + dflt.keepRateLimit) * windows + 10;
 }
 
-/** Problems (strings) for one variant in one pass; [] when it exercised its instrumentation as configured. */
+/**
+ * Problems (strings) for one variant in one pass; [] when it exercised its instrumentation as configured.
+ * Lower bounds ("received some", "every message") need a drained sink: quick mode waits for it; full runs stop
+ * each server right after its load (agents export every 5-10 s), so they check only the upper bounds of what
+ * did arrive.
+ */
 function check(v, d, info, dflt) {
   const problems = [];
   const msgs = info.messages;
+  const drained = info.drained;
   if (v.backend === 'dd') {
-    if (!(d.traces >= Math.min(100, msgs / 10))) problems.push(`dummy Datadog agent received ${d.traces} traces for ${msgs} messages (message traces missing)`);
+    if (drained && !(d.traces >= Math.min(100, msgs / 10))) problems.push(`dummy Datadog agent received ${d.traces} traces for ${msgs} messages (message traces missing)`);
     return problems;
   }
   if (v.backend === 'community') {
-    if (!(d.spans > 0)) problems.push('OTLP sink received no span');
+    if (drained && !(d.spans > 0)) problems.push('OTLP sink received no span');
     return problems;
   }
   if (v.backend === 'newrelic' && !(d.paths && d.paths.connect > 0)) {
@@ -198,7 +204,7 @@ function check(v, d, info, dflt) {
   const bound = rateBound(info, dflt);
   const what = `${recv} WS RECEIVE operations for ${msgs} messages`;
   if (recv === 0) {
-    problems.push(`sink received no WS RECEIVE operation; names: ${spanNames(d)}`);
+    if (drained) problems.push(`sink received no WS RECEIVE operation; names: ${spanNames(d)}`);
     return problems;
   }
   if (v.sampling === 'defaults' && recv > bound) problems.push(`${what}: above the default rate limit's ${bound}`);
@@ -212,7 +218,7 @@ function check(v, d, info, dflt) {
   const sre = SEND[v.backend];
   if (sre) {
     const sends = count(d, sre);
-    if (sends === 0) problems.push(`sink received no WS SEND span; names: ${spanNames(d)}`);
+    if (sends === 0 && drained) problems.push(`sink received no WS SEND span; names: ${spanNames(d)}`);
     // at most WS_APM_MAX_SEND_SPANS send spans per operation (the broadcast is where it shows)
     const maxSends = dflt.maxSendSpans * recv + 20;
     if (sends > maxSends) problems.push(`${sends} WS SEND spans for ${recv} messages: more than ${dflt.maxSendSpans} per operation`);
@@ -221,7 +227,9 @@ function check(v, d, info, dflt) {
 }
 
 function checkSummary(v, d, info, dflt) {
-  if (!d || !RECEIVE[v.backend]) return null;
+  if (!d) return null;
+  if (!info.drained && !d.requests && !d.spans && !d.traces) return 'nothing exported before the server stopped (full runs do not wait: quick mode checks)';
+  if (!RECEIVE[v.backend]) return null;
   const recv = count(d, RECEIVE[v.backend]);
   const sends = SEND[v.backend] ? count(d, SEND[v.backend]) : null;
   const parts = [`${recv} WS RECEIVE for ${info.messages} msgs`];
