@@ -1,8 +1,8 @@
 'use strict';
 // Uninstrumented load generator (run without any preload). Usage: node load.js '<json options>'
-//   {mode:'throughput', port, conns, inflight, size, warmupMs, durationMs, names}
+//   {mode:'throughput', port, conns, inflight, size, warmupMs, durationMs, names, waitStop}
 //       names: send JSON messages `{"type":"chat","text":"xx…"}` (four types in turn) of exactly `size` bytes
-//   {mode:'broadcast', port, conns, window, size, warmupMs, durationMs, minMessages, maxDurationMs, drainMs}
+//   {mode:'broadcast', port, conns, window, size, warmupMs, durationMs, minMessages, maxDurationMs, drainMs, waitStop}
 //       conns connections; the first also sends, one 64 B message at a time with at most `window` broadcasts
 //       not yet delivered to every connection; every connection (the sender too) counts what it receives.
 //       The measured window lasts durationMs, longer if needed to complete minMessages broadcasts (at most
@@ -49,6 +49,27 @@ async function pool(total, concurrency, task) {
   }
   await Promise.all(workers);
 }
+
+// Resolves when `word` arrives as a line on stdin (or stdin closes, or after timeoutMs).
+function stdinLine(word, timeoutMs) {
+  return new Promise((resolve) => {
+    const rl = readline.createInterface({ input: process.stdin });
+    const done = () => {
+      clearTimeout(t);
+      rl.close();
+      resolve();
+    };
+    const t = setTimeout(done, timeoutMs);
+    rl.on('line', (l) => {
+      if (l.trim() === word) done();
+    }).on('close', done);
+  });
+}
+
+// With waitStop, traffic goes on after measure-end until the orchestrator, having read the server's counters,
+// says `stop`: the server's window (between its two counter readings) then always has traffic in it, even when a
+// saturated server answers late.
+const untilStop = () => (opts.waitStop ? stdinLine('stop', 120000) : Promise.resolve());
 
 function percentile(sorted, p) {
   if (sorted.length === 0) return null;
@@ -128,6 +149,7 @@ async function throughput() {
   const elapsedMs = performance.now() - t0;
   const cpu1 = process.cpuUsage(cpu0);
   out({ type: 'measure-end' });
+  await untilStop();
   stopped = true;
   const sorted = samples.subarray(0, nSamples).sort();
   out({
@@ -237,6 +259,7 @@ async function broadcast() {
   const elapsedMs = performance.now() - t0;
   const cpu1 = process.cpuUsage(cpu0);
   out({ type: 'measure-end' });
+  await untilStop();
   stopped = true;
   // every broadcast sent must reach every connection (bounded wait, then report what is missing)
   if (delivered < sent * n) {
@@ -282,11 +305,7 @@ async function idle() {
     }
   });
   out({ type: 'idle-open', opened: sockets.length, failed, firstError, ms: performance.now() - t0 });
-  await new Promise((resolve) => {
-    readline.createInterface({ input: process.stdin }).on('line', (l) => {
-      if (l.trim() === 'close') resolve();
-    }).on('close', resolve);
-  });
+  await stdinLine('close', 3_600_000);
   const t1 = performance.now();
   await Promise.all(sockets.map((ws) => new Promise((r) => {
     if (ws.readyState === WebSocket.CLOSED) return r();

@@ -2,7 +2,7 @@
 // ws-apm benchmark orchestrator.
 //
 //   node bench/run.js            full run: three passes (echo names off, echo names on, broadcast 1 → 1,000),
-//                                interleaved rounds, then memory (10,000 idle connections, 20,000 churn cycles)
+//                                interleaved rounds, then memory (10,000 idle connections, 10,000 churn cycles)
 //   node bench/run.js --quick    short run for CI: proves the harness works and that every variant exercised its
 //                                instrumentation with the sampling it was given; exits 1 if not. Never asserts timings.
 // Options: --rounds N (every pass), --names-rounds N, --broadcast-rounds N, --passes echo,names,broadcast,
@@ -71,7 +71,7 @@ const MODE = QUICK
     // measured for 2 s, longer (up to 10 s) until 100 broadcasts completed: slow variants on a loaded machine
     broadcast: { conns: 1000, window: 4, size: 64, warmupMs: 700, durationMs: 2000, minMessages: 100, maxDurationMs: 10000 },
     idleConns: 10000,
-    churnCycles: 20000,
+    churnCycles: 10000,
     churnConcurrency: 64,
     // memory: after each phase, wait until telemetry it queued was exported (OTel, Elastic and dd-trace asked to
     // export every second in memory runs; New Relic harvests events every 5 s), so queued spans are not counted as heap
@@ -321,6 +321,7 @@ async function measured(server, sink, load, startTimeoutMs) {
   const [s0, k0] = await Promise.all([server.request('stats'), sink ? sinkStats(sink) : null]);
   await load.waitFor('measure-end', 120000);
   const [s1, k1] = await Promise.all([server.request('stats'), sink ? sinkStats(sink) : null]);
+  load.send('stop'); // traffic went on until the server's counters were read (see load.js, waitStop)
   const r = await load.waitFor('result', 60000);
   await load.exitPromise;
   countWindows(server, load);
@@ -351,7 +352,7 @@ async function measured(server, sink, load, startTimeoutMs) {
 }
 
 async function echoRun(server, sink, size, names) {
-  const load = runLoad({ mode: 'throughput', port: server.port, conns: MODE.conns, inflight: MODE.inflight, size, names, warmupMs: MODE.warmupMs, durationMs: MODE.durationMs });
+  const load = runLoad({ mode: 'throughput', port: server.port, conns: MODE.conns, inflight: MODE.inflight, size, names, warmupMs: MODE.warmupMs, durationMs: MODE.durationMs, waitStop: true });
   const { res } = await measured(server, sink, load, 60000);
   return { size, ...res };
 }
@@ -360,7 +361,7 @@ async function broadcastRun(server, sink, size) {
   const B = MODE.broadcast;
   const load = runLoad({
     mode: 'broadcast', port: server.port, conns: B.conns, window: B.window, size,
-    warmupMs: B.warmupMs, durationMs: B.durationMs, minMessages: B.minMessages, maxDurationMs: B.maxDurationMs,
+    warmupMs: B.warmupMs, durationMs: B.durationMs, minMessages: B.minMessages, maxDurationMs: B.maxDurationMs, waitStop: true,
   });
   const { r, res } = await measured(server, sink, load, 180000);
   return {

@@ -209,9 +209,10 @@ function check(v, d, info, dflt) {
   }
   if (v.sampling === 'defaults' && recv > bound) problems.push(`${what}: above the default rate limit's ${bound}`);
   if (v.sampling === '1pct' && recv > 0.05 * msgs + 20) problems.push(`${what}: more than 5 %, WS_APM_MESSAGE_SAMPLE_RATE=0.01 not applied`);
-  // every message: at least 90 % of them reached the sink, or (agents' and exporters' queues drop at full speed)
-  // more than the default rate limit could have let through. Needs a drained sink (quick mode).
-  if (v.sampling === 'every' && info.drained && recv < 0.9 * msgs && !(recv > bound)) {
+  // every message: at least 90 % of them reached the sink, or (queues drop at full speed) more than the default rate
+  // limit could have let through. Needs a drained sink (quick mode). Not for Elastic: its agent drops whatever its
+  // intake stream cannot take (a queue of 1,024 events), and on a busy machine that is most of them.
+  if (v.sampling === 'every' && info.drained && v.backend !== 'elastic' && recv < 0.9 * msgs && !(recv > bound)) {
     problems.push(`${what}: neither ≥ 90 % of messages nor above the default rate limit's ${bound}`);
   }
   if (info.pass.names && !(count(d, NAMED) > 0)) problems.push(`names pass: no WS RECEIVE operation named by message type; names: ${spanNames(d)}`);
