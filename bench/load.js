@@ -1,6 +1,12 @@
 'use strict';
 // Uninstrumented load generator (run without any preload). Usage: node load.js '<json options>'
-//   {mode:'throughput', port, conns, inflight, size, warmupMs, durationMs}
+//   {mode:'throughput', port, conns, inflight, size, warmupMs, durationMs, names, waitStop}
+//       names: send JSON messages `{"type":"chat","text":"xx…"}` (four types in turn) of exactly `size` bytes
+//   {mode:'broadcast', port, conns, window, size, warmupMs, durationMs, minMessages, maxDurationMs, drainMs, waitStop}
+//       conns connections; the first also sends, one 64 B message at a time with at most `window` broadcasts
+//       not yet delivered to every connection; every connection (the sender too) counts what it receives.
+//       The measured window lasts durationMs, longer if needed to complete minMessages broadcasts (at most
+//       maxDurationMs): a slow variant on a loaded machine still gets enough messages for a stable figure.
 //   {mode:'idle', port, conns, concurrency}    then waits for `close` on stdin
 //   {mode:'churn', port, cycles, concurrency}
 // Progress and results are printed as `BENCH {json}` lines.
@@ -44,15 +50,50 @@ async function pool(total, concurrency, task) {
   await Promise.all(workers);
 }
 
+// Resolves when `word` arrives as a line on stdin (or stdin closes, or after timeoutMs).
+function stdinLine(word, timeoutMs) {
+  return new Promise((resolve) => {
+    const rl = readline.createInterface({ input: process.stdin });
+    const done = () => {
+      clearTimeout(t);
+      rl.close();
+      resolve();
+    };
+    const t = setTimeout(done, timeoutMs);
+    rl.on('line', (l) => {
+      if (l.trim() === word) done();
+    }).on('close', done);
+  });
+}
+
+// With waitStop, traffic goes on after measure-end until the orchestrator, having read the server's counters,
+// says `stop`: the server's window (between its two counter readings) then always has traffic in it, even when a
+// saturated server answers late.
+const untilStop = () => (opts.waitStop ? stdinLine('stop', 120000) : Promise.resolve());
+
 function percentile(sorted, p) {
   if (sorted.length === 0) return null;
   const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
   return sorted[i];
 }
 
+// Message types of the names pass: a bounded set, as an app has (WS_APM_MESSAGE_NAME=type on the server).
+const NAMES = ['chat', 'typing', 'presence', 'ack'];
+
+/** `{"type":"<name>","text":"xx…"}` padded to exactly `size` bytes. */
+function namedPayload(name, size) {
+  const head = `{"type":"${name}","text":"`;
+  const pad = size - head.length - 2;
+  if (pad < 0) throw new Error(`message size ${size} too small for a named message`);
+  return Buffer.from(`${head}${'x'.repeat(pad)}"}`);
+}
+
 async function throughput() {
-  const { conns, inflight, size, warmupMs, durationMs } = opts;
-  const payload = Buffer.alloc(size, 'x');
+  const { conns, inflight, size, warmupMs, durationMs, names } = opts;
+  // same byte size either way, so bare ws pays the same for both
+  const payloads = names ? NAMES.map((n) => namedPayload(n, size)) : [Buffer.alloc(size, 'x')];
+  const nPayloads = payloads.length;
+  let seq = 0;
   const sendOpts = { binary: false };
   const sockets = [];
   for (let i = 0; i < conns; i++) {
@@ -86,7 +127,7 @@ async function throughput() {
       if (stopped) return;
       ring[tail] = performance.now();
       tail = (tail + 1) % inflight;
-      ws.send(payload, sendOpts);
+      ws.send(payloads[seq++ % nPayloads], sendOpts);
     });
     ws.on('close', () => {
       if (!stopped) errors++;
@@ -94,7 +135,7 @@ async function throughput() {
     for (let k = 0; k < inflight; k++) {
       ring[tail] = performance.now();
       tail = (tail + 1) % inflight;
-      ws.send(payload, sendOpts);
+      ws.send(payloads[seq++ % nPayloads], sendOpts);
     }
   }
 
@@ -108,6 +149,7 @@ async function throughput() {
   const elapsedMs = performance.now() - t0;
   const cpu1 = process.cpuUsage(cpu0);
   out({ type: 'measure-end' });
+  await untilStop();
   stopped = true;
   const sorted = samples.subarray(0, nSamples).sort();
   out({
@@ -120,6 +162,129 @@ async function throughput() {
     p99Ms: percentile(sorted, 99),
     maxMs: sorted.length ? sorted[sorted.length - 1] : null,
     loadCpuUs: cpu1.user + cpu1.system,
+    errors,
+  });
+  for (const ws of sockets) ws.terminate();
+}
+
+// One sender, `conns` receivers (the sender is one of them), the server sends every incoming message to every
+// open socket. Completed broadcasts are counted in aggregate (deliveries / conns): exact over a window, and a
+// counter increment per delivery, so the load generator stays far cheaper than the server's 1,000 sends.
+async function broadcast() {
+  const { conns, window, size, warmupMs, durationMs, minMessages = 0, maxDurationMs = durationMs, drainMs = 15000 } = opts;
+  const payload = Buffer.alloc(size, 'x');
+  const sendOpts = { binary: false };
+  const sockets = [];
+  let failed = 0;
+  let firstError = null;
+  await pool(conns, 50, async () => {
+    const { ws, err } = await connect();
+    if (ws) sockets.push(ws);
+    else {
+      failed++;
+      firstError = firstError || String(err && err.message);
+    }
+  });
+  if (failed) throw new Error(`${failed} of ${conns} connections failed: ${firstError}`);
+  const n = sockets.length;
+  const sender = sockets[0];
+  const sendTimes = new Float64Array(window);
+  const MAX_SAMPLES = 1_000_000;
+  const samples = new Float64Array(MAX_SAMPLES);
+  let nSamples = 0;
+  let sent = 0;
+  let delivered = 0;
+  let completed = 0;
+  let measuring = false;
+  let stopped = false;
+  let mCompleted = 0;
+  let mDelivered = 0;
+  let errors = 0;
+  let onDrained = null;
+  let t0 = 0;
+  let endMeasure = null;
+
+  const pump = () => {
+    while (!stopped && sent - completed < window) {
+      sendTimes[sent % window] = performance.now();
+      sent++;
+      sender.send(payload, sendOpts);
+    }
+  };
+  const onMessage = () => {
+    delivered++;
+    if (measuring) mDelivered++;
+    if (delivered >= (completed + 1) * n) {
+      const latency = performance.now() - sendTimes[completed % window];
+      completed++;
+      if (measuring) {
+        mCompleted++;
+        if (nSamples < MAX_SAMPLES) samples[nSamples++] = latency;
+        if (endMeasure && mCompleted >= minMessages && performance.now() - t0 >= durationMs) endMeasure();
+      }
+      if (stopped) {
+        if (onDrained && delivered >= sent * n) onDrained();
+      } else pump();
+    }
+  };
+  for (const ws of sockets) {
+    ws.on('message', onMessage);
+    ws.on('close', () => {
+      if (!stopped) errors++;
+    });
+  }
+  out({ type: 'broadcast-open', conns: n });
+  pump();
+
+  await new Promise((r) => setTimeout(r, warmupMs));
+  measuring = true;
+  t0 = performance.now();
+  const cpu0 = process.cpuUsage();
+  out({ type: 'measure-start' });
+  // ends at durationMs if minMessages broadcasts completed by then, else at the completion that reaches it
+  // (or at maxDurationMs)
+  await new Promise((resolve) => {
+    const hard = setTimeout(() => endMeasure(), Math.max(durationMs, maxDurationMs));
+    const soft = setTimeout(() => {
+      if (mCompleted >= minMessages) endMeasure();
+    }, durationMs);
+    endMeasure = () => {
+      endMeasure = null;
+      clearTimeout(hard);
+      clearTimeout(soft);
+      resolve();
+    };
+  });
+  measuring = false;
+  const elapsedMs = performance.now() - t0;
+  const cpu1 = process.cpuUsage(cpu0);
+  out({ type: 'measure-end' });
+  await untilStop();
+  stopped = true;
+  // every broadcast sent must reach every connection (bounded wait, then report what is missing)
+  if (delivered < sent * n) {
+    await new Promise((resolve) => {
+      const t = setTimeout(resolve, drainMs);
+      onDrained = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+  }
+  const sorted = samples.subarray(0, nSamples).sort();
+  out({
+    type: 'result',
+    messages: mCompleted,
+    delivered: mDelivered,
+    elapsedMs,
+    msgPerSec: (mCompleted / elapsedMs) * 1000,
+    p50Ms: percentile(sorted, 50),
+    p99Ms: percentile(sorted, 99),
+    maxMs: sorted.length ? sorted[sorted.length - 1] : null,
+    loadCpuUs: cpu1.user + cpu1.system,
+    sent,
+    undelivered: sent * n - delivered,
+    conns: n,
     errors,
   });
   for (const ws of sockets) ws.terminate();
@@ -140,11 +305,7 @@ async function idle() {
     }
   });
   out({ type: 'idle-open', opened: sockets.length, failed, firstError, ms: performance.now() - t0 });
-  await new Promise((resolve) => {
-    readline.createInterface({ input: process.stdin }).on('line', (l) => {
-      if (l.trim() === 'close') resolve();
-    }).on('close', resolve);
-  });
+  await stdinLine('close', 3_600_000);
   const t1 = performance.now();
   await Promise.all(sockets.map((ws) => new Promise((r) => {
     if (ws.readyState === WebSocket.CLOSED) return r();
@@ -175,7 +336,7 @@ async function churn() {
   out({ type: 'churn-done', cycles, failed, firstError, ms, perSec: (cycles / ms) * 1000 });
 }
 
-const modes = { throughput, idle, churn };
+const modes = { throughput, broadcast, idle, churn };
 modes[opts.mode]().then(() => process.exit(0), (err) => {
   out({ type: 'error', message: String(err && err.stack || err) });
   process.exit(1);

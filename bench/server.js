@@ -1,6 +1,8 @@
 'use strict';
-// Echo server under test. Identical app code for every variant: instrumentation comes only from
+// Server under test. Identical app code for every variant: instrumentation comes only from
 // preload flags (-r ...) and environment variables set by bench/run.js.
+//   node server.js               echo: every message is sent back to its sender
+//   node server.js --broadcast   broadcast: every message is sent to every open socket (the sender too)
 //
 // Protocol with the orchestrator: prints `BENCH {"type":"listening","port":N}` on stdout, then answers
 // one line per command read from stdin: `stats` (CPU time, message/connection counters),
@@ -9,7 +11,10 @@ const http = require('node:http');
 const readline = require('node:readline');
 const { WebSocketServer } = require('ws');
 
+const BROADCAST = process.argv.includes('--broadcast');
+
 let messages = 0;
+let sent = 0;
 let bytes = 0;
 let opened = 0;
 let closed = 0;
@@ -22,11 +27,23 @@ const wss = new WebSocketServer({ server });
 
 wss.on('connection', (ws) => {
   opened++;
-  ws.on('message', (data, isBinary) => {
-    messages++;
-    bytes += data.length;
-    ws.send(data, { binary: isBinary });
-  });
+  if (BROADCAST) {
+    ws.on('message', (data, isBinary) => {
+      messages++;
+      bytes += data.length;
+      for (const c of wss.clients) {
+        c.send(data, { binary: isBinary });
+        sent++;
+      }
+    });
+  } else {
+    ws.on('message', (data, isBinary) => {
+      messages++;
+      bytes += data.length;
+      ws.send(data, { binary: isBinary });
+      sent++;
+    });
+  }
   ws.on('close', () => {
     closed++;
   });
@@ -47,7 +64,7 @@ function gc() {
 const commands = {
   stats() {
     const cpu = process.cpuUsage();
-    reply({ type: 'stats', t: Number(process.hrtime.bigint()) / 1e6, cpuUs: cpu.user + cpu.system, messages, bytes, opened, closed, clients: wss.clients.size });
+    reply({ type: 'stats', t: Number(process.hrtime.bigint()) / 1e6, cpuUs: cpu.user + cpu.system, messages, sent, bytes, opened, closed, clients: wss.clients.size });
   },
   mem() {
     gc();
@@ -88,5 +105,5 @@ readline.createInterface({ input: process.stdin }).on('line', (line) => {
 }).on('close', shutdown);
 
 server.listen(0, '127.0.0.1', () => {
-  reply({ type: 'listening', port: server.address().port, pid: process.pid, node: process.version });
+  reply({ type: 'listening', port: server.address().port, pid: process.pid, node: process.version, mode: BROADCAST ? 'broadcast' : 'echo' });
 });

@@ -1,0 +1,109 @@
+'use strict';
+// Writes the summary of full benchmark runs into the top-level README, between
+//   <!-- bench:summary:start --> and <!-- bench:summary:end -->
+// Usage: node bench/readme.js [results.json ...]   (default bench/results/latest.json)
+//   Several files (e.g. a Node 20 and a Node 24 run): the target table gets one column pair per file; the
+//   detail tables come from the first file. --print writes the block to stdout instead of the README.
+const fs = require('node:fs');
+const path = require('node:path');
+const { cell, fmt, fmtInt } = require('./report');
+
+const ROOT = path.resolve(__dirname, '..');
+const args = process.argv.slice(2);
+const PRINT = args.includes('--print');
+const files = args.filter((a) => !a.startsWith('--'));
+if (!files.length) files.push(path.join(__dirname, 'results', 'latest.json'));
+const reports = files.map((f) => JSON.parse(fs.readFileSync(f, 'utf8')));
+
+const START = '<!-- bench:summary:start -->';
+const END = '<!-- bench:summary:end -->';
+
+const mark = (sp, max) => (sp ? `${cell(sp)} ${sp.median <= max ? '✓' : '✗'}` : 'not run');
+const nodeOf = (r) => `Node ${r.machine.node.replace(/^v/, '').split('.')[0]}`;
+
+function block() {
+  const L = [];
+  const r0 = reports[0];
+  for (const r of reports) {
+    const m = r.machine;
+    const passes = Object.values(r.passes).map((p) => `${p.key} ×${p.roundsRun}`).join(', ');
+    L.push(`- ${nodeOf(r)}: \`${r.command}\` on ${r.date.slice(0, 16).replace('T', ' ')} UTC, Node ${m.node}, ${m.cpu} ${m.cores} cores; `
+      + `rounds ${passes}; wall time ${Math.round(r.durationS / 60)} min; load average ${m.loadStart[0].toFixed(1)} at start, ${m.loadEnd[0].toFixed(1)} at end. `
+      + `Versions: ${Object.entries(m.versions).filter(([, v]) => v).map(([k, v]) => `${k} ${v}`).join(', ')}.`);
+  }
+  L.push('');
+  L.push('Issue 12\'s targets — server CPU µs per message × bare ws in the same round, 64 B, median (min–max); ✓ met, ✗ missed:');
+  L.push('');
+  const head = ['variant', 'target'];
+  for (const r of reports) head.push(`${nodeOf(r)}, names off`, `${nodeOf(r)}, names on`);
+  L.push(`| ${head.join(' | ')} |`);
+  L.push(`|${head.map(() => '---').join('|')}|`);
+  const rows = r0.targets.map((t, i) => {
+    const cells = [t.label, `≤ ${fmt(t.max)}`];
+    for (const r of reports) {
+      const x = r.targets[i];
+      cells.push(mark(x.namesOff, x.max), x.onApplies ? mark(x.namesOn, x.max) : 'n/a');
+    }
+    return `| ${cells.join(' | ')} |`;
+  });
+  L.push(...rows);
+  L.push('');
+
+  // detail: echo 64 B, names off and on, memory
+  const echo = r0.passes.echo;
+  const names = r0.passes.names;
+  const mem = r0.memory || {};
+  const bareHeap = mem.bare && mem.bare.idle.heapPerConn;
+  if (echo) {
+    L.push(`${nodeOf(r0)}, echo, 64 B:`);
+    L.push('');
+    L.push('| variant | server CPU µs/msg (× bare) | names on: µs/msg (× bare) | throughput × bare | p99 × bare | telemetry/msg | extra heap per idle connection |');
+    L.push('|---|---|---|---|---|---|---|');
+    for (const key of echo.variantKeys) {
+      const v = r0.variants.find((x) => x.key === key);
+      if (!v) continue;
+      if (v.skipped) { L.push(`| ${v.label} | ${v.skipped} | | | | | |`); continue; }
+      const s = echo.summary[key] && echo.summary[key][64];
+      const n = names && names.summary[key] && names.summary[key][64];
+      const cpu = (x) => (x && x.cpuUsPerMsg.abs ? `${fmt(x.cpuUsPerMsg.abs.median, 1)} (${fmt(x.cpuUsPerMsg.ratio && x.cpuUsPerMsg.ratio.median)})` : '–');
+      const heap = mem[key] && bareHeap != null ? (key === 'bare' ? '–' : `${fmtInt(mem[key].idle.heapPerConn - bareHeap)} B`) : '–';
+      L.push(`| ${v.label} | ${cpu(s)} | ${cpu(n)} | ${s ? fmt(s.msgPerSec.ratio && s.msgPerSec.ratio.median) : '–'} | ${s ? fmt(s.p99Ms.ratio && s.p99Ms.ratio.median) : '–'} `
+        + `| ${s && s.exportedPerMsg.abs ? fmt(s.exportedPerMsg.abs.median) : '–'} | ${heap} |`);
+    }
+    L.push('');
+  }
+  const bc = r0.passes.broadcast;
+  if (bc) {
+    L.push(`${nodeOf(r0)}, broadcast 1 → ${r0.config.broadcast.conns.toLocaleString('en-US')} (64 B):`);
+    L.push('');
+    L.push('| variant | server CPU µs per incoming message (× bare) | µs per delivered message | broadcasts/s × bare |');
+    L.push('|---|---|---|---|');
+    for (const key of bc.variantKeys) {
+      const v = r0.variants.find((x) => x.key === key);
+      if (!v) continue;
+      if (v.skipped) { L.push(`| ${v.label} | ${v.skipped} | | |`); continue; }
+      const s = bc.summary[key] && bc.summary[key][64];
+      if (!s || !s.cpuUsPerMsg.abs) { L.push(`| ${v.label} | failed | | |`); continue; }
+      L.push(`| ${v.label} | ${fmtInt(s.cpuUsPerMsg.abs.median)} (${fmt(s.cpuUsPerMsg.ratio && s.cpuUsPerMsg.ratio.median)}) | ${fmt(s.cpuUsPerDelivered.abs.median)} `
+        + `| ${fmt(s.msgPerSec.ratio && s.msgPerSec.ratio.median)} |`);
+    }
+    L.push('');
+  }
+  return L.join('\n');
+}
+
+const text = block();
+if (PRINT) {
+  process.stdout.write(`${text}\n`);
+} else {
+  const file = path.join(ROOT, 'README.md');
+  const readme = fs.readFileSync(file, 'utf8');
+  const a = readme.indexOf(START);
+  const b = readme.indexOf(END);
+  if (a < 0 || b < a) {
+    process.stderr.write(`README.md has no ${START} … ${END} block\n`);
+    process.exit(1);
+  }
+  fs.writeFileSync(file, `${readme.slice(0, a + START.length)}\n${text}\n${readme.slice(b)}`);
+  process.stderr.write(`README.md: summary of ${files.map((f) => path.relative(ROOT, f)).join(', ')} written\n`);
+}
