@@ -89,22 +89,8 @@ async function stop(child: Child | undefined): Promise<void> {
 }
 
 /** Resolve when `check` returns a value (re-checked on every OTLP batch), else fail after `ms`. */
-async function eventually<T>(what: string, check: () => T | undefined | false, ms = 15000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = check();
-    if (value !== undefined && value !== false) return value;
-    const left = deadline - Date.now();
-    if (left <= 0) {
-      const names = [...new Set(receiver.spans.map((s) => `${s.service} ${s.name}`))];
-      throw new Error(`timed out waiting for ${what}; spans seen: ${JSON.stringify(names)}`);
-    }
-    try {
-      await once(receiver, 'batch', { signal: AbortSignal.timeout(left) });
-    } catch {
-      // deadline: checked once more above
-    }
-  }
+function eventually<T>(what: string, check: () => T | undefined | false, ms = 15000): Promise<T> {
+  return receiver.waitFor(what, check, ms);
 }
 
 const byId = (id: string): ReceivedSpan | undefined => receiver.spans.find((s) => s.spanId === id);
