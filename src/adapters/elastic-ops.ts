@@ -172,7 +172,11 @@ export function describeOp(op: ElasticOp, spec: OperationSpec<string>, captureBo
  * microsecond `timestamp`, which APM Server's schema rejects (it must be an integer).
  */
 export function wholeMs(ms: number | undefined): number | undefined {
-  return ms === undefined || Number.isInteger(ms) ? ms : Math.floor(ms);
+  if (ms === undefined) return undefined;
+  // Never later than the agent's own clock (Date.now), which ends what starts without an end
+  // time: ws-apm's monotonic clock can run ahead of it, and the agent would then report a
+  // negative duration.
+  return Math.min(Number.isInteger(ms) ? ms : Math.floor(ms), Date.now());
 }
 
 export function transactionResult(op: ElasticOp, outcome: OperationOutcome, result: string): string {
