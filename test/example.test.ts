@@ -63,23 +63,8 @@ async function stop(child: Child): Promise<{ code: number | null; signal: NodeJS
 }
 
 /** Resolve when `check` returns a value (re-checked on every OTLP batch), else fail after `ms`. */
-async function eventually<T>(what: string, check: () => T | undefined | false, ms = 15000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = check();
-    if (value !== undefined && value !== false) return value;
-    const left = deadline - Date.now();
-    if (left <= 0) throw new Error(`timed out waiting for ${what}; metric points: ${JSON.stringify([...new Set(receiver.points.map((p) => `${p.service} ${p.name} ${JSON.stringify(p.attributes)}=${p.value}`))].slice(-40))}`);
-    const timer = new AbortController();
-    const t = setTimeout(() => timer.abort(), left);
-    try {
-      await once(receiver, 'batch', { signal: timer.signal });
-    } catch {
-      // deadline: checked once more above
-    } finally {
-      clearTimeout(t);
-    }
-  }
+function eventually<T>(what: string, check: () => T | undefined | false, ms = 15000): Promise<T> {
+  return receiver.waitFor(what, check, ms);
 }
 
 function byId(spans: ReceivedSpan[], id: string): ReceivedSpan | undefined {
