@@ -79,7 +79,7 @@ async function startDemo(): Promise<{ run: ChildProcess; children: number[] }> {
   return { run, children };
 }
 
-describe('npm run demo', () => {
+describe('npm run demo', { skip: process.platform !== 'linux' && 'finds and watches processes in /proc (Linux only)' }, () => {
   test('its server and clients end when run.js is killed (SIGKILL: no chance to clean up)', { timeout: 30_000 }, async () => {
     const { run, children } = await startDemo();
     const exited = once(run, 'exit');

@@ -201,10 +201,8 @@ describe('examples/chat with the in-process broker (two instances in one process
     await server.line(/^TERMINATED mem-2 mallory$/);
     await eventually('websocket.connections.broken{side=server} >= 1', () =>
       (receiver.lastPoint('chat-mem', 'websocket.connections.broken', { 'websocket.side': 'server', 'websocket.route': ROUTE }) ?? 0) >= 1);
-    const [close] = await eventually('mallory\'s WS CLOSE', () => {
-      const closes = receiver.spansOf('chat-mem', `WS CLOSE ${ROUTE}`).filter((s) => s.attributes['enduser.id'] === 'mallory');
-      return closes.length > 0 && closes; // an empty list is "not yet", not an answer
-    });
+    const close = await eventually('mallory\'s WS CLOSE', () =>
+      receiver.spansOf('chat-mem', `WS CLOSE ${ROUTE}`).find((s) => s.attributes['enduser.id'] === 'mallory'));
     assert.equal(close.attributes['websocket.connection.broken'], true);
     // Healthy clients answered the same pings: round trips were measured.
     assert.ok(points('chat-mem', 'websocket.heartbeat.rtt', { 'websocket.side': 'server' }).some((p) => p.value > 0), 'heartbeat RTT recorded');

@@ -174,13 +174,18 @@ export class OtlpReceiver extends EventEmitter {
       if (value !== undefined && value !== false) return value;
       const left = deadline - Date.now();
       if (left <= 0) {
-        const seen = [...new Set(this.points.map((p) => `${p.service} ${p.name}`)), ...new Set(this.spans.map((s) => `${s.service} ${s.name}`))];
-        throw new Error(`timed out waiting for ${what}; received: ${JSON.stringify(seen.slice(-40))}`);
+        const points = [...new Set(this.points.map((p) => `${p.service} ${p.name} ${JSON.stringify(p.attributes)}=${p.value}`))];
+        const spans = [...new Set(this.spans.map((s) => `${s.service} ${s.name}`))];
+        throw new Error(`timed out waiting for ${what}; metric points: ${JSON.stringify(points.slice(-40))}; spans: ${JSON.stringify(spans.slice(-20))}`);
       }
+      const timer = new AbortController();
+      const t = setTimeout(() => timer.abort(), left);
       try {
-        await once(this, 'batch', { signal: AbortSignal.timeout(left) });
+        await once(this, 'batch', { signal: timer.signal });
       } catch {
         // the deadline: checked once more above
+      } finally {
+        clearTimeout(t);
       }
     }
   }
