@@ -82,11 +82,29 @@ export class ElasticAdapter implements Adapter<ElasticOp, string> {
   }
 
   run<A extends unknown[], R>(op: ElasticOp, fn: (...args: A) => R, thisArg: unknown, args: A): R {
+    // What runs "inside" a client connect is the opening of its socket, whose callbacks live on
+    // for the connection's lifetime: not under the exit span (the agent drops every child of an
+    // exit span, so the app's later http calls would vanish), but in the context the connect
+    // was made in. The request itself runs under the exit span (runRequest).
+    if (op.role === 'client-connect') return this.within(this.outerContextOf(op), fn, thisArg, args);
+    return this.within(op.rc ?? (op.rc = this.runContextOf(op)), fn, thisArg, args);
+  }
+
+  /** The upgrade request under the exit span: the agent's http client instrumentation records no second span for it. */
+  runRequest<A extends unknown[], R>(op: ElasticOp, fn: (...args: A) => R, thisArg: unknown, args: A): R {
+    return this.within(op.rc ?? (op.rc = this.runContextOf(op)), fn, thisArg, args);
+  }
+
+  private within<A extends unknown[], R>(rc: ApmRunContext | undefined, fn: (...args: A) => R, thisArg: unknown, args: A): R {
     const ins = this.agent._instrumentation;
-    const rc = op.rc ?? (op.rc = this.runContextOf(op));
     if (rc === undefined || ins?.withRunContext === undefined) return fn.apply(thisArg, args);
     // The agent restores the previous run context in a finally block; fn's exception passes through.
     return ins.withRunContext(rc, fn as unknown as (...a: unknown[]) => R, thisArg, ...args);
+  }
+
+  /** The app's context a client connect was started in (none when it made its own transaction). */
+  private outerContextOf(op: ElasticOp): ApmRunContext | undefined {
+    return op.parentRc ?? this.agent._instrumentation?._runCtxMgr?.root();
   }
 
   /**
