@@ -12,6 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { cleanEnv, FIXTURES } from './helpers/child';
+import { assertSameOutcomes } from './helpers/behaviour';
 
 const DIR = path.join(FIXTURES, 'transparency');
 const BUILT = fs.existsSync(path.resolve(__dirname, '..', 'dist', 'register.js'));
@@ -70,12 +71,7 @@ for (const wsModule of ['ws', 'ws7']) {
         const { results, stderr } = await runSuite(true, { WS_MODULE: wsModule, ...env });
         instrumented(stderr);
         assert.doesNotMatch(stderr, /\[ws-apm\] error/, 'no internal fault reported');
-        assert.deepEqual(results.map((r) => r.name), bare.map((r) => r.name));
-        const differing = results
-          .map((r, i) => [r, bare[i]] as const)
-          .filter(([r, b]) => JSON.stringify(r) !== JSON.stringify(b))
-          .map(([r, b]) => `- ${r.name}\n    without: ${JSON.stringify(b.ok ? b.value : b.error)}\n    with:    ${JSON.stringify(r.ok ? r.value : r.error)}`);
-        assert.equal(differing.length, 0, `${differing.length} check(s) differ with ws-apm:\n${differing.join('\n')}`);
+        assertSameOutcomes(results, bare);
       });
     }
   });

@@ -20,6 +20,7 @@ import { getInstrumentation, inject, instrument, type InstrumentOptions } from '
 import { collectMetrics, metricValue, registerMemorySdk, resetSpans, spansNamed, waitForSpans } from './helpers/otel-memory';
 import { cleanEnv, FIXTURES } from './helpers/child';
 import { startServer, type Server } from './helpers/ws';
+import { assertSameOutcomes } from './helpers/behaviour';
 
 registerMemorySdk();
 
@@ -555,12 +556,7 @@ for (const { label, kind, skip } of KINDS) {
         const { results, stderr } = await runSuite(true, { WS_CLIENT: kind, ...env });
         instrumented(stderr);
         assert.doesNotMatch(stderr, /\[ws-apm\] error/, 'no internal fault reported');
-        assert.deepEqual(results.map((r) => r.name), bare.map((r) => r.name));
-        const differing = results
-          .map((r, i) => [r, bare[i]] as const)
-          .filter(([r, b]) => JSON.stringify(r) !== JSON.stringify(b))
-          .map(([r, b]) => `- ${r.name}\n    without: ${JSON.stringify(b.ok ? b.value : b.error)}\n    with:    ${JSON.stringify(r.ok ? r.value : r.error)}`);
-        assert.equal(differing.length, 0, `${differing.length} check(s) differ with ws-apm:\n${differing.join('\n')}`);
+        assertSameOutcomes(results, bare);
       });
     }
   });
