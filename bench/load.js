@@ -71,6 +71,18 @@ function stdinLine(word, timeoutMs) {
 // saturated server answers late.
 const untilStop = () => (opts.waitStop ? stdinLine('stop', 120000) : Promise.resolve());
 
+/** Rate, latency percentiles (from `sorted` round trips) and load-generator CPU of one measured window. */
+function windowFigures(count, elapsedMs, sorted, cpu) {
+  return {
+    elapsedMs,
+    msgPerSec: (count / elapsedMs) * 1000,
+    p50Ms: percentile(sorted, 50),
+    p99Ms: percentile(sorted, 99),
+    maxMs: sorted.length ? sorted[sorted.length - 1] : null,
+    loadCpuUs: cpu.user + cpu.system,
+  };
+}
+
 function percentile(sorted, p) {
   if (sorted.length === 0) return null;
   const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
@@ -156,12 +168,7 @@ async function throughput() {
     type: 'result',
     messages: received,
     bytes: receivedBytes,
-    elapsedMs,
-    msgPerSec: (received / elapsedMs) * 1000,
-    p50Ms: percentile(sorted, 50),
-    p99Ms: percentile(sorted, 99),
-    maxMs: sorted.length ? sorted[sorted.length - 1] : null,
-    loadCpuUs: cpu1.user + cpu1.system,
+    ...windowFigures(received, elapsedMs, sorted, cpu1),
     errors,
   });
   for (const ws of sockets) ws.terminate();
@@ -276,12 +283,7 @@ async function broadcast() {
     type: 'result',
     messages: mCompleted,
     delivered: mDelivered,
-    elapsedMs,
-    msgPerSec: (mCompleted / elapsedMs) * 1000,
-    p50Ms: percentile(sorted, 50),
-    p99Ms: percentile(sorted, 99),
-    maxMs: sorted.length ? sorted[sorted.length - 1] : null,
-    loadCpuUs: cpu1.user + cpu1.system,
+    ...windowFigures(mCompleted, elapsedMs, sorted, cpu1),
     sent,
     undelivered: sent * n - delivered,
     conns: n,
