@@ -13,7 +13,7 @@ import { VERSION } from './version';
 
 export type { Adapter, Carrier, Config, ConfigOptions };
 export { VERSION };
-export { metricProducer, type MetricProducerOptions, type WsApmMetricProducer } from './adapters/otel-producer';
+export { metricProducer, type MetricProducerOptions, type WsApmMetricProducer } from './adapters/otel/producer';
 
 export interface InstrumentOptions extends ConfigOptions {
   /** A custom adapter (tests, or a backend of your own); overrides `backend`. */

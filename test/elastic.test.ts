@@ -10,7 +10,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { elasticDetected } from '../src/adapters/elastic';
-import { labelsOf } from '../src/adapters/elastic-labels';
+import { labelsOf } from '../src/adapters/elastic/labels';
 import { Fixture } from './helpers/elastic-fixture';
 import { agentEnv, downUrl, type Intake, startIntake } from './helpers/elastic-intake';
 

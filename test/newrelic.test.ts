@@ -9,8 +9,8 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import WebSocket from 'ws';
-import { newrelicDetected } from '../src/adapters/newrelic';
-import { metricName } from '../src/adapters/newrelic-metrics';
+import { newrelicDetected } from '../src/adapters/newrelic/adapter';
+import { metricName } from '../src/adapters/newrelic/metrics';
 import { FakeCollector, agentHome, refusedPort, type NrEvent } from './helpers/newrelic-collector';
 import { runFixture, startFixture, type FixtureResult } from './helpers/newrelic-fixture';
 

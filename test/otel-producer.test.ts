@@ -13,7 +13,7 @@ import { metrics } from '@opentelemetry/api';
 import {
   AggregationTemporality, type DataPoint, type Histogram, MeterProvider, MetricReader, type MetricProducer, type ResourceMetrics,
 } from '@opentelemetry/sdk-metrics';
-import { HistogramProducer } from '../src/adapters/otel-producer';
+import { HistogramProducer } from '../src/adapters/otel/producer';
 import { getInstrumentation, instrument, metricProducer } from '../src/index';
 import { METRIC_INFO } from '../src/semconv';
 import type { HistogramCell, HistogramForward } from '../src/tracer/histograms';

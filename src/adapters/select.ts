@@ -7,10 +7,10 @@ import type { Backend, Config } from '../config';
 import type { Adapter } from '../tracer/adapter';
 import { ConsoleAdapter } from './console';
 import { createElasticAdapter, elasticDetected } from './elastic';
-import { createNewRelicAdapter, newrelicDetected } from './newrelic';
-import { OtelAdapter } from './otel';
-import { otelSdkRegistered } from './otel-providers';
-import { type OwnedSdk, startOwnSdk } from './otel-sdk';
+import { createNewRelicAdapter, newrelicDetected } from './newrelic/adapter';
+import { OtelAdapter } from './otel/adapter';
+import { otelSdkRegistered } from './otel/providers';
+import { type OwnedSdk, startOwnSdk } from './otel/sdk';
 
 export type ConcreteBackend = Exclude<Backend, 'auto'>;
 

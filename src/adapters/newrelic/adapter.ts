@@ -41,23 +41,23 @@
  * - Async work still running when the listeners return (an http request) stays in the message
  *   transaction, as a segment the agent names `Truncated/...`.
  */
-import type { Adapter, Carrier, MetricSource, OperationOutcome, OperationSpec } from '../tracer/adapter';
-import type { Config } from '../config';
-import { log } from '../logger';
-import { noopAdapter } from '../tracer/noop';
-import { traceIdOfTraceparent } from '../tracer/propagation';
-import { bounded } from './bounded';
-import { HEADER_TRACEPARENT, HEADER_TRACESTATE } from '../semconv';
+import type { Adapter, Carrier, MetricSource, OperationOutcome, OperationSpec } from '../../tracer/adapter';
+import type { Config } from '../../config';
+import { log } from '../../logger';
+import { noopAdapter } from '../../tracer/noop';
+import { traceIdOfTraceparent } from '../../tracer/propagation';
+import { bounded } from '../bounded';
+import { HEADER_TRACEPARENT, HEADER_TRACESTATE } from '../../semconv';
 import {
   agentInternals, agentPackageVersion, loadedAgent, requireAgent, type NrAgent, type NrApi, type NrContext,
   type NrTracer, type NrTransaction,
-} from './newrelic-agent';
+} from './agent';
 import {
   asError, cleanContext, describe, EMPTY_REF, insertFrom, insertHeaders, NR_HEADER, type NrOp, type NrRef,
   parentHeaders, pickHeaders,
-} from './newrelic-context';
-import { NewRelicMetrics } from './newrelic-metrics';
-import { endInContext, NR_TRANSACTION_GROUP, startSegment, startTransaction } from './newrelic-ops';
+} from './context';
+import { NewRelicMetrics } from './metrics';
+import { endInContext, NR_TRANSACTION_GROUP, startSegment, startTransaction } from './ops';
 
 /** Name of the transaction `runWithRemote` starts. */
 export const NR_HANDOFF_NAME = 'WS HANDOFF';

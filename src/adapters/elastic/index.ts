@@ -3,12 +3,12 @@
  * Elastic is in use. The adapter's operations are in elastic-adapter.ts, the transactions
  * and spans it builds in elastic-ops.ts, its metrics in elastic-metrics.ts.
  */
-import type { Config } from '../config';
-import { log } from '../logger';
-import type { Adapter } from '../tracer/adapter';
-import { noopAdapter } from '../tracer/noop';
-import { ElasticAdapter } from './elastic-adapter';
-import { loadedAgent, resolveAgent, type ElasticAgent } from './elastic-agent';
+import type { Config } from '../../config';
+import { log } from '../../logger';
+import type { Adapter } from '../../tracer/adapter';
+import { noopAdapter } from '../../tracer/noop';
+import { ElasticAdapter } from './adapter';
+import { loadedAgent, resolveAgent, type ElasticAgent } from './agent';
 
 /**
  * True when Elastic APM should be the backend under `auto`: the agent is already started

@@ -24,14 +24,14 @@ import {
   trace,
   TraceFlags,
 } from '@opentelemetry/api';
-import { METRIC_ACTIVE_CONNECTIONS, METRIC_INFO, ATTR_ERROR_TYPE } from '../semconv';
-import type { Adapter, Carrier, HistogramCell, MetricSource, OperationKind, OperationOutcome, OperationSpec } from '../tracer/adapter';
-import { log } from '../logger';
-import { VERSION } from '../version';
-import { withTimeout } from './bounded';
-import { claimHandedOutProducers, recordingThroughApi, releaseHandedOutProducers } from './otel-producer';
-import { forceFlushGlobalProviders, meterSdkRegistered, otelSdkRegistered } from './otel-providers';
-import { UnsampledSpan } from './otel-unsampled';
+import { METRIC_ACTIVE_CONNECTIONS, METRIC_INFO, ATTR_ERROR_TYPE } from '../../semconv';
+import type { Adapter, Carrier, HistogramCell, MetricSource, OperationKind, OperationOutcome, OperationSpec } from '../../tracer/adapter';
+import { log } from '../../logger';
+import { VERSION } from '../../version';
+import { withTimeout } from '../bounded';
+import { claimHandedOutProducers, recordingThroughApi, releaseHandedOutProducers } from './producer';
+import { forceFlushGlobalProviders, meterSdkRegistered, otelSdkRegistered } from './providers';
+import { UnsampledSpan } from './unsampled';
 
 /**
  * The key OpenTelemetry's own instrumentations check to stand aside (`suppressTracing` of

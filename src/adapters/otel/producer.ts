@@ -15,10 +15,10 @@
  * Only plain data crosses to the SDK (the shapes of sdk-metrics 2.x and 3.x alike), so
  * this module loads nothing from the SDK.
  */
-import { log } from '../logger';
-import { METRIC_INFO } from '../semconv';
-import type { HistogramCell, MetricSource } from '../tracer/adapter';
-import { VERSION } from '../version';
+import { log } from '../../logger';
+import { METRIC_INFO } from '../../semconv';
+import type { HistogramCell, MetricSource } from '../../tracer/adapter';
+import { VERSION } from '../../version';
 
 export type Temporality = 'cumulative' | 'delta';
 
