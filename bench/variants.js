@@ -84,7 +84,7 @@ function defineVariants({ quick, otlpProtocol, newrelicDir }) {
     env: (s) => ({ ...elasticEnv(s), ...SAMPLING[sampling] }),
   });
   const newrelic = (id, key, sampling, label) => ({
-    id, key, label, backend: 'newrelic', sampling, sink: 'newrelic', requires: [...wsApm, 'dist/adapters/newrelic/adapter.js'],
+    id, key, label, backend: 'newrelic', sampling, sink: 'newrelic', requires: [...wsApm, 'dist/adapters/newrelic/index.js'],
     preload: [newrelicMain, REGISTER], patched: true,
     // the agent harvests events at the period the fake collector hands out on connect (quick mode: 1 s)
     drainMinMs: quick ? 2200 : 6500,
