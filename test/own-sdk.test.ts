@@ -41,7 +41,7 @@ async function openConnection(server: Child, path: string): Promise<() => Promis
 }
 
 function ourWarnings(child: Child): string[] {
-  return child.stderr().split('\n').filter((l) => l.startsWith('[ws-apm]'));
+  return child.stderr().split('\n').filter((l) => /^\[ws-apm\] (warn|error):/.test(l));
 }
 
 describe('metric export settings', { timeout: 60_000 }, () => {
