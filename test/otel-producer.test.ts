@@ -183,7 +183,7 @@ after(() => {
 test('metricProducer() handed out after ws-apm chose the API path reports nothing, with one warning', async () => {
   const { reader, provider } = appSdk([]);
   instrument({ backend: 'otel', startSdk: false, flushOnExit: false, logLevel: 'warn', ws });
-  await new Promise(setImmediate); // the adapter bootstraps once the main module has run (select.ts)
+  await new Promise(setImmediate); // the adapter bootstraps once the main module has run (src/adapters/otel/index.ts)
   const warnings: string[] = [];
   const write = process.stderr.write;
   process.stderr.write = ((chunk: string) => (warnings.push(String(chunk)), true)) as typeof process.stderr.write;

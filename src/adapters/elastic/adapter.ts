@@ -1,8 +1,8 @@
 /**
  * The Elastic APM adapter's operations over a started elastic-apm-node (4.x) agent: start
  * and end, making an operation current, trace-context propagation, flush. What each role
- * becomes (transaction or span, type, parent) is built in elastic-ops.ts; starting and
- * detecting the agent is elastic.ts.
+ * becomes (transaction or span, type, parent) is built in ops.ts; starting and
+ * detecting the agent is index.ts.
  *
  * Transactions are created without becoming current (the agent's `startTransaction`
  * would leak into the next message of the same tick); `run()` makes an operation current

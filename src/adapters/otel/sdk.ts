@@ -17,7 +17,7 @@ import { HistogramProducer, type Temporality } from './producer';
 
 export interface OwnedSdk {
   shutdown(timeoutMs: number): Promise<void>;
-  /** How many of its metric readers report ws-apm's histograms through a producer (otel-producer.ts). */
+  /** How many of its metric readers report ws-apm's histograms through a producer (producer.ts). */
   readonly producers: number;
 }
 
