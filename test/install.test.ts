@@ -27,6 +27,8 @@ const SETUPS: Record<string, readonly string[]> = {
   elastic: ['elastic-apm-node'],
   newrelic: ['newrelic'],
   otel: ['@opentelemetry/api', '@opentelemetry/sdk-node'],
+  // An OpenTelemetry user who forgot the SDK (or meant to register one and did not).
+  'otel, no SDK': ['@opentelemetry/api'],
 };
 
 const APP_CJS = `
@@ -239,6 +241,19 @@ describe('installed from the packed tarball, one set-up per backend', { skip: !B
       ]);
       assert.deepEqual(ourLines(ran.stderr, 'error'), []);
     });
+  });
+
+  test('@opentelemetry/api without an SDK, none registered: the app runs, with one warning naming the SDK package and the install command', async () => {
+    const setup = setups.get('otel, no SDK')!;
+    writeFileSync(path.join(setup.dir, 'app.js'), APP_CJS);
+    const ran = await runApp(setup, ['-r', 'ws-apm/register', 'app.js'], { WS_APM_BACKEND: 'otel' });
+    assert.equal(ran.code, 0, ran.stderr);
+    assert.match(ran.stdout, /^ECHO hi$/m);
+    assert.deepEqual(ourLines(ran.stderr, 'warn'), [
+      '[ws-apm] warn: backend otel: @opentelemetry/sdk-node is not installed (npm install @opentelemetry/sdk-node); ' +
+        'no OpenTelemetry SDK is registered, so spans and metrics go nowhere (or register your own SDK)',
+    ]);
+    assert.deepEqual(ourLines(ran.stderr, 'error'), []);
   });
 
   test('Elastic set-up (no OpenTelemetry packages): detected from ELASTIC_APM_SERVER_URL, transactions reach the APM server', async () => {
