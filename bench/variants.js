@@ -79,12 +79,12 @@ function defineVariants({ quick, otlpProtocol, newrelicDir }) {
     env: (s) => ({ WS_APM_BACKEND: 'otel', ...SAMPLING[sampling], ...otelEnv(s.otlp) }),
   });
   const elastic = (id, key, sampling, label) => ({
-    id, key, label, backend: 'elastic', sampling, sink: 'elastic', requires: [...wsApm, 'dist/adapters/elastic.js'],
+    id, key, label, backend: 'elastic', sampling, sink: 'elastic', requires: [...wsApm, 'dist/adapters/elastic/index.js'],
     preload: [elasticStart, REGISTER], patched: true, drainMinMs: 1000, drainQuietMs: 1000,
     env: (s) => ({ ...elasticEnv(s), ...SAMPLING[sampling] }),
   });
   const newrelic = (id, key, sampling, label) => ({
-    id, key, label, backend: 'newrelic', sampling, sink: 'newrelic', requires: [...wsApm, 'dist/adapters/newrelic.js'],
+    id, key, label, backend: 'newrelic', sampling, sink: 'newrelic', requires: [...wsApm, 'dist/adapters/newrelic/index.js'],
     preload: [newrelicMain, REGISTER], patched: true,
     // the agent harvests events at the period the fake collector hands out on connect (quick mode: 1 s)
     drainMinMs: quick ? 2200 : 6500,

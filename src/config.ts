@@ -154,7 +154,7 @@ const SETTINGS: { readonly [K in keyof Config]: Setting<Config[K]> } = {
     parse: queryParamName,
   },
   logLevel: {
-    env: 'WS_APM_LOG_LEVEL', fallback: 'warn', accepted: 'silent, error, warn, info or debug',
+    env: 'WS_APM_LOG_LEVEL', fallback: 'info', accepted: 'silent, error, warn, info or debug',
     parse: oneOf(['silent', 'error', 'warn', 'info', 'debug'] as const),
   },
   flushTimeoutMs: { env: 'WS_APM_FLUSH_TIMEOUT_MS', fallback: 2000, accepted: 'an integer from 0 to 60000', parse: int(0, 60_000) },

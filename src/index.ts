@@ -7,13 +7,15 @@ import { installExitFlush } from './exit';
 import { log, setLogLevel } from './logger';
 import { adapterSetup, type ConcreteBackend, createBackend, resolveBackend } from './adapters/select';
 import { PatchLayer } from './patch/modules';
+import { reportNotInstrumented, StartupReport } from './startup';
 import type { Adapter, Carrier } from './tracer/adapter';
 import { Tracer } from './tracer/tracer';
 import { VERSION } from './version';
 
 export type { Adapter, Carrier, Config, ConfigOptions };
 export { VERSION };
-export { metricProducer, type MetricProducerOptions, type WsApmMetricProducer } from './adapters/otel-producer';
+// producer.ts loads nothing from OpenTelemetry: importing ws-apm never needs @opentelemetry/api.
+export { metricProducer, type MetricProducerOptions, type WsApmMetricProducer } from './adapters/otel/producer';
 
 export interface InstrumentOptions extends ConfigOptions {
   /** A custom adapter (tests, or a backend of your own); overrides `backend`. */
@@ -60,7 +62,8 @@ export function instrument(options: InstrumentOptions = {}): Instrumentation {
   const config = loadConfig(settings);
   setLogLevel(config.logLevel);
 
-  let backend: ConcreteBackend | 'custom' = custom ? 'custom' : resolveBackend(config);
+  const resolved = custom ? { backend: 'custom' as const, reason: 'a custom adapter' } : resolveBackend(config);
+  let backend: ConcreteBackend | 'custom' = resolved.backend;
   let setup: ReturnType<typeof createBackend>;
   if (custom) {
     setup = adapterSetup(custom);
@@ -74,13 +77,17 @@ export function instrument(options: InstrumentOptions = {}): Instrumentation {
     }
   }
   if (setup === undefined || !config.enabled) {
+    // A backend whose packages are missing has said so in its own warning.
+    if (resolved.backend === 'none') reportNotInstrumented(resolved.reason);
     return notInstrumented(backend === 'custom' ? 'none' : (backend as ConcreteBackend), config);
   }
 
   const { adapter } = setup;
   const tracer = new Tracer(config, adapter);
-  const patches = new PatchLayer(tracer);
+  const report = new StartupReport(`${backend === 'custom' ? adapter.name : backend} (${resolved.reason})`);
+  const patches = new PatchLayer(tracer, (copy) => report.copyPatched(copy));
   patches.enable(ws);
+  report.schedule();
   const flush = async (): Promise<void> => {
     try {
       await adapter.flush(config.flushTimeoutMs);

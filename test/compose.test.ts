@@ -18,9 +18,9 @@ import Ajv from 'ajv';
 import Ajv2020 from 'ajv/dist/2020';
 import YAML from 'yaml';
 import * as semconv from '../src/semconv';
-import { NR_CONNECTION_EVENT } from '../src/adapters/newrelic-event';
-import { metricName } from '../src/adapters/newrelic-metrics';
-import { NR_TRANSACTION_GROUP } from '../src/adapters/newrelic-ops';
+import { NR_CONNECTION_EVENT } from '../src/adapters/newrelic/event';
+import { metricName } from '../src/adapters/newrelic/metrics';
+import { NR_TRANSACTION_GROUP } from '../src/adapters/newrelic/ops';
 
 const ROOT = path.resolve(__dirname, '..');
 const read = (...p: string[]) => readFileSync(path.join(ROOT, ...p), 'utf8');

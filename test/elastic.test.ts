@@ -9,8 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
-import { elasticDetected } from '../src/adapters/elastic';
-import { labelsOf } from '../src/adapters/elastic-labels';
+import { elasticBackend } from '../src/adapters/elastic';
+import { labelsOf } from '../src/adapters/elastic/labels';
 import { Fixture } from './helpers/elastic-fixture';
 import { agentEnv, downUrl, type Intake, startIntake } from './helpers/elastic-intake';
 
@@ -90,9 +90,9 @@ describe('labels and detection (in process, no agent)', () => {
   });
 
   test('auto-detection: ELASTIC_APM_SERVER_URL selects elastic, nothing else does', () => {
-    assert.equal(elasticDetected({ ELASTIC_APM_SERVER_URL: 'http://apm:8200' }), true);
-    assert.equal(elasticDetected({ ELASTIC_APM_SERVER_URL: '  ' }), false);
-    assert.equal(elasticDetected({}), false);
+    assert.equal(elasticBackend.detect({ ELASTIC_APM_SERVER_URL: 'http://apm:8200' }), 'ELASTIC_APM_SERVER_URL is set');
+    assert.equal(elasticBackend.detect({ ELASTIC_APM_SERVER_URL: '  ' }), undefined);
+    assert.equal(elasticBackend.detect({}), undefined);
   });
 });
 

@@ -9,8 +9,8 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import WebSocket from 'ws';
-import { newrelicDetected } from '../src/adapters/newrelic';
-import { metricName } from '../src/adapters/newrelic-metrics';
+import { newrelicBackend } from '../src/adapters/newrelic';
+import { metricName } from '../src/adapters/newrelic/metrics';
 import { FakeCollector, agentHome, refusedPort, type NrEvent } from './helpers/newrelic-collector';
 import { runFixture, startFixture, type FixtureResult } from './helpers/newrelic-fixture';
 
@@ -268,9 +268,9 @@ describe('New Relic adapter', { timeout: TIMEOUT }, () => {
   }
 
   test('detects New Relic from a license key', () => {
-    assert.equal(newrelicDetected({ NEW_RELIC_LICENSE_KEY: 'abc' }), true);
-    assert.equal(newrelicDetected({ NEW_RELIC_LICENSE_KEY: ' ' }), false);
-    assert.equal(newrelicDetected({}), false);
+    assert.equal(newrelicBackend.detect({ NEW_RELIC_LICENSE_KEY: 'abc' }), 'NEW_RELIC_LICENSE_KEY is set');
+    assert.equal(newrelicBackend.detect({ NEW_RELIC_LICENSE_KEY: ' ' }), undefined);
+    assert.equal(newrelicBackend.detect({}), undefined);
   });
 
   test('names custom metrics per route, direction, outcome and side', () => {

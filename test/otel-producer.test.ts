@@ -13,7 +13,7 @@ import { metrics } from '@opentelemetry/api';
 import {
   AggregationTemporality, type DataPoint, type Histogram, MeterProvider, MetricReader, type MetricProducer, type ResourceMetrics,
 } from '@opentelemetry/sdk-metrics';
-import { HistogramProducer } from '../src/adapters/otel-producer';
+import { HistogramProducer } from '../src/adapters/otel/producer';
 import { getInstrumentation, instrument, metricProducer } from '../src/index';
 import { METRIC_INFO } from '../src/semconv';
 import type { HistogramCell, HistogramForward } from '../src/tracer/histograms';
@@ -183,7 +183,7 @@ after(() => {
 test('metricProducer() handed out after ws-apm chose the API path reports nothing, with one warning', async () => {
   const { reader, provider } = appSdk([]);
   instrument({ backend: 'otel', startSdk: false, flushOnExit: false, logLevel: 'warn', ws });
-  await new Promise(setImmediate); // the adapter bootstraps once the main module has run (select.ts)
+  await new Promise(setImmediate); // the adapter bootstraps once the main module has run (src/adapters/otel/index.ts)
   const warnings: string[] = [];
   const write = process.stderr.write;
   process.stderr.write = ((chunk: string) => (warnings.push(String(chunk)), true)) as typeof process.stderr.write;

@@ -1,5 +1,5 @@
 /**
- * The OpenTelemetry SDK ws-apm starts itself (src/adapters/otel-sdk.ts) when the app has none,
+ * The OpenTelemetry SDK ws-apm starts itself (src/adapters/otel/sdk.ts) when the app has none,
  * configured by OTEL_* variables: settings sdk-node would refuse still give metrics, and a start
  * that fails all the same leaves nothing behind. Child processes under `-r ws-apm/register`,
  * exporting OTLP/HTTP JSON to a local receiver.
@@ -41,7 +41,7 @@ async function openConnection(server: Child, path: string): Promise<() => Promis
 }
 
 function ourWarnings(child: Child): string[] {
-  return child.stderr().split('\n').filter((l) => l.startsWith('[ws-apm]'));
+  return child.stderr().split('\n').filter((l) => /^\[ws-apm\] (warn|error):/.test(l));
 }
 
 describe('metric export settings', { timeout: 60_000 }, () => {

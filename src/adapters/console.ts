@@ -11,6 +11,7 @@ import * as S from '../semconv';
 import { HEADER_TRACEPARENT, inSeconds } from '../semconv';
 import type { Adapter, Attributes, Carrier, MetricSource, OperationOutcome, OperationSpec } from '../tracer/adapter';
 import { isValidTraceparent, traceIdOfTraceparent } from '../tracer/propagation';
+import { adapterSetup, type BackendModule } from './backend';
 
 interface Ref {
   readonly traceId: string;
@@ -200,3 +201,9 @@ function parseTraceparent(value: string | string[] | undefined): Ref | undefined
   if (!isValidTraceparent(value)) return undefined;
   return { traceId: traceIdOfTraceparent(value)!, spanId: value.slice(36, 52) };
 }
+
+export const consoleBackend: BackendModule = {
+  name: 'console',
+  detect: (env) => (env.NODE_ENV === 'development' ? 'NODE_ENV=development' : undefined),
+  create: () => adapterSetup(new ConsoleAdapter()),
+};

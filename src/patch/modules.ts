@@ -4,8 +4,10 @@
  * object the app hands over. Each distinct copy of ws is patched once. The same for
  * undici's WebSocket: Node's global one, and every copy of the `undici` package.
  */
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
+import path from 'node:path';
 import { Hook as RequireHook } from 'require-in-the-middle';
 import { log } from '../logger';
 import type { Tracer } from '../tracer/tracer';
@@ -43,6 +45,22 @@ function classes(mod: unknown): { socket?: Ctor; server?: Ctor } {
   };
 }
 
+/** How a ws copy was found: by the require hook or the require cache, the import hook, or handed over. */
+type FoundBy = 'CommonJS' | 'ESM' | 'given';
+
+/** `ws 8.18.3 (CommonJS)` for the start-up report; the version read from the copy's package.json. */
+function describeCopy(foundBy: FoundBy, dir: string | undefined): string {
+  let version = '';
+  if (dir !== undefined) {
+    try {
+      version = ` ${(JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { version?: string }).version ?? ''}`;
+    } catch {
+      // Unreadable manifest: the copy is reported without its version.
+    }
+  }
+  return `ws${version.trimEnd()} (${foundBy === 'given' ? 'passed to ws-apm' : foundBy})`;
+}
+
 /** The patch layer of one instrumentation handle. */
 export class PatchLayer {
   private readonly patches = new Patches();
@@ -52,14 +70,18 @@ export class PatchLayer {
   private readonly upgrades: ClientUpgrades;
   private readonly undici: UndiciClients;
 
-  constructor(private readonly tracer: Tracer) {
+  /** `onPatched` hears of each ws copy patched (for the start-up report). */
+  constructor(
+    private readonly tracer: Tracer,
+    private readonly onPatched?: (copy: string) => void,
+  ) {
     this.handshakes = new ServerHandshakes(tracer);
     this.upgrades = new ClientUpgrades(tracer);
     this.undici = new UndiciClients(tracer, this.patches);
   }
 
   /** Patch one ws module's classes (exports of `ws`, its ESM namespace, or the class). */
-  patchWs(mod: unknown): boolean {
+  patchWs(mod: unknown, foundBy: FoundBy = 'given', dir?: string): boolean {
     // Loading ws loads http: an http instrumentation enabled since (an SDK started after
     // `-r ws-apm/register`) has wrapped it by now. ws-apm's http wrappers go back on top.
     this.guarded(() => this.patches.keepOnTop());
@@ -75,6 +97,8 @@ export class PatchLayer {
     patchWebSocketServer(server.prototype, this.tracer, this.handshakes, this.patches);
     if (this.patches.size === before) {
       log.warn('ws is already instrumented by another copy of ws-apm in this process; this copy leaves it alone');
+    } else if (this.onPatched !== undefined) {
+      this.onPatched(describeCopy(foundBy, dir));
     }
     return true;
   }
@@ -87,8 +111,8 @@ export class PatchLayer {
     patchClientRequests(https, this.upgrades, this.patches);
     if (wsModule !== undefined) this.patchWs(wsModule);
     this.hooks.push(
-      new RequireHook(['ws'], (exports) => {
-        this.guarded(() => this.patchWs(exports));
+      new RequireHook(['ws'], (exports, _name, basedir) => {
+        this.guarded(() => this.patchWs(exports, 'CommonJS', basedir));
         return exports;
       }) as Unhook,
     );
@@ -101,7 +125,7 @@ export class PatchLayer {
     this.hookImports();
     for (const key of Object.keys(require.cache)) {
       if (/[\\/]node_modules[\\/]ws[\\/]index\.js$/.test(key)) {
-        this.guarded(() => this.patchWs(require.cache[key]?.exports));
+        this.guarded(() => this.patchWs(require.cache[key]?.exports, 'CommonJS', path.dirname(key)));
       } else if (/[\\/]node_modules[\\/]undici[\\/]index\.js$/.test(key)) {
         this.guarded(() => this.undici.patchModule(require.cache[key]?.exports));
       }
@@ -117,9 +141,9 @@ export class PatchLayer {
       // this Hook is inert, and ESM apps loaded through -r still get ws via require.
       // eslint-disable-next-line @typescript-eslint/no-var-requires
       const { Hook } = require('import-in-the-middle') as {
-        Hook: new (m: string[], cb: (exported: unknown) => void) => Unhook;
+        Hook: new (m: string[], cb: (exported: unknown, name: string, baseDir: string | undefined) => void) => Unhook;
       };
-      this.hooks.push(new Hook(['ws'], (exported) => this.guarded(() => this.patchWs(exported))));
+      this.hooks.push(new Hook(['ws'], (exported, _name, baseDir) => this.guarded(() => this.patchWs(exported, 'ESM', baseDir))));
       this.hooks.push(new Hook(['undici'], (exported) => this.guarded(() => this.undici.patchModule(exported))));
     } catch (err) {
       log.debug(`ESM import hook unavailable: ${(err as Error).message}`);

@@ -1,28 +1,32 @@
 /**
  * Elastic APM backend: finding and starting the elastic-apm-node (4.x) agent, and whether
- * Elastic is in use. The adapter's operations are in elastic-adapter.ts, the transactions
- * and spans it builds in elastic-ops.ts, its metrics in elastic-metrics.ts.
+ * Elastic is in use. The adapter's operations are in adapter.ts (loaded only once this backend
+ * is chosen), the transactions and spans it builds in ops.ts, its metrics in metrics.ts.
  */
-import type { Config } from '../config';
-import { log } from '../logger';
-import type { Adapter } from '../tracer/adapter';
-import { noopAdapter } from '../tracer/noop';
-import { ElasticAdapter } from './elastic-adapter';
-import { loadedAgent, resolveAgent, type ElasticAgent } from './elastic-agent';
+import type { Config } from '../../config';
+import { log } from '../../logger';
+import type { Adapter } from '../../tracer/adapter';
+import { noopAdapter } from '../../tracer/noop';
+import { adapterSetup, type BackendModule, warnMissing } from '../backend';
+import { loadedAgent, resolveAgent, type ElasticAgent } from './agent';
 
-/**
- * True when Elastic APM should be the backend under `auto`: the agent is already started
- * in this process, or `ELASTIC_APM_SERVER_URL` is set. Never loads the agent.
- */
-export function elasticDetected(env: NodeJS.ProcessEnv): boolean {
-  try {
-    if (loadedAgent()?.isStarted()) return true;
-  } catch {
-    // A broken agent copy: fall back to the environment.
-  }
-  const url = env.ELASTIC_APM_SERVER_URL;
-  return typeof url === 'string' && url.trim() !== '';
-}
+export const elasticBackend: BackendModule = {
+  name: 'elastic',
+  /**
+   * In use under `auto` when the agent is already started in this process, or
+   * `ELASTIC_APM_SERVER_URL` is set. Never loads the agent.
+   */
+  detect(env) {
+    try {
+      if (loadedAgent()?.isStarted()) return 'the elastic-apm-node agent is started';
+    } catch {
+      // A broken agent copy: fall back to the environment.
+    }
+    const url = env.ELASTIC_APM_SERVER_URL;
+    return typeof url === 'string' && url.trim() !== '' ? 'ELASTIC_APM_SERVER_URL is set' : undefined;
+  },
+  create: (config) => adapterSetup(createElasticAdapter(config)),
+};
 
 /**
  * The Elastic adapter over the app's agent singleton. Starts the agent from its
@@ -33,7 +37,7 @@ export function elasticDetected(env: NodeJS.ProcessEnv): boolean {
 export function createElasticAdapter(config: Config): Adapter {
   const agent = resolveAgent();
   if (!agent) {
-    log.warn('backend elastic: elastic-apm-node is not installed (npm i elastic-apm-node); ws traffic is not reported');
+    warnMissing('elastic', 'elastic-apm-node', 'npm install elastic-apm-node', 'ws traffic is not reported');
     return noopAdapter('elastic');
   }
   let startedByUs = false;
@@ -47,6 +51,7 @@ export function createElasticAdapter(config: Config): Adapter {
   } catch (err) {
     log.fault('elastic agent start', err);
   }
+  const { ElasticAdapter } = require('./adapter') as typeof import('./adapter');
   return new ElasticAdapter(agent, config, startedByUs, agentWsWasOn);
 }
 

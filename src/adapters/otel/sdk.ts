@@ -9,15 +9,15 @@
  */
 import { createRequire } from 'node:module';
 import { context, metrics, propagation, ProxyTracerProvider, trace, type TracerProvider } from '@opentelemetry/api';
-import { log } from '../logger';
-import type { MetricSource } from '../tracer/adapter';
-import { withTimeout } from './bounded';
-import { otelSdkRegistered } from './otel-providers';
-import { HistogramProducer, type Temporality } from './otel-producer';
+import { log } from '../../logger';
+import type { MetricSource } from '../../tracer/adapter';
+import { withTimeout } from '../bounded';
+import { otelSdkRegistered } from './providers';
+import { HistogramProducer, type Temporality } from './producer';
 
 export interface OwnedSdk {
   shutdown(timeoutMs: number): Promise<void>;
-  /** How many of its metric readers report ws-apm's histograms through a producer (otel-producer.ts). */
+  /** How many of its metric readers report ws-apm's histograms through a producer (producer.ts). */
   readonly producers: number;
 }
 

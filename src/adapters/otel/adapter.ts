@@ -1,8 +1,8 @@
 /**
  * OpenTelemetry adapter: spans and metrics through the global `@opentelemetry/api`
- * providers (the app's SDK, or the one ws-apm starts in otel-sdk.ts). It owns the mapping
+ * providers (the app's SDK, or the one ws-apm starts in sdk.ts). It owns the mapping
  * of operations to spans and of the tracer's metric cells to instruments; the unsampled
- * context is in otel-unsampled.ts, the global providers' checks and flush in otel-providers.ts.
+ * context is in unsampled.ts, the global providers' checks and flush in providers.ts.
  */
 import {
   type BatchObservableResult,
@@ -24,14 +24,14 @@ import {
   trace,
   TraceFlags,
 } from '@opentelemetry/api';
-import { METRIC_ACTIVE_CONNECTIONS, METRIC_INFO, ATTR_ERROR_TYPE } from '../semconv';
-import type { Adapter, Carrier, HistogramCell, MetricSource, OperationKind, OperationOutcome, OperationSpec } from '../tracer/adapter';
-import { log } from '../logger';
-import { VERSION } from '../version';
-import { withTimeout } from './bounded';
-import { claimHandedOutProducers, recordingThroughApi, releaseHandedOutProducers } from './otel-producer';
-import { forceFlushGlobalProviders, meterSdkRegistered, otelSdkRegistered } from './otel-providers';
-import { UnsampledSpan } from './otel-unsampled';
+import { METRIC_ACTIVE_CONNECTIONS, METRIC_INFO, ATTR_ERROR_TYPE } from '../../semconv';
+import type { Adapter, Carrier, HistogramCell, MetricSource, OperationKind, OperationOutcome, OperationSpec } from '../../tracer/adapter';
+import { log } from '../../logger';
+import { VERSION } from '../../version';
+import { withTimeout } from '../bounded';
+import { claimHandedOutProducers, recordingThroughApi, releaseHandedOutProducers } from './producer';
+import { forceFlushGlobalProviders, meterSdkRegistered, otelSdkRegistered } from './providers';
+import { UnsampledSpan } from './unsampled';
 
 /**
  * The key OpenTelemetry's own instrumentations check to stand aside (`suppressTracing` of
@@ -97,9 +97,9 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
 
   /**
    * `beforeBootstrap` (e.g. starting an SDK) runs once at bootstrap, which happens at the
-   * first operation or when the app's main module has run (select.ts), whichever is first.
+   * first operation or when the app's main module has run (index.ts), whichever is first.
    * It gets the tracer's histograms for the SDK's metric readers, and returns true when
-   * every reader collects them through ws-apm's producer (otel-producer.ts).
+   * every reader collects them through ws-apm's producer (producer.ts).
    */
   constructor(private readonly beforeBootstrap?: (histograms: () => MetricSource | undefined) => boolean) {}
 

@@ -1,8 +1,8 @@
 /**
  * The Elastic APM adapter's operations over a started elastic-apm-node (4.x) agent: start
  * and end, making an operation current, trace-context propagation, flush. What each role
- * becomes (transaction or span, type, parent) is built in elastic-ops.ts; starting and
- * detecting the agent is elastic.ts.
+ * becomes (transaction or span, type, parent) is built in ops.ts; starting and
+ * detecting the agent is index.ts.
  *
  * Transactions are created without becoming current (the agent's `startTransaction`
  * would leak into the next message of the same tick); `run()` makes an operation current
@@ -17,17 +17,17 @@
  * - A send after an async listener's `await` is a `messaging` transaction `WS SEND {route}`, child
  *   of the message's (ended) transaction by its traceparent, in the same trace.
  */
-import type { Config } from '../config';
-import { log } from '../logger';
-import { bounded } from './bounded';
-import type { Adapter, Carrier, MetricSource, OperationOutcome, OperationSpec } from '../tracer/adapter';
-import { isValidTraceparent, traceIdOfTraceparent } from '../tracer/propagation';
-import type { ApmRunContext, ApmSpan, ApmTransaction, ElasticAgent } from './elastic-agent';
-import { forEachLabel, NOT_LABELS } from './elastic-labels';
-import { ElasticMetrics } from './elastic-metrics';
+import type { Config } from '../../config';
+import { log } from '../../logger';
+import { bounded } from '../bounded';
+import type { Adapter, Carrier, MetricSource, OperationOutcome, OperationSpec } from '../../tracer/adapter';
+import { isValidTraceparent, traceIdOfTraceparent } from '../../tracer/propagation';
+import type { ApmRunContext, ApmSpan, ApmTransaction, ElasticAgent } from './agent';
+import { forEachLabel, NOT_LABELS } from './labels';
+import { ElasticMetrics } from './metrics';
 import {
   beginOp, describeOp, ElasticOp, HEADER_ELASTIC_TRACEPARENT, remoteParent, transactionResult, wholeMs,
-} from './elastic-ops';
+} from './ops';
 
 /** Name and type of the agent's own ws (< 8) send span, dropped when it is still active. */
 const AGENT_WS_SPAN_NAME = 'Send WebSocket Message';

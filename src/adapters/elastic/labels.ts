@@ -4,8 +4,8 @@
  * values are primitives, strings are bounded. Doing it here keeps the agent from
  * logging an "illegal characters" warning for every dotted OpenTelemetry name.
  */
-import { ATTR_WS_MESSAGE_BODY } from '../semconv';
-import type { Attributes, AttributeValue } from '../tracer/adapter';
+import { ATTR_WS_MESSAGE_BODY } from '../../semconv';
+import type { Attributes, AttributeValue } from '../../tracer/adapter';
 
 /** APM Server's keyword limit; the agent truncates at the same size (in bytes). */
 export const LABEL_VALUE_MAX_CHARS = 1024;

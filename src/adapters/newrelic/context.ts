@@ -3,11 +3,11 @@
  * `NrRef`), the clean agent context transactions start from, the DT headers of a parent, of a
  * carrier and of a reference, and the small conversions the adapter makes for the agent API.
  */
-import type { Attributes, Carrier, OperationSpec, OperationRole, Parent } from '../tracer/adapter';
-import { log } from '../logger';
-import { traceIdOfTraceparent } from '../tracer/propagation';
-import { HEADER_TRACEPARENT, HEADER_TRACESTATE } from '../semconv';
-import type { NrAttributeValue, NrContext, NrTracer, NrTransaction, NrTransactionHandle } from './newrelic-agent';
+import type { Attributes, Carrier, OperationSpec, OperationRole, Parent } from '../../tracer/adapter';
+import { log } from '../../logger';
+import { traceIdOfTraceparent } from '../../tracer/propagation';
+import { HEADER_TRACEPARENT, HEADER_TRACESTATE } from '../../semconv';
+import type { NrAttributeValue, NrContext, NrTracer, NrTransaction, NrTransactionHandle } from './agent';
 
 /** The New Relic proprietary DT header, accepted and emitted next to W3C trace context. */
 export const NR_HEADER = 'newrelic';

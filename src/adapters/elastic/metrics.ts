@@ -12,10 +12,10 @@
  * (a new route, message name or close-code class) are picked up every half interval and
  * at every flush.
  */
-import { log } from '../logger';
-import type { CounterCell, HistogramCell, MetricSource } from '../tracer/adapter';
-import type { ElasticAgent } from './elastic-agent';
-import { toLabels } from './elastic-labels';
+import { log } from '../../logger';
+import type { CounterCell, HistogramCell, MetricSource } from '../../tracer/adapter';
+import type { ElasticAgent } from './agent';
+import { toLabels } from './labels';
 
 /** The agent's own default `metricsLimit` is 1000 series; stay well below it. */
 const MAX_SERIES = 500;

@@ -8,14 +8,14 @@
  * min, max, sum of squares since the last harvest), so the per-message cost of a metric is a few
  * additions in the tracer, never an agent call.
  */
-import type { Attributes, CounterCell, HistogramCell, MetricSource } from '../tracer/adapter';
-import { log } from '../logger';
+import type { Attributes, CounterCell, HistogramCell, MetricSource } from '../../tracer/adapter';
+import { log } from '../../logger';
 import {
   ATTR_MESSAGING_DESTINATION_NAME, ATTR_WS_CONNECTION_OUTCOME, ATTR_WS_DIRECTION, ATTR_WS_MESSAGE_NAME, ATTR_WS_ROUTE,
   ATTR_WS_SIDE, inSeconds, METRIC_ACTIVE_CONNECTIONS, METRIC_CONNECTION_DURATION, METRIC_CONNECTIONS,
   METRIC_CONNECTIONS_BROKEN, METRIC_HEARTBEAT_RTT, METRIC_MESSAGE_PROCESS_DURATION, METRIC_MESSAGE_SIZE, METRIC_MESSAGES,
-} from '../semconv';
-import type { NrApi, NrMetricStats } from './newrelic-agent';
+} from '../../semconv';
+import type { NrApi, NrMetricStats } from './agent';
 
 /** Prefix of our custom metrics (the agent prepends `Custom/`). */
 export const NR_METRIC_PREFIX = 'WebSocket';

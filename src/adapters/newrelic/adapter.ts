@@ -1,9 +1,8 @@
 /**
  * New Relic adapter: ws traffic through the real `newrelic` agent (13.x on Node 20, 14.x on Node 22).
- * This file: detecting and loading the agent, and the adapter's operations (start/end, run, ref,
- * inject, active). Transactions and segments for a spec: newrelic-ops.ts; agent context and DT
- * headers: newrelic-context.ts; the `WebSocketConnection` event: newrelic-event.ts; metrics:
- * newrelic-metrics.ts.
+ * This file: the adapter's operations (start/end, run, ref, inject, active); detecting and
+ * loading the agent: index.ts. Transactions and segments for a spec: ops.ts; agent context and DT
+ * headers: context.ts; the `WebSocketConnection` event: event.ts; metrics: metrics.ts.
  *
  * | role           | New Relic                                                                   |
  * |----------------|-----------------------------------------------------------------------------|
@@ -41,68 +40,25 @@
  * - Async work still running when the listeners return (an http request) stays in the message
  *   transaction, as a segment the agent names `Truncated/...`.
  */
-import type { Adapter, Carrier, MetricSource, OperationOutcome, OperationSpec } from '../tracer/adapter';
-import type { Config } from '../config';
-import { log } from '../logger';
-import { noopAdapter } from '../tracer/noop';
-import { traceIdOfTraceparent } from '../tracer/propagation';
-import { bounded } from './bounded';
-import { HEADER_TRACEPARENT, HEADER_TRACESTATE } from '../semconv';
+import type { Adapter, Carrier, MetricSource, OperationOutcome, OperationSpec } from '../../tracer/adapter';
+import { log } from '../../logger';
+import { traceIdOfTraceparent } from '../../tracer/propagation';
+import { bounded } from '../bounded';
+import { HEADER_TRACEPARENT, HEADER_TRACESTATE } from '../../semconv';
 import {
-  agentInternals, agentPackageVersion, loadedAgent, requireAgent, type NrAgent, type NrApi, type NrContext,
-  type NrTracer, type NrTransaction,
-} from './newrelic-agent';
+  type NrAgent, type NrApi, type NrContext, type NrTracer, type NrTransaction,
+} from './agent';
 import {
-  asError, cleanContext, describe, EMPTY_REF, insertFrom, insertHeaders, NR_HEADER, type NrOp, type NrRef,
+  asError, cleanContext, EMPTY_REF, insertFrom, insertHeaders, NR_HEADER, type NrOp, type NrRef,
   parentHeaders, pickHeaders,
-} from './newrelic-context';
-import { NewRelicMetrics } from './newrelic-metrics';
-import { endInContext, NR_TRANSACTION_GROUP, startSegment, startTransaction } from './newrelic-ops';
+} from './context';
+import { NewRelicMetrics } from './metrics';
+import { endInContext, NR_TRANSACTION_GROUP, startSegment, startTransaction } from './ops';
 
 /** Name of the transaction `runWithRemote` starts. */
 export const NR_HANDOFF_NAME = 'WS HANDOFF';
 
-/** Is New Relic in use: the agent is loaded, or a license key is configured. */
-export function newrelicDetected(env: NodeJS.ProcessEnv): boolean {
-  if (loadedAgent() !== undefined) return true;
-  const key = env.NEW_RELIC_LICENSE_KEY;
-  return typeof key === 'string' && key.trim() !== '';
-}
-
-/**
- * Create the adapter, loading the agent first unless the app already did (`-r newrelic`).
- * When the agent is missing, disabled, or the no-op stub, the adapter records nothing and says why once.
- */
-export function createNewRelicAdapter(config: Config): Adapter<NrOp, NrRef> {
-  void config; // nothing in Config is New Relic specific: the agent reads its own NEW_RELIC_* settings
-  let api: NrApi | undefined;
-  try {
-    api = requireAgent();
-  } catch (error) {
-    log.warn(`backend newrelic: cannot load the newrelic agent (${describe(error)}); install newrelic 13 (Node 20) or 14 (Node >= 22). Recording nothing.`);
-  }
-  const internals = api ? agentInternals(api) : 'the newrelic agent is not installed';
-  if (typeof internals === 'string') {
-    if (api) log.warn(`backend newrelic: ${internals}; ws-apm records nothing for New Relic. ${stubHint()}`);
-    return noopAdapter('newrelic') as Adapter<NrOp, NrRef>;
-  }
-  if (internals.agent.config?.distributed_tracing?.enabled === false) {
-    log.warn('backend newrelic: distributed_tracing is disabled in the agent config; WebSocket transactions will not join traces');
-  }
-  return new NewRelicAdapter(api!, internals.tracer);
-}
-
-function stubHint(): string {
-  const version = agentPackageVersion();
-  const major = Number(version?.split('.')[0]);
-  const nodeMajor = Number(process.versions.node.split('.')[0]);
-  if (major >= 14 && nodeMajor < 22) {
-    return `newrelic ${version} requires Node >= 22 and runs as a no-op on Node ${process.versions.node}: use newrelic 13 on this Node version.`;
-  }
-  return 'Check NEW_RELIC_ENABLED, NEW_RELIC_LICENSE_KEY and NEW_RELIC_APP_NAME, and the agent log (newrelic_agent.log).';
-}
-
-class NewRelicAdapter implements Adapter<NrOp, NrRef> {
+export class NewRelicAdapter implements Adapter<NrOp, NrRef> {
   readonly name = 'newrelic';
   readonly propagationHeaders: readonly string[] = [NR_HEADER];
 

@@ -2,13 +2,13 @@
  * New Relic transactions and segments for an operation: starting one from a spec (which
  * transaction or segment, its DT parent, its custom attributes) and ending it with the outcome.
  */
-import type { OperationOutcome, OperationSpec } from '../tracer/adapter';
+import type { OperationOutcome, OperationSpec } from '../../tracer/adapter';
 import {
   ATTR_WS_HANDSHAKE_TRACE_ID, ATTR_WS_MESSAGE_DURATION_MS, ATTR_WS_MESSAGE_START_TIME_MS,
-} from '../semconv';
-import { type NrAgent, type NrApi, type NrContext, type NrTracer, withoutCodeLevelMetrics } from './newrelic-agent';
-import { asError, linkedTraceId, type NrOp, type NrRef, toCustom, urlOf } from './newrelic-context';
-import { closeEvent, recordCloseEvent } from './newrelic-event';
+} from '../../semconv';
+import { type NrAgent, type NrApi, type NrContext, type NrTracer, withoutCodeLevelMetrics } from './agent';
+import { asError, linkedTraceId, type NrOp, type NrRef, toCustom, urlOf } from './context';
+import { closeEvent, recordCloseEvent } from './event';
 
 /** Background-transaction group: `OtherTransaction/WebSocket/{name}`. */
 export const NR_TRANSACTION_GROUP = 'WebSocket';

@@ -14,13 +14,13 @@
  * |                | with none: transaction type `websocket` + that exit span as its child   |
  * | heartbeat      | span `websocket/ping` under the active transaction, else transaction   |
  */
-import type { Config } from '../config';
-import { log } from '../logger';
-import { ATTR_HTTP_RESPONSE_STATUS_CODE, HEADER_TRACEPARENT, HEADER_TRACESTATE } from '../semconv';
-import type { Carrier, OperationOutcome, OperationSpec } from '../tracer/adapter';
-import { first, isValidTraceparent } from '../tracer/propagation';
-import type { ApmRunContext, ApmSpan, ApmTransaction, ElasticAgent, Link, TransactionOptions } from './elastic-agent';
-import { forEachLabel, NOT_LABELS } from './elastic-labels';
+import type { Config } from '../../config';
+import { log } from '../../logger';
+import { ATTR_HTTP_RESPONSE_STATUS_CODE, HEADER_TRACEPARENT, HEADER_TRACESTATE } from '../../semconv';
+import type { Carrier, OperationOutcome, OperationSpec } from '../../tracer/adapter';
+import { first, isValidTraceparent } from '../../tracer/propagation';
+import type { ApmRunContext, ApmSpan, ApmTransaction, ElasticAgent, Link, TransactionOptions } from './agent';
+import { forEachLabel, NOT_LABELS } from './labels';
 
 /** The agent's own (pre-W3C) trace header, read on incoming handshakes. */
 export const HEADER_ELASTIC_TRACEPARENT = 'elastic-apm-traceparent';

@@ -2,13 +2,13 @@
  * The `WebSocketConnection` custom event New Relic gets when a connection closes: the
  * connection summary, with short attribute names for NRQL next to every semconv attribute.
  */
-import type { Attributes, OperationOutcome, OperationSpec } from '../tracer/adapter';
+import type { Attributes, OperationOutcome, OperationSpec } from '../../tracer/adapter';
 import {
   ATTR_WS_BYTES_IN, ATTR_WS_BYTES_OUT, ATTR_WS_CLOSE_CODE, ATTR_WS_CLOSE_INITIATOR, ATTR_WS_CLOSE_REASON,
   ATTR_WS_CONNECTION_BROKEN, ATTR_WS_CONNECTION_DURATION_MS, ATTR_WS_MESSAGES_IN, ATTR_WS_MESSAGES_OUT, ATTR_WS_SIDE,
-} from '../semconv';
-import type { NrApi } from './newrelic-agent';
-import { toCustom, type NrOp, type NrRef } from './newrelic-context';
+} from '../../semconv';
+import type { NrApi } from './agent';
+import { toCustom, type NrOp, type NrRef } from './context';
 
 /** Custom event type of the connection summary. */
 export const NR_CONNECTION_EVENT = 'WebSocketConnection';

@@ -4,21 +4,21 @@
  * the histograms the tracer aggregates itself (histograms.ts) reach the exporter without
  * one `Histogram.record` per value (which hashes the attribute set every time).
  *
- * - The SDK ws-apm starts itself puts a producer on every metric reader (otel-sdk.ts).
+ * - The SDK ws-apm starts itself puts a producer on every metric reader (sdk.ts).
  * - An app with its own SDK passes `metricProducer()` to its reader:
  *   `new PeriodicExportingMetricReader({ exporter, metricProducers: [metricProducer()] })`.
  *   A producer handed out before ws-apm's OpenTelemetry adapter starts (the normal case:
  *   the app builds its SDK at start-up) makes the adapter use it instead of recording each
- *   value through the API (otel.ts); one handed out later reports nothing (the values
+ *   value through the API (adapter.ts); one handed out later reports nothing (the values
  *   already go through the API), so nothing is ever reported twice.
  *
  * Only plain data crosses to the SDK (the shapes of sdk-metrics 2.x and 3.x alike), so
  * this module loads nothing from the SDK.
  */
-import { log } from '../logger';
-import { METRIC_INFO } from '../semconv';
-import type { HistogramCell, MetricSource } from '../tracer/adapter';
-import { VERSION } from '../version';
+import { log } from '../../logger';
+import { METRIC_INFO } from '../../semconv';
+import type { HistogramCell, MetricSource } from '../../tracer/adapter';
+import { VERSION } from '../../version';
 
 export type Temporality = 'cumulative' | 'delta';
 
