@@ -1,9 +1,9 @@
 'use strict';
-// Writes the summary of full benchmark runs into the top-level README, between
+// Writes the summary of full benchmark runs into docs/performance.md, between
 //   <!-- bench:summary:start --> and <!-- bench:summary:end -->
 // Usage: node bench/readme.js [results.json ...]   (default bench/results/latest.json)
 //   Several files (e.g. a Node 20 and a Node 24 run): the target table gets one column pair per file; the
-//   detail tables come from the first file. --print writes the block to stdout instead of the README.
+//   detail tables come from the first file. --print writes the block to stdout instead of docs/performance.md.
 const fs = require('node:fs');
 const path = require('node:path');
 const { cell, fmt, fmtInt } = require('./report');
@@ -96,14 +96,14 @@ const text = block();
 if (PRINT) {
   process.stdout.write(`${text}\n`);
 } else {
-  const file = path.join(ROOT, 'README.md');
+  const file = path.join(ROOT, 'docs', 'performance.md');
   const readme = fs.readFileSync(file, 'utf8');
   const a = readme.indexOf(START);
   const b = readme.indexOf(END);
   if (a < 0 || b < a) {
-    process.stderr.write(`README.md has no ${START} … ${END} block\n`);
+    process.stderr.write(`docs/performance.md has no ${START} … ${END} block\n`);
     process.exit(1);
   }
   fs.writeFileSync(file, `${readme.slice(0, a + START.length)}\n${text}\n${readme.slice(b)}`);
-  process.stderr.write(`README.md: summary of ${files.map((f) => path.relative(ROOT, f)).join(', ')} written\n`);
+  process.stderr.write(`docs/performance.md: summary of ${files.map((f) => path.relative(ROOT, f)).join(', ')} written\n`);
 }

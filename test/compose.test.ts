@@ -595,14 +595,14 @@ describe('examples/dashboards', () => {
 
 // ---- documentation ------------------------------------------------------------------------------
 
-describe('README and examples/VERSIONS.md name the images the stack runs', () => {
+describe("the example's README and examples/VERSIONS.md name the images the stack runs", () => {
   test('every pinned image appears in both', () => {
-    const readme = read('README.md');
+    const readme = read('examples', 'chat', 'README.md');
     const versions = read('examples', 'VERSIONS.md');
     for (const [name, svc] of Object.entries(services)) {
       if (isExample(svc)) continue;
       assert.ok(versions.includes(`\`${svc.image}\``), `examples/VERSIONS.md names ${svc.image}`);
-      assert.ok(readme.includes(`\`${svc.image}\``), `README names ${svc.image} (${name})`);
+      assert.ok(readme.includes(`\`${svc.image}\``), `examples/chat/README.md names ${svc.image} (${name})`);
     }
     const from = /^FROM (\S+)$/m.exec(read('examples', 'chat', 'Dockerfile'))?.[1];
     assert.ok(versions.includes(`\`${from}\``) && readme.includes(`\`${from}\``), `${from} named`);

@@ -7,7 +7,7 @@
  * - Connect/close cycles (100,000 or as many as fit in WS_APM_SOAK_CYCLE_MS, 60 s by
  *   default; WS_APM_SOAK_CYCLES overrides): opened = closed, gauge 0, and every server
  *   socket garbage-collected (FinalizationRegistry), so no per-socket state is retained.
- * Figures are printed as test diagnostics (and quoted in RELIABILITY.md).
+ * Figures are printed as test diagnostics (and quoted in docs/reliability.md).
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
