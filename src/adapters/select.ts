@@ -3,7 +3,7 @@
  * process already has (a registered OTel SDK, an APM agent) and at the standard
  * environment variables of each backend.
  */
-import type { Backend, Config } from '../config';
+import type { ConcreteBackend, Config } from '../config';
 import type { Adapter } from '../tracer/adapter';
 import { ConsoleAdapter } from './console';
 import { createElasticAdapter, elasticDetected } from './elastic';
@@ -12,7 +12,7 @@ import { OtelAdapter } from './otel';
 import { otelSdkRegistered } from './otel-providers';
 import { type OwnedSdk, startOwnSdk } from './otel-sdk';
 
-export type ConcreteBackend = Exclude<Backend, 'auto'>;
+export type { ConcreteBackend };
 
 const OTLP_ENDPOINTS = [
   'OTEL_EXPORTER_OTLP_ENDPOINT',
