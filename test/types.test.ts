@@ -49,10 +49,20 @@ const MISTAKES: readonly { readonly code: string; readonly line: string; readonl
   { code: `instrument({ backnd: 'otel' });`, line: 'unknown option', message: /'backnd' does not exist .*Did you mean to write 'backend'/ },
 ];
 
+/**
+ * With `exports` honoured (nodenext), `import 'ws-apm/register'` must resolve to declarations too
+ * (checked under noUncheckedSideEffectImports); classic resolution ignores `exports`.
+ */
+const NODENEXT = { module: 'nodenext', moduleResolution: 'nodenext', noUncheckedSideEffectImports: true };
 const MODES = [
-  { name: 'CommonJS, module nodenext', type: 'commonjs', compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext' } },
-  { name: 'ESM, module nodenext', type: 'module', compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext' } },
-  { name: 'CommonJS, module commonjs (classic node resolution)', type: 'commonjs', compilerOptions: { module: 'commonjs', moduleResolution: 'node10' } },
+  { name: 'CommonJS, module nodenext', type: 'commonjs', compilerOptions: NODENEXT, register: true },
+  { name: 'ESM, module nodenext', type: 'module', compilerOptions: NODENEXT, register: true },
+  {
+    name: 'CommonJS, module commonjs (classic node resolution)',
+    type: 'commonjs',
+    compilerOptions: { module: 'commonjs', moduleResolution: 'node10' },
+    register: false,
+  },
 ] as const;
 
 interface Diagnostic {
@@ -105,7 +115,7 @@ describe('the published types, compiled by a TypeScript app without @types/node'
           files: ['correct.ts', 'mistakes.ts'],
         }),
       );
-      writeFileSync(path.join(dir, 'correct.ts'), CORRECT);
+      writeFileSync(path.join(dir, 'correct.ts'), (mode.register ? `import 'ws-apm/register';\n` : '') + CORRECT);
       writeFileSync(
         path.join(dir, 'mistakes.ts'),
         [`import { instrument } from 'ws-apm';`, ...MISTAKES.map((m) => m.code), 'export {};', ''].join('\n'),
