@@ -50,8 +50,8 @@ const MISTAKES: readonly { readonly code: string; readonly line: string; readonl
 ];
 
 /**
- * With `exports` honoured (nodenext), `import 'ws-apm/register'` must resolve to declarations too
- * (checked under noUncheckedSideEffectImports); classic resolution ignores `exports`.
+ * With `exports` honoured (nodenext), `import 'ws-apm/register'` must resolve (checked under
+ * noUncheckedSideEffectImports); classic resolution ignores `exports` and has no such entry.
  */
 const NODENEXT = { module: 'nodenext', moduleResolution: 'nodenext', noUncheckedSideEffectImports: true };
 const MODES = [
