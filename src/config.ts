@@ -43,8 +43,24 @@ export interface Config {
   readonly flushTimeoutMs: number;
 }
 
-/** Programmatic overrides: same settings, camelCase, raw values (validated like env). */
-export type ConfigOptions = Partial<Record<keyof Config, unknown>>;
+/** The backend once `auto` is resolved. */
+export type ConcreteBackend = Exclude<Backend, 'auto'>;
+
+/** A list setting also takes the environment's form: `'/a,/b'`, or `'meta.action'` for a JSON path. */
+type OptionValue<T> = T extends readonly string[] ? string | readonly string[] : T;
+
+/**
+ * Programmatic overrides: the same settings in camelCase, typed (`backend: 'nope'` or a string
+ * for a number does not compile), and validated at run time like the environment's, for
+ * JavaScript callers.
+ */
+export type ConfigOptions = { readonly [K in keyof Config]?: OptionValue<Config[K]> };
+
+/**
+ * The environment ws-apm reads (`process.env`). Declared here rather than as `NodeJS.ProcessEnv`
+ * so the published types compile in a project without `@types/node`.
+ */
+export type Environment = Readonly<Record<string, string | undefined>>;
 
 export const DEFAULT_REDACT_QUERY_PARAMS = [
   'token', 'access_token', 'jwt', 'auth', 'key', 'apikey', 'api_key', 'password', 'secret', 'signature',
@@ -184,7 +200,7 @@ function fromOption<T>(setting: Setting<T>, raw: unknown, key: string): T | unde
  * Read the configuration: programmatic `options` win over the environment.
  * Invalid values are reported once each on stderr and replaced by the default.
  */
-export function loadConfig(options: ConfigOptions = {}, env: NodeJS.ProcessEnv = process.env): Config {
+export function loadConfig(options: ConfigOptions = {}, env: Environment = process.env): Config {
   const out: Record<string, unknown> = {};
   for (const key of Object.keys(SETTINGS) as (keyof Config)[]) {
     const setting = SETTINGS[key] as Setting<unknown>;

@@ -2,17 +2,17 @@
  * ws-apm's programmatic API. `instrument()` is what `ws-apm/register` calls from the
  * environment; apps and tests may call it directly with overrides.
  */
-import { type Config, type ConfigOptions, loadConfig } from './config';
+import { type Backend, type ConcreteBackend, type Config, type ConfigOptions, loadConfig } from './config';
 import { installExitFlush } from './exit';
 import { log, setLogLevel } from './logger';
-import { adapterSetup, type ConcreteBackend, createBackend, resolveBackend } from './adapters/select';
+import { adapterSetup, createBackend, resolveBackend } from './adapters/select';
 import { PatchLayer } from './patch/modules';
 import { reportNotInstrumented, StartupReport } from './startup';
 import type { Adapter, Carrier } from './tracer/adapter';
 import { Tracer } from './tracer/tracer';
 import { VERSION } from './version';
 
-export type { Adapter, Carrier, Config, ConfigOptions };
+export type { Adapter, Backend, Carrier, ConcreteBackend, Config, ConfigOptions };
 export { VERSION };
 // producer.ts loads nothing from OpenTelemetry: importing ws-apm never needs @opentelemetry/api.
 export { metricProducer, type MetricProducerOptions, type WsApmMetricProducer } from './adapters/otel/producer';

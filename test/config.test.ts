@@ -118,7 +118,9 @@ describe('configuration', () => {
 
   test('programmatic options win over the environment and are validated the same way', () => {
     const lines = stderrOf(() => {
-      const c = loadConfig({ messageSampleRate: 0.5, routes: ['/a/:id'], messageName: 'type', traceHeartbeat: 'nope' }, { WS_APM_MESSAGE_SAMPLE_RATE: '0.1' });
+      // A JavaScript caller can pass anything: 'nope' for a boolean is reported, not trusted.
+      const traceHeartbeat = 'nope' as unknown as boolean;
+      const c = loadConfig({ messageSampleRate: 0.5, routes: ['/a/:id'], messageName: 'type', traceHeartbeat }, { WS_APM_MESSAGE_SAMPLE_RATE: '0.1' });
       assert.equal(c.messageSampleRate, 0.5);
       assert.deepEqual(c.routes, ['/a/:id']);
       assert.deepEqual(c.messageName, ['type']);

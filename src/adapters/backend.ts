@@ -4,11 +4,11 @@
  * `create` loads them only then, so an install without a backend's packages never fails
  * to start because of them.
  */
-import type { Backend, Config } from '../config';
+import type { ConcreteBackend, Config } from '../config';
 import { log } from '../logger';
 import type { Adapter } from '../tracer/adapter';
 
-export type ConcreteBackend = Exclude<Backend, 'auto'>;
+export type { ConcreteBackend };
 
 export interface BackendSetup {
   readonly adapter: Adapter;
