@@ -267,6 +267,34 @@ describe('New Relic adapter', { timeout: TIMEOUT }, () => {
     });
   }
 
+  test('an app that ends by itself soon after start still sends its websocket metrics, once', async () => {
+    await withCollector('normal', async (c) => {
+      const home = agentHome(c.port, c.certPem, 'ws-apm-brief');
+      const app = startFixture('app.js', { ...home.env, WS_APM_BACKEND: 'newrelic', FIXTURE_ONCE: '1' }, {
+        preload: false, execArgv: ['-r', 'ws-apm/register'],
+      });
+      try {
+        const { port } = await app.report((r) => 'port' in r, 'its port');
+        await c.waitFor(() => c.calls.includes('agent_settings'), 'the agent to connect');
+        const ws = new WebSocket(`ws://127.0.0.1:${port}/brief`);
+        await new Promise<void>((resolve, reject) => {
+          ws.on('open', () => ws.send('hi'));
+          ws.on('message', () => resolve());
+          ws.on('error', reject);
+        });
+        ws.close(1000, 'bye');
+        ok(await app.done);
+        await c.waitFor(() => c.calls.includes('shutdown'), 'the agent to shut down');
+        const messages = c.metrics.filter((m) => m.name === 'Custom/WebSocket/Messages/in/brief');
+        assert.deepEqual(messages.map((m) => m.callCount), [1], 'reported once, at exit');
+        assert.equal(c.metric('Custom/WebSocket/Connections/accepted/brief')?.callCount, 1);
+      } finally {
+        app.kill();
+        home.cleanup();
+      }
+    });
+  });
+
   test('detects New Relic from a license key', () => {
     assert.equal(newrelicDetected({ NEW_RELIC_LICENSE_KEY: 'abc' }), true);
     assert.equal(newrelicDetected({ NEW_RELIC_LICENSE_KEY: ' ' }), false);
