@@ -57,6 +57,7 @@ import {
   parentHeaders, pickHeaders,
 } from './newrelic-context';
 import { NewRelicMetrics } from './newrelic-metrics';
+import { watchNewRelicConnect } from './newrelic-reachability';
 import { endInContext, NR_TRANSACTION_GROUP, startSegment, startTransaction } from './newrelic-ops';
 
 /** Name of the transaction `runWithRemote` starts. */
@@ -89,6 +90,7 @@ export function createNewRelicAdapter(config: Config): Adapter<NrOp, NrRef> {
   if (internals.agent.config?.distributed_tracing?.enabled === false) {
     log.warn('backend newrelic: distributed_tracing is disabled in the agent config; WebSocket transactions will not join traces');
   }
+  watchNewRelicConnect(internals.agent);
   return new NewRelicAdapter(api!, internals.tracer);
 }
 

@@ -59,8 +59,9 @@ export function unreachable(error: unknown): boolean {
   return /ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENOTFOUND|socket hang up|time(d)? ?out|UNAVAILABLE|DEADLINE_EXCEEDED/i.test(message);
 }
 
-/** What went wrong, in words: refused, no answer in time, an HTTP status, or the error's own message. */
+/** What went wrong, in words: refused, no answer in time, an HTTP status, or the error's own message (a string: as is). */
 export function reason(error: unknown): string {
+  if (typeof error === 'string') return error;
   const e = (error ?? {}) as { code?: unknown; message?: unknown };
   const message = typeof e.message === 'string' ? e.message : String(error);
   if (e.code === 'ECONNREFUSED' || /ECONNREFUSED/.test(message)) return 'refused the connection';
