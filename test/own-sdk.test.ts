@@ -109,6 +109,16 @@ describe('the exit of a short-lived app', { timeout: 60_000 }, () => {
     assert.equal(metricExports('one-export-sigterm').length, 1, 'metrics exported once at exit');
     assert.equal(receiver.lastPoint('one-export-sigterm', 'websocket.server.connections', { 'websocket.route': '/term', 'websocket.connection.outcome': 'accepted' }), 1);
   });
+
+  test('the app\'s own SDK, shut down by the app on SIGTERM: exactly one metrics export, carrying the websocket metrics', async () => {
+    const server = start(['-r', './tracing-shutdown.js', 'server.js'], 'app-sdk-shutdown', { OTEL_METRICS_EXPORTER: 'otlp' });
+    const close = await openConnection(server, '/app');
+    await close();
+    server.proc.kill('SIGTERM');
+    assert.deepEqual(await server.exited(), { code: 0, signal: null });
+    assert.equal(metricExports('app-sdk-shutdown').length, 1, 'metrics exported once at exit');
+    assert.equal(receiver.lastPoint('app-sdk-shutdown', 'websocket.server.connections', { 'websocket.route': '/app', 'websocket.connection.outcome': 'accepted' }), 1);
+  });
 });
 
 describe('an SDK start that fails part way', { timeout: 60_000 }, () => {
