@@ -57,12 +57,17 @@ async function linesWritten(child: Child, count: number): Promise<string[]> {
 async function startStuckCollector(): Promise<{ url: string; requests(): number; answer(): void; close(): Promise<void> }> {
   let answering = false;
   let requests = 0;
+  const held = new Set<http.ServerResponse>();
   const sockets = new Set<Socket>();
+  const ok = (res: http.ServerResponse): void => {
+    if (!res.destroyed) res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+  };
   const server = http.createServer((req, res) => {
     requests++;
     req.resume();
     req.on('end', () => {
-      if (answering) res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      if (answering) ok(res);
+      else held.add(res);
     });
   });
   server.on('connection', (s) => {
@@ -76,6 +81,8 @@ async function startStuckCollector(): Promise<{ url: string; requests(): number;
     requests: () => requests,
     answer: () => {
       answering = true;
+      for (const res of held) ok(res);
+      held.clear();
     },
     close: async () => {
       for (const s of sockets) s.destroy();
