@@ -305,7 +305,9 @@ describe('New Relic adapter', { timeout: TIMEOUT }, () => {
       });
       try {
         const { port } = await app.report((r) => 'port' in r, 'its port');
-        await c.waitFor(() => c.calls.includes('agent_settings'), 'the agent to connect');
+        // The agent harvests once 1 s after connecting, then every 60 s: traffic after that first
+        // harvest reaches the collector only if the exit delivers it.
+        await c.waitFor(() => c.calls.includes('metric_data'), 'the agent\'s initial harvest');
         const ws = new WebSocket(`ws://127.0.0.1:${port}/brief`);
         await new Promise<void>((resolve, reject) => {
           ws.on('open', () => ws.send('hi'));
