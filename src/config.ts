@@ -1,7 +1,8 @@
 /**
  * All ws-apm settings, parsed once from `WS_APM_*` variables plus programmatic
  * overrides, validated, and frozen. A bad value never stops the app: it gets one
- * warning naming the variable and the accepted values, then the default.
+ * warning naming the variable and the accepted values, then the default. A `WS_APM_*`
+ * variable that is not a setting gets one warning with the nearest valid name.
  */
 import { log, type LogLevel } from './logger';
 
@@ -179,6 +180,60 @@ const SETTINGS: { readonly [K in keyof Config]: Setting<Config[K]> } = {
 /** Every environment variable ws-apm reads, for docs and tests. */
 export const ENV_VARS: readonly string[] = Object.values(SETTINGS).map((s) => s.env);
 
+const warnedUnknown = new Set<string>();
+
+/**
+ * A `WS_APM_*` variable ws-apm does not read is most likely a typo that silently keeps the
+ * default: one warning per name and process, with the nearest valid name when one is close.
+ */
+function warnUnknownVariables(env: NodeJS.ProcessEnv, level: LogLevel): void {
+  // The logger's level is set from this very configuration afterwards: honour it already.
+  if (level === 'silent' || level === 'error') return;
+  for (const name of Object.keys(env)) {
+    if (!/^WS_APM_/i.test(name) || ENV_VARS.includes(name) || warnedUnknown.has(name)) continue;
+    warnedUnknown.add(name);
+    const nearest = nearestName(name.toUpperCase());
+    log.warn(`unknown variable ${name}, ignored: ${nearest ? `did you mean ${nearest}?` : 'not a ws-apm setting (the README lists them)'}`);
+  }
+}
+
+/**
+ * The valid name closest to `name`: a few edits away (about one in three characters at most),
+ * else one that contains it (`WS_APM_SAMPLE_RATE` → `WS_APM_MESSAGE_SAMPLE_RATE`).
+ */
+function nearestName(name: string): string | undefined {
+  const typed = name.slice('WS_APM_'.length);
+  let best: string | undefined;
+  let bestDistance = Math.max(2, Math.floor(typed.length / 3)) + 1;
+  for (const valid of ENV_VARS) {
+    const d = editDistance(typed, valid.slice('WS_APM_'.length));
+    if (d < bestDistance) {
+      best = valid;
+      bestDistance = d;
+    }
+  }
+  return best ?? (typed.length >= 4 ? ENV_VARS.find((valid) => valid.slice('WS_APM_'.length).includes(typed)) : undefined);
+}
+
+/** Edits (insert, delete, substitute, swap two neighbours) that turn `a` into `b`. */
+export function editDistance(a: string, b: string): number {
+  const rows: number[][] = [];
+  for (let i = 0; i <= a.length; i++) {
+    rows.push([i]);
+    for (let j = 1; j <= b.length; j++) {
+      if (i === 0) {
+        rows[0].push(j);
+        continue;
+      }
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let d = Math.min(rows[i - 1][j] + 1, rows[i][j - 1] + 1, rows[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d = Math.min(d, rows[i - 2][j - 2] + 1);
+      rows[i].push(d);
+    }
+  }
+  return rows[a.length][b.length];
+}
+
 function describeValue(raw: unknown): string {
   const s = typeof raw === 'string' ? raw : JSON.stringify(raw) ?? String(raw);
   return JSON.stringify(s.length > 60 ? `${s.slice(0, 60)}...` : s);
@@ -225,5 +280,6 @@ export function loadConfig(options: ConfigOptions = {}, env: Environment = proce
     }
     out[key] = Object.freeze(value === undefined ? setting.fallback : value);
   }
+  warnUnknownVariables(env, out.logLevel as LogLevel);
   return Object.freeze(out) as unknown as Config;
 }

@@ -4,8 +4,11 @@
  * - SIGTERM/SIGINT that only ws-apm listens to: the final delivery, then the signal is
  *   re-raised, so the process dies of it exactly as without ws-apm. A second SIGTERM/SIGINT
  *   while that delivery is pending re-raises at once: the default action is never held back.
- * - SIGTERM/SIGINT the app handles too: only a flush; the app decides whether and when
- *   to exit, and what its graceful shutdown produces is delivered at beforeExit.
+ * - SIGTERM/SIGINT the app handles too: only a flush, once the app's own listeners have run; the
+ *   app decides whether and when to exit, and what its graceful shutdown produces is delivered at
+ *   beforeExit. Flushing after them, not before: an app that shuts its SDK down there exports
+ *   everything once, and the stopped SDK refuses ws-apm's flush (it would otherwise be a second,
+ *   identical export).
  */
 import { log } from './logger';
 
@@ -29,7 +32,7 @@ export function installExitFlush(flush: () => Promise<void>, final: () => Promis
   };
   const onSignal = (signal: NodeJS.Signals): void => {
     if (process.listenerCount(signal) > 1) {
-      void flush().catch((err) => log.fault('ws-apm flush', err));
+      setImmediate(() => void flush().catch((err) => log.fault('ws-apm flush', err)));
       return;
     }
     if (ending) {

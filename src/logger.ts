@@ -15,8 +15,9 @@ export function setLogLevel(level: LogLevel): void {
   threshold = LEVELS[level];
 }
 
-function write(level: LogLevel, message: string): void {
-  if (LEVELS[level] > threshold) return;
+/** `shownFrom`: the level from which the line is shown (its own, unless it closes an earlier warning). */
+function write(level: LogLevel, message: string, shownFrom: LogLevel = level): void {
+  if (LEVELS[shownFrom] > threshold) return;
   try {
     process.stderr.write(`[ws-apm] ${level}: ${message}\n`);
   } catch {
@@ -29,6 +30,8 @@ export const log = {
   warn: (message: string): void => write('warn', message),
   info: (message: string): void => write('info', message),
   debug: (message: string): void => write('debug', message),
+  /** Good news that ends an earlier warning (a backend answers again): an info line shown wherever that warning was. */
+  resolved: (message: string): void => write('info', message, 'warn'),
 
   /**
    * Report an internal fault (ours or a backend's) at most once per minute per `key`,

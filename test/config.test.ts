@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { DEFAULT_REDACT_QUERY_PARAMS, ENV_VARS, loadConfig } from '../src/config';
+import { DEFAULT_REDACT_QUERY_PARAMS, editDistance, ENV_VARS, loadConfig } from '../src/config';
 import { MessageNamer, OTHER, parseMessage, queryParam, RouteNamer, UrlRedactor } from '../src/tracer/naming';
 import { isValidTraceparent, sanitizeCarrier } from '../src/tracer/propagation';
 
@@ -114,6 +114,40 @@ describe('configuration', () => {
     assert.equal(c.keepErrors, true);
     assert.equal(c.keepSlowMs, 250);
     assert.equal(c.maxSendSpans, 10);
+  });
+
+  test('an unknown WS_APM_* variable: one warning naming the nearest valid setting, once per process, and the default kept', () => {
+    const lines = stderrOf(() => {
+      assert.equal(loadConfig({}, { WS_APM_BACKEN: 'console' }).backend, 'auto');
+      loadConfig({}, { WS_APM_BACKEN: 'console' });
+    });
+    assert.deepEqual(lines, ['[ws-apm] warn: unknown variable WS_APM_BACKEN, ignored: did you mean WS_APM_BACKEND?']);
+  });
+
+  test('unknown variables: a swap, a missing part, the wrong case, and nothing close', () => {
+    const lines = stderrOf(() => loadConfig({}, {
+      WS_APM_LOG_LEVLE: 'debug', WS_APM_SAMPLE_RATE: '0.5', ws_apm_routes: '/a', WS_APM_COLOUR: 'blue', WS_APM_BACKEND: 'none',
+    }));
+    assert.deepEqual(lines, [
+      '[ws-apm] warn: unknown variable WS_APM_LOG_LEVLE, ignored: did you mean WS_APM_LOG_LEVEL?',
+      '[ws-apm] warn: unknown variable WS_APM_SAMPLE_RATE, ignored: did you mean WS_APM_MESSAGE_SAMPLE_RATE?',
+      '[ws-apm] warn: unknown variable ws_apm_routes, ignored: did you mean WS_APM_ROUTES?',
+      '[ws-apm] warn: unknown variable WS_APM_COLOUR, ignored: not a ws-apm setting (the README lists them)',
+    ]);
+  });
+
+  test('unknown variables are not reported when WS_APM_LOG_LEVEL asks for errors only', () => {
+    assert.deepEqual(stderrOf(() => loadConfig({}, { WS_APM_ENABELD: 'false', WS_APM_LOG_LEVEL: 'error' })), []);
+  });
+
+  test('edit distance: insertions, deletions, substitutions and neighbour swaps count one each', () => {
+    assert.equal(editDistance('BACKEND', 'BACKEND'), 0);
+    assert.equal(editDistance('BACKEN', 'BACKEND'), 1);
+    assert.equal(editDistance('BAKCEND', 'BACKEND'), 1);
+    assert.equal(editDistance('BACKENDS', 'BACKEND'), 1);
+    assert.equal(editDistance('BACXEND', 'BACKEND'), 1);
+    assert.equal(editDistance('', 'ROUTES'), 6);
+    assert.equal(editDistance('ROUTES', 'ROTUSE'), 2);
   });
 
   test('programmatic options win over the environment and are validated the same way', () => {

@@ -425,6 +425,71 @@ test('SIGTERM: what the agent still holds is flushed before the process ends as 
   }
 });
 
+describe('an app that lives shorter than the agent\'s metrics interval (30 s)', () => {
+  /** The websocket.* samples of every metricset the intake received, one entry per (name, tags). */
+  function websocketSamples(intake: Intake): string[] {
+    return intake
+      .of('metricset')
+      .flatMap((m) => Object.keys(m.samples ?? {}).filter((name) => name.startsWith('websocket.')).map((name) => `${name} ${JSON.stringify(m.tags)}`));
+  }
+
+  for (const ending of ['by itself', 'by SIGTERM'] as const) {
+    test(`ending ${ending}: its websocket metrics reach the intake once, as valid metricsets`, async () => {
+      const intake = await startIntake();
+      try {
+        const server = fixture('server.js', agentEnv(intake.url, { WS_APM_BACKEND: 'elastic', ELASTIC_APM_METRICS_INTERVAL: '30s' }), [
+          '-r',
+          './dist/register.js',
+        ]);
+        const { port } = await server.next('listening');
+        const ws = await openClient(`ws://127.0.0.1:${port}/brief`);
+        assert.deepEqual(await exchange(ws, ['one', 'two']), ['one', 'two']);
+        await closeClient(ws);
+        await server.next('closed');
+        if (ending === 'by itself') {
+          server.send('exit');
+          assert.equal(await server.exit(), 0);
+        } else {
+          server.signal('SIGTERM');
+          await server.exit();
+          assert.equal(server.exitSignal, 'SIGTERM');
+        }
+        await intake.waitFor('websocket metricsets', () => gauge(intake, 'websocket.server.connections', { websocket_route: '/brief' }));
+        assert.equal(gauge(intake, 'websocket.server.connections', { websocket_route: '/brief', websocket_connection_outcome: 'accepted' }), 1);
+        assert.equal(gauge(intake, 'websocket.server.active_connections', { websocket_route: '/brief' }), 0);
+        assert.equal(gauge(intake, 'websocket.messages', { websocket_route: '/brief', websocket_direction: 'in', websocket_message_type: 'text' }), 2);
+        assert.equal(gauge(intake, 'websocket.message.size.count', { websocket_direction: 'in' }), 2);
+        assert.equal(gauge(intake, 'websocket.connection.duration.count', { websocket_route: '/brief' }), 1);
+        const samples = websocketSamples(intake);
+        assert.deepEqual(samples, [...new Set(samples)], 'each series sent once');
+        assertValid(intake);
+      } finally {
+        await intake.close();
+      }
+    });
+  }
+
+  test('metrics switched off in the agent (ELASTIC_APM_METRICS_INTERVAL=0s): none sent at exit either', async () => {
+    const intake = await startIntake();
+    try {
+      const server = fixture('server.js', agentEnv(intake.url, { WS_APM_BACKEND: 'elastic', ELASTIC_APM_METRICS_INTERVAL: '0s' }), [
+        '-r',
+        './dist/register.js',
+      ]);
+      const { port } = await server.next('listening');
+      const ws = await openClient(`ws://127.0.0.1:${port}/off`);
+      assert.deepEqual(await exchange(ws, ['x']), ['x']);
+      await closeClient(ws);
+      server.send('exit');
+      assert.equal(await server.exit(), 0);
+      await intake.waitFor('WS CLOSE', () => intake.transactions('WS CLOSE /off')[0]);
+      assert.deepEqual(websocketSamples(intake), []);
+    } finally {
+      await intake.close();
+    }
+  });
+});
+
 describe('an app that starts the agent itself, with its ws instrumentation on', () => {
   let shim: string;
 

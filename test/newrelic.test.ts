@@ -209,6 +209,36 @@ describe('New Relic adapter', { timeout: TIMEOUT }, () => {
     });
   });
 
+  test('a collector that refuses: one line on the console naming it (the agent writes only to its log file); the app runs unchanged', async () => {
+    const port = await refusedPort();
+    const home = agentHome(port, '', 'ws-apm-refused');
+    const app = startFixture('app.js', { ...home.env, WS_APM_BACKEND: 'newrelic', WS_APM_FLUSH_TIMEOUT_MS: '500' }, {
+      preload: false, execArgv: ['-r', 'ws-apm/register'],
+    });
+    try {
+      const line = await app.stderrLine(/^\[ws-apm\]/, 'the warning');
+      assert.equal(line, `[ws-apm] warn: the New Relic collector at 127.0.0.1:${port} cannot be reached or answered with an error (details in newrelic_agent.log): telemetry is dropped until it answers (reported again when it does)`);
+      const { port: wsPort } = await app.report((r) => 'port' in r, 'its port');
+      const ws = new WebSocket(`ws://127.0.0.1:${wsPort}/down`);
+      const echo = await new Promise<string>((resolve, reject) => {
+        ws.on('open', () => ws.send('hi'));
+        ws.on('message', (data) => resolve(String(data)));
+        ws.on('error', reject);
+      });
+      assert.equal(echo, 'hi');
+      ws.close(1000, 'bye');
+      await app.report((r) => 'closed' in r, 'the close');
+      app.kill('SIGTERM');
+      const result = await app.done;
+      assert.equal(result.signal, 'SIGTERM');
+      // (Only the collector's lines: tsx's loader thread, which runs `-r` preloads too, loads newrelic as its stub and says so.)
+      assert.deepEqual(result.stderr.split('\n').filter((l) => l.includes('New Relic collector')), [line]);
+    } finally {
+      app.kill();
+      home.cleanup();
+    }
+  });
+
   test('a disabled agent (the no-op stub) is reported once and ws works unchanged', async () => {
     const home = agentHome(await refusedPort(), '', 'ws-apm-stub');
     try {
@@ -266,6 +296,36 @@ describe('New Relic adapter', { timeout: TIMEOUT }, () => {
       });
     });
   }
+
+  test('an app that ends by itself soon after start still sends its websocket metrics, once', async () => {
+    await withCollector('normal', async (c) => {
+      const home = agentHome(c.port, c.certPem, 'ws-apm-brief');
+      const app = startFixture('app.js', { ...home.env, WS_APM_BACKEND: 'newrelic', FIXTURE_ONCE: '1' }, {
+        preload: false, execArgv: ['-r', 'ws-apm/register'],
+      });
+      try {
+        const { port } = await app.report((r) => 'port' in r, 'its port');
+        // The agent harvests once 1 s after connecting, then every 60 s: traffic after that first
+        // harvest reaches the collector only if the exit delivers it.
+        await c.waitFor(() => c.calls.includes('metric_data'), 'the agent\'s initial harvest');
+        const ws = new WebSocket(`ws://127.0.0.1:${port}/brief`);
+        await new Promise<void>((resolve, reject) => {
+          ws.on('open', () => ws.send('hi'));
+          ws.on('message', () => resolve());
+          ws.on('error', reject);
+        });
+        ws.close(1000, 'bye');
+        ok(await app.done);
+        await c.waitFor(() => c.calls.includes('shutdown'), 'the agent to shut down');
+        const messages = c.metrics.filter((m) => m.name === 'Custom/WebSocket/Messages/in/brief');
+        assert.deepEqual(messages.map((m) => m.callCount), [1], 'reported once, at exit');
+        assert.equal(c.metric('Custom/WebSocket/Connections/accepted/brief')?.callCount, 1);
+      } finally {
+        app.kill();
+        home.cleanup();
+      }
+    });
+  });
 
   test('detects New Relic from a license key', () => {
     assert.equal(newrelicBackend.detect({ NEW_RELIC_LICENSE_KEY: 'abc' }), 'NEW_RELIC_LICENSE_KEY is set');

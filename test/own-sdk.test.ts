@@ -83,6 +83,44 @@ describe('metric export settings', { timeout: 60_000 }, () => {
   });
 });
 
+describe('the exit of a short-lived app', { timeout: 60_000 }, () => {
+  /** The export requests (receiver batches) that carried metric points of `service`. */
+  function metricExports(service: string): number[] {
+    return [...new Set(receiver.points.filter((p) => p.service === service).map((p) => p.batch))];
+  }
+
+  test('ending by itself: exactly one metrics export, carrying the websocket metrics', async () => {
+    const server = start(['server.js'], 'one-export', { FIXTURE_ONCE: '1' });
+    const close = await openConnection(server, '/once');
+    await close();
+    assert.deepEqual(await server.exited(), { code: 0, signal: null });
+    assert.deepEqual(ourWarnings(server), []);
+    assert.equal(metricExports('one-export').length, 1, 'metrics exported once at exit');
+    assert.equal(receiver.lastPoint('one-export', 'websocket.server.connections', { 'websocket.route': '/once', 'websocket.connection.outcome': 'accepted' }), 1);
+    assert.equal(receiver.lastPoint('one-export', 'websocket.connection.duration', { 'websocket.route': '/once' }), 1);
+  });
+
+  test('ended by SIGTERM: exactly one metrics export, carrying the websocket metrics', async () => {
+    const server = start(['server.js'], 'one-export-sigterm', {});
+    const close = await openConnection(server, '/term');
+    await close();
+    server.proc.kill('SIGTERM');
+    assert.deepEqual(await server.exited(), { code: null, signal: 'SIGTERM' });
+    assert.equal(metricExports('one-export-sigterm').length, 1, 'metrics exported once at exit');
+    assert.equal(receiver.lastPoint('one-export-sigterm', 'websocket.server.connections', { 'websocket.route': '/term', 'websocket.connection.outcome': 'accepted' }), 1);
+  });
+
+  test('the app\'s own SDK, shut down by the app on SIGTERM: exactly one metrics export, carrying the websocket metrics', async () => {
+    const server = start(['-r', './tracing-shutdown.js', 'server.js'], 'app-sdk-shutdown', { OTEL_METRICS_EXPORTER: 'otlp' });
+    const close = await openConnection(server, '/app');
+    await close();
+    server.proc.kill('SIGTERM');
+    assert.deepEqual(await server.exited(), { code: 0, signal: null });
+    assert.equal(metricExports('app-sdk-shutdown').length, 1, 'metrics exported once at exit');
+    assert.equal(receiver.lastPoint('app-sdk-shutdown', 'websocket.server.connections', { 'websocket.route': '/app', 'websocket.connection.outcome': 'accepted' }), 1);
+  });
+});
+
 describe('an SDK start that fails part way', { timeout: 60_000 }, () => {
   test('is stopped and unregistered (no half-started SDK), and an SDK the app registers later gets the spans', async () => {
     // sdk-node 0.208 registers the tracer provider, then throws on the invalid gRPC metrics endpoint.

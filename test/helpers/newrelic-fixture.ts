@@ -33,6 +33,8 @@ export interface RunningFixture {
   readonly done: Promise<FixtureResult>;
   /** Resolves with the first report matching `predicate`. */
   report(predicate: (r: Record<string, unknown>) => boolean, what: string): Promise<Record<string, unknown>>;
+  /** Resolves with the first stderr line matching `pattern`. */
+  stderrLine(pattern: RegExp, what: string): Promise<string>;
   /** Send `signal` (default SIGKILL) unless the child already exited. */
   kill(signal?: NodeJS.Signals): void;
 }
@@ -69,6 +71,7 @@ export function startFixture(
   });
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
     stderr += chunk;
+    for (const l of [...listeners]) l();
   });
   const done = new Promise<FixtureResult>((resolve) => {
     child.on('close', (code, signal) => {
@@ -84,6 +87,22 @@ export function startFixture(
     done,
     kill: (signal = 'SIGKILL') => {
       if (!exited) child.kill(signal);
+    },
+    stderrLine(pattern, what) {
+      return new Promise((resolve, reject) => {
+        const check = (): void => {
+          const found = stderr.split('\n').find((line) => pattern.test(line));
+          if (found !== undefined) {
+            listeners.delete(check);
+            resolve(found);
+          } else if (exited || child.exitCode !== null) {
+            listeners.delete(check);
+            reject(new Error(`fixture ${file} exited without writing ${what}\nstderr: ${stderr}`));
+          }
+        };
+        listeners.add(check);
+        check();
+      });
     },
     report(predicate, what) {
       return new Promise((resolve, reject) => {

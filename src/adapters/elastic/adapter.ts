@@ -182,6 +182,12 @@ export class ElasticAdapter implements Adapter<ElasticOp, string> {
     );
   }
 
+  /** The process is ending (a signal ws-apm delivers on): the last metricset, then the flush. */
+  exit(timeoutMs: number): Promise<void> {
+    this.metrics.final();
+    return this.flush(timeoutMs);
+  }
+
   async shutdown(timeoutMs: number): Promise<void> {
     // Stops our metric discovery and flushes. The agent itself is never destroyed, even
     // when ws-apm started it: shutdown runs on the way out (beforeExit, signals), where

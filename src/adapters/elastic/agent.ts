@@ -4,7 +4,7 @@
  * singleton the application uses.
  *
  * Public API where it exists (`start`, `isStarted`, `captureError`, `registerMetric`,
- * `flush`, `addSpanFilter`, transaction/span methods). Three internals, each
+ * `flush`, `addSpanFilter`, transaction/span methods). These internals, each
  * feature-detected by the adapter, because the public API has no equivalent:
  * - `_instrumentation.createTransaction()` / `currRunContext()` / `withRunContext()`:
  *   start a transaction *without* making it current for the rest of the tick, and make
@@ -14,7 +14,9 @@
  *   switch off the agent's `ws` instrumentation when the app started the agent;
  * - `_conf.metricsInterval`: the collection period, to discover new metric series;
  * - `_apmClient._writableState.ending`: the agent ended its intake stream on beforeExit, so a
- *   flush now would only break that last request.
+ *   flush now would only break that last request;
+ * - `_apmClient.sendMetricSet()`, `_isMetricNameDisabled()`, `_conf.hostname`/`environment`:
+ *   the last metricset at exit, which the agent's reporter (interval only) never sends.
  */
 
 export type Outcome = 'success' | 'failure' | 'unknown';
@@ -91,6 +93,8 @@ export interface ApmConf {
   metricsInterval?: number;
   instrument?: boolean;
   contextPropagationOnly?: boolean;
+  hostname?: string;
+  environment?: string;
 }
 
 export interface ElasticAgent {
@@ -106,8 +110,12 @@ export interface ElasticAgent {
   destroy?(): Promise<void> | void;
   readonly _instrumentation?: ApmInstrumentation;
   readonly _conf?: ApmConf;
+  /** The agent's `disableMetrics` check, which its metrics reporter applies to every sample. */
+  _isMetricNameDisabled?(name: string): boolean;
   /** The intake client (a Writable); ended by the agent itself on beforeExit. */
   readonly _apmClient?: {
+    /** Queue a metricset (`{timestamp, tags, samples}`) for the current intake request. */
+    sendMetricSet?(metricset: object): void;
     readonly writableEnded?: boolean;
     readonly destroyed?: boolean;
     /** The agent's client is a readable-stream Writable: `writableEnded` may be absent. */

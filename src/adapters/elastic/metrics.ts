@@ -11,7 +11,14 @@
  * Labels become metricset tags under Elastic's key rules. Series are capped. New cells
  * (a new route, message name or close-code class) are picked up every half interval and
  * at every flush.
+ *
+ * The agent reads gauges only on its interval (30 s by default) and reports nothing when the
+ * process ends, so an app living less than an interval would never send one. At exit, ws-apm
+ * writes one last metricset per tag set itself, as the agent's reporter would, just before the
+ * agent ends its intake stream (beforeExit) or when ws-apm delivers on a signal. That is one more
+ * sample of each gauge at a later time, never a repeated one: the agent never reports at exit.
  */
+import os from 'node:os';
 import { log } from '../../logger';
 import type { CounterCell, HistogramCell, MetricSource } from '../../tracer/adapter';
 import type { ElasticAgent } from './agent';
@@ -24,12 +31,26 @@ const DEFAULT_INTERVAL_S = 30;
 /** The histogram cells behind one (name, tags) summary (distinct cells whose labels coincide). */
 type Summary = HistogramCell[];
 
+type Labels = ReturnType<typeof toLabels>;
+
+/** One gauge registered with the agent: what the final metricset reports again. */
+interface Series {
+  readonly name: string;
+  readonly tags: Labels;
+  readonly tagsKey: string;
+  readonly read: () => number;
+}
+
 export class ElasticMetrics {
   private readonly registeredCells = new WeakSet<CounterCell | HistogramCell>();
   private readonly summariesByKey = new Map<string, Summary>();
   private series = 0;
   private source: MetricSource | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private readonly registered: Series[] = [];
+  private finalSent = false;
+  // Prepended: it must run before the agent's own beforeExit listener ends the intake stream.
+  private readonly onBeforeExit = (): void => this.final();
 
   constructor(private readonly agent: ElasticAgent) {}
 
@@ -39,6 +60,7 @@ export class ElasticMetrics {
     this.scan();
     const intervalS = this.agent._conf?.metricsInterval;
     if (intervalS === 0) return; // metrics disabled in the agent
+    process.prependOnceListener('beforeExit', this.onBeforeExit);
     const periodMs = Math.max(250, ((typeof intervalS === 'number' && intervalS > 0 ? intervalS : DEFAULT_INTERVAL_S) * 1000) / 2);
     this.timer = setInterval(() => this.scan(), periodMs);
     this.timer.unref();
@@ -47,6 +69,42 @@ export class ElasticMetrics {
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
+    process.removeListener('beforeExit', this.onBeforeExit);
+  }
+
+  /**
+   * The process is ending: write the current value of every gauge as metricsets (one per
+   * tag set, like the agent's reporter) into the agent's intake stream, once. The agent's
+   * final request carries them.
+   */
+  final(): void {
+    if (this.finalSent || !this.source) return;
+    this.finalSent = true;
+    try {
+      const conf = this.agent._conf;
+      const client = this.agent._apmClient;
+      if (!this.agent.isStarted() || conf?.metricsInterval === 0 || conf?.contextPropagationOnly === true) return;
+      if (!client || typeof client.sendMetricSet !== 'function') return;
+      this.scan();
+      // The agent's reporter adds these default dimensions to every metricset it sends.
+      const defaults = { hostname: conf?.hostname || os.hostname(), env: conf?.environment || '' };
+      const timestamp = Date.now() * 1000;
+      const sets = new Map<string, { timestamp: number; tags: Labels; samples: Record<string, { value: number }> }>();
+      for (const series of this.registered) {
+        if (this.agent._isMetricNameDisabled?.(series.name) === true) continue;
+        const value = series.read();
+        if (!Number.isFinite(value)) continue;
+        let set = sets.get(series.tagsKey);
+        if (!set) {
+          set = { timestamp, tags: { ...defaults, ...series.tags }, samples: {} };
+          sets.set(series.tagsKey, set);
+        }
+        set.samples[series.name] = { value };
+      }
+      for (const set of sets.values()) client.sendMetricSet(set);
+    } catch (err) {
+      log.fault('elastic final metrics', err);
+    }
   }
 
   /** Register a gauge for every counter cell, and a summary for every histogram cell with values, not seen yet. */
@@ -57,7 +115,7 @@ export class ElasticMetrics {
         if (this.registeredCells.has(cell)) continue;
         if (!this.reserve()) return;
         this.registeredCells.add(cell);
-        this.agent.registerMetric(cell.name, toLabels(cell.attributes), () => cell.value);
+        this.register(cell.name, toLabels(cell.attributes), () => cell.value);
       }
       for (const cell of this.source.histograms()) {
         if (cell.count === 0 || this.registeredCells.has(cell)) continue;
@@ -81,7 +139,7 @@ export class ElasticMetrics {
   /** Join the summary of (name, tags), registering its two gauges when it is new; false once capped. */
   private addToSummary(cell: HistogramCell): boolean {
     const tags = toLabels(cell.attributes);
-    const key = `${cell.name}\u0000${JSON.stringify(Object.entries(tags).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))}`;
+    const key = `${cell.name}\u0000${tagsKey(tags)}`;
     const existing = this.summariesByKey.get(key);
     if (existing) {
       existing.push(cell);
@@ -90,10 +148,19 @@ export class ElasticMetrics {
     if (!this.reserve()) return false;
     const summary: Summary = [cell];
     this.summariesByKey.set(key, summary);
-    this.agent.registerMetric(`${cell.name}.count`, tags, () => total(summary, 'count'));
-    this.agent.registerMetric(`${cell.name}.sum`, tags, () => total(summary, 'sum'));
+    this.register(`${cell.name}.count`, tags, () => total(summary, 'count'));
+    this.register(`${cell.name}.sum`, tags, () => total(summary, 'sum'));
     return true;
   }
+
+  private register(name: string, tags: Labels, read: () => number): void {
+    this.agent.registerMetric(name, tags, read);
+    this.registered.push({ name, tags, tagsKey: tagsKey(tags), read });
+  }
+}
+
+function tagsKey(tags: Labels): string {
+  return JSON.stringify(Object.entries(tags).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
 function total(cells: Summary, field: 'count' | 'sum'): number {

@@ -9,6 +9,7 @@ import { noopAdapter } from '../../tracer/noop';
 import { adapterSetup, type BackendModule } from '../backend';
 import { agentInternals, agentPackageVersion, loadedAgent, requireAgent, type NrApi } from './agent';
 import { describe } from './context';
+import { watchNewRelicConnect } from './reachability';
 
 export const newrelicBackend: BackendModule = {
   name: 'newrelic',
@@ -41,6 +42,7 @@ export function createNewRelicAdapter(config: Config): Adapter {
   if (internals.agent.config?.distributed_tracing?.enabled === false) {
     log.warn('backend newrelic: distributed_tracing is disabled in the agent config; WebSocket transactions will not join traces');
   }
+  watchNewRelicConnect(internals.agent);
   const { NewRelicAdapter } = require('./adapter') as typeof import('./adapter');
   return new NewRelicAdapter(api!, internals.tracer) as unknown as Adapter;
 }

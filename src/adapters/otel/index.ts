@@ -81,8 +81,11 @@ function otelSetup(startSdk: boolean, flushTimeoutMs: number): BackendSetup {
   return {
     adapter,
     async exit(timeoutMs) {
-      await adapter.flush(timeoutMs);
-      await stopOwned(timeoutMs);
+      // The SDK ws-apm started delivers everything at its shutdown (span processors flush, each
+      // metric reader collects and exports once more): a flush before it would export the same
+      // metric points a second time. The app's own SDK is only flushed: stopping it is the app's.
+      if (owned) await stopOwned(timeoutMs);
+      else await adapter.flush(timeoutMs);
     },
     async release(timeoutMs) {
       await adapter.shutdown();

@@ -12,6 +12,7 @@ import { context, metrics, propagation, ProxyTracerProvider, trace, type TracerP
 import { log } from '../../logger';
 import type { MetricSource } from '../../tracer/adapter';
 import { withTimeout } from '../bounded';
+import { watchedSpanProcessors, watchExports } from './exporters';
 import { otelSdkRegistered } from './providers';
 import { HistogramProducer, type Temporality } from './producer';
 
@@ -39,14 +40,20 @@ export function startOwnSdk(flushTimeoutMs: number, histograms?: () => MetricSou
     const vars = sdkEnv(flushTimeoutMs);
     // Readers are built under the same settings sdk-node would see (intervals, timeouts).
     let readers: { list: unknown[] } | undefined;
+    let spanProcessors: unknown[] | undefined;
     withEnv(vars, () => {
       readers = histograms === undefined ? undefined : metricReadersWithProducer(sdkNode, histograms);
+      spanProcessors = sdkDisabled() ? undefined : watchedSpanProcessors(sdkNode.tracing);
     });
     const ownReaders = readers !== undefined && readers.list.length > 0;
     // Our readers replace the ones sdk-node would build from OTEL_METRICS_EXPORTER: keep it
     // from building (unused) duplicates.
     if (ownReaders) vars.OTEL_METRICS_EXPORTER = 'none';
-    const sdk = new sdkNode.NodeSDK({ instrumentations: [], ...(ownReaders ? { metricReaders: readers!.list as never } : {}) });
+    const sdk = new sdkNode.NodeSDK({
+      instrumentations: [],
+      ...(ownReaders ? { metricReaders: readers!.list as never } : {}),
+      ...(spanProcessors ? { spanProcessors: spanProcessors as never } : {}),
+    });
     const registeredBefore = registeredApis();
     const proxy = trace.getTracerProvider();
     try {
@@ -169,7 +176,7 @@ type ExporterClass = new (config?: object) => ExporterLike;
 function metricReadersWithProducer(sdkNode: SdkNode, histograms: () => MetricSource | undefined): { list: unknown[] } | undefined {
   try {
     // A disabled SDK starts nothing; a reader built anyway could (the Prometheus exporter listens at once).
-    if (/^\s*true\s*$/i.test(process.env.OTEL_SDK_DISABLED ?? '')) return undefined;
+    if (sdkDisabled()) return undefined;
     const raw = process.env.OTEL_METRICS_EXPORTER;
     // As sdk-node: unset is ws-apm's default `otlp` (see above); empty or blank means none.
     const names = raw === undefined ? ['otlp'] : raw.trim() === '' ? [] : raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
@@ -193,6 +200,7 @@ function metricReadersWithProducer(sdkNode: SdkNode, histograms: () => MetricSou
         }
         const { OTLPMetricExporter } = fromSdkNode(pkg) as { OTLPMetricExporter: ExporterClass };
         const exporter = new OTLPMetricExporter();
+        watchExports(exporter, 'metrics');
         list.push(
           new sdkMetrics.PeriodicExportingMetricReader({
             exporter: exporter as never,
@@ -216,6 +224,10 @@ function metricReadersWithProducer(sdkNode: SdkNode, histograms: () => MetricSou
     log.debug(`could not build the metric readers (${(err as Error).message}); histograms go through the OpenTelemetry API`);
     return undefined;
   }
+}
+
+function sdkDisabled(): boolean {
+  return /^\s*true\s*$/i.test(process.env.OTEL_SDK_DISABLED ?? '');
 }
 
 function temporalityOf(exporter: ExporterLike, delta: number): Temporality {
