@@ -37,9 +37,12 @@ async function echoOnce(server: Child, path: string): Promise<string> {
   return String(reply);
 }
 
+/** ws-apm's lines on the child's stderr, less the start-up summary every process writes once. */
 function ourLines(child: Child): string[] {
-  return child.stderr().split('\n').filter((l) => l.startsWith('[ws-apm]'));
+  return child.stderr().split('\n').filter((l) => l.startsWith('[ws-apm]') && !STARTUP_LINE.test(l));
 }
+
+const STARTUP_LINE = /^\[ws-apm\] info: ws-apm \S+ (reporting to|is not instrumenting)/;
 
 /** Resolve once the child has written `count` of ws-apm's lines to stderr. */
 async function linesWritten(child: Child, count: number): Promise<string[]> {
