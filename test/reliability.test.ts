@@ -18,7 +18,7 @@ import { isWrapped } from '../src/patch/wrap';
 import { isValidTraceparent } from '../src/tracer/propagation';
 import { cleanEnv, FIXTURES, run } from './helpers/child';
 import { ACTIVE, CONNECTIONS, recordingAdapter, type RecordingAdapter } from './helpers/reliability-adapter';
-import { clientFrame, closedPort, heapAfterGc, pool, rawExchange, upgradeRequest } from './helpers/reliability-net';
+import { clientFrame, heapAfterGc, pool, rawExchange, refusingPort, upgradeRequest } from './helpers/reliability-net';
 import { closed, connect, nextConnection, rawUpgrade, socketClass, startServer, WS_VERSIONS, type Server, type WsModule } from './helpers/ws';
 
 const ws8 = require('ws') as WsModule;
@@ -630,9 +630,10 @@ describe('secrets in URLs never reach a recorded attribute or a log line', () =>
     const res = await rawUpgrade(server.port, '/y?apikey=APIKEY-3&jwt=JWT-FOUR&PASSWORD=PW-FIVE&signature=SIG-SIX');
     res.destroy();
     // Error paths: a refused connect (wss with credentials and a token), and a 403.
-    const port = await closedPort();
-    const failing = new (socketClass(ws))(`wss://s3cr3t-user:hunter2-pass@127.0.0.1:${port}/z?token=TOKEN-ONE`);
+    const refusing = await refusingPort();
+    const failing = new (socketClass(ws))(`wss://s3cr3t-user:hunter2-pass@127.0.0.1:${refusing.port}/z?token=TOKEN-ONE`);
     const [err] = await once(failing, 'error').catch((e) => [e]);
+    await refusing.release();
     assert.match(String(err), /ECONNREFUSED/);
     await server.close();
     const denied = await startServer(ws, { verifyClient: () => false });
