@@ -1,5 +1,5 @@
 /**
- * ws-apm never hurts the app (issue 7): rejected promises from listeners, sockets that
+ * ws-apm never hurts the app: rejected promises from listeners, sockets that
  * die at awkward moments, handshakes that never complete, ws-apm loaded twice or late,
  * hostile headers, frames and JSON, cardinality floods, secrets in URLs and logs, and
  * body capture on ignored routes. In process with a recording adapter (it sees exactly
@@ -59,6 +59,22 @@ function assertConsistent(adapter: RecordingAdapter, label: string): void {
   assert.equal(serverCloses, accepted, `${label}: opened = closed (server sockets)`);
 }
 
+/**
+ * What ws-apm recorded, one line per operation, sorted: a handshake or connect with its status
+ * (and `failed`), a close with its code, initiator, broken flag and message counts. A client's
+ * port in an operation name reads `PORT`.
+ */
+function recorded(adapter: RecordingAdapter): string[] {
+  return adapter.ops.map((o) => {
+    const a = { ...o.attributes, ...o.outcome?.attributes };
+    const name = o.name.replace(/:\d+\//, ':PORT/');
+    if (o.role === 'close') {
+      return `${name} code=${a['websocket.close.code']} by=${a['websocket.close.initiator']} broken=${a['websocket.connection.broken']} in=${a['websocket.messages.in']} out=${a['websocket.messages.out']}`;
+    }
+    return `${name} status=${a['http.response.status_code']}${o.outcome?.failed || o.outcome?.error !== undefined ? ' failed' : ''}`;
+  }).sort();
+}
+
 after(async () => {
   await uninstrumentAll();
 });
@@ -111,7 +127,7 @@ for (const [label, load] of WS_VERSIONS) {
   const WebSocket = socketClass(ws);
   const WSS = (ws.WebSocketServer ?? (ws as unknown as { Server: typeof ws.WebSocketServer }).Server);
 
-  describe(`${label}: sockets that die at awkward moments leak nothing`, () => {
+  describe(`${label}: sockets that die at awkward moments are recorded as they ended, and leak nothing`, () => {
     let server: Server | undefined;
     afterEach(async () => {
       await server?.close();
@@ -119,14 +135,18 @@ for (const [label, load] of WS_VERSIONS) {
       await uninstrumentAll();
     });
 
-    /** Run `scenario` without ws-apm, then with it: the app sees the same; then the counts hold. */
-    async function compare(name: string, scenario: () => Promise<unknown>): Promise<void> {
+    /**
+     * Run `scenario` without ws-apm, then with it: the app sees the same, the counts hold, and
+     * ws-apm recorded `expected(what the app saw)` (see `recorded`).
+     */
+    async function compare<T>(name: string, scenario: () => Promise<T>, expected: (observed: T) => string[]): Promise<void> {
       await uninstrumentAll();
       const bare = await scenario();
       const adapter = await apm(ws);
       const observed = await scenario();
       assert.deepEqual(observed, bare, `${name}: same outcome with ws-apm`);
       assertConsistent(adapter, name);
+      assert.deepEqual(recorded(adapter), expected(observed).sort(), `${name}: what ws-apm recorded`);
     }
 
     test('the peer dies in the middle of a frame (declared 1000 bytes, sent 10, then TCP reset)', async () => {
@@ -144,7 +164,11 @@ for (const [label, load] of WS_VERSIONS) {
         await server.close();
         server = undefined;
         return { status: response.slice(0, 12), code, messages };
-      });
+      }, ({ code }) => [
+        // The half frame is no message; the close is the network's.
+        'WS CONNECT /mid status=101',
+        `WS CLOSE /mid code=${code} by=network broken=true in=0 out=0`,
+      ]);
     });
 
     test('terminate() inside a send callback, on the server and on the client', async () => {
@@ -170,7 +194,13 @@ for (const [label, load] of WS_VERSIONS) {
         await server.close();
         server = undefined;
         return results;
-      });
+      }, () => [
+        // Each round: the victim's close is its own (its one send counted), the peer's is the network's (one message in).
+        'WS CONNECT 127.0.0.1:PORT/term status=101', 'WS CONNECT /term status=101',
+        'WS CLOSE /term code=1006 by=server broken=true in=0 out=1', 'WS CLOSE /term code=1006 by=network broken=true in=1 out=0',
+        'WS CONNECT 127.0.0.1:PORT/term status=101', 'WS CONNECT /term status=101',
+        'WS CLOSE /term code=1006 by=client broken=true in=0 out=1', 'WS CLOSE /term code=1006 by=network broken=true in=1 out=0',
+      ]);
     });
 
     test('server close() with open clients (its own http server)', async () => {
@@ -192,7 +222,12 @@ for (const [label, load] of WS_VERSIONS) {
         const serverCodes = (await serverCloses).map(([c]) => c);
         await wssClosed;
         return { codes, serverCodes };
-      });
+      }, ({ codes, serverCodes }) => [
+        ...codes.flatMap(() => ['WS CONNECT 127.0.0.1:PORT/shutdown status=101', 'WS CONNECT /shutdown status=101']),
+        // The server began every close: a clean one (ws 8: 1001 both ways), or a dropped one (ws 7: 1006, which its clients see as the network's).
+        ...serverCodes.map((c) => `WS CLOSE /shutdown code=${c} by=server broken=${c === 1006} in=0 out=0`),
+        ...codes.map((c) => `WS CLOSE /shutdown code=${c} by=${c === 1006 ? 'network' : 'server'} broken=${c === 1006} in=0 out=0`),
+      ]);
     });
 
     test('clients that never complete the handshake: half a request, a bad key, a disconnect during verifyClient', async () => {
@@ -237,7 +272,13 @@ for (const [label, load] of WS_VERSIONS) {
         await server.close();
         server = undefined;
         return { half: half.split('\r\n')[0], bad: bad.response.split('\r\n')[0], code };
-      });
+      }, ({ code }) => [
+        // Half a request never reaches ws (Node answers it): nothing. The rest are handshakes, two rejected.
+        'WS CONNECT /badkey status=400 failed',
+        'WS CONNECT /leaver status=101',
+        `WS CLOSE /leaver code=${code} by=network broken=true in=0 out=0`,
+        'WS CONNECT /leaver2 status=401 failed',
+      ]);
     });
   });
 }
