@@ -1,5 +1,5 @@
 /**
- * Issue 10, parts 4–6, against the real instrumentations: ws's upgrade request *is* the
+ * Client connects and secrets against the real instrumentations: ws's upgrade request *is* the
  * client `WS CONNECT`, so each backend's own http client instrumentation must stand aside
  * for it (one client span per connect, the server's handshake its child), and the token in
  * the URL must never reach any payload a backend sends (spans, events, metrics, errors).
@@ -88,7 +88,7 @@ describe('OpenTelemetry: the app\'s SDK with @opentelemetry/instrumentation-http
     'SDK, then ws-apm': (dir) => ['-r', `${dir}/otel-tracing.js`, '-r', 'ws-apm/register'],
     'ws-apm, then SDK': (dir) => ['-r', 'ws-apm/register', '-r', `${dir}/otel-tracing.js`],
     'ws-apm, then SDK on its own copy of the API': (dir) => ['-r', 'ws-apm/register', '-r', `${dir}/otel-tracing-own-api.js`],
-    // The issue's setup: everything auto-instrumentations-node registers (0.81), then ws-apm.
+    // A common setup: everything auto-instrumentations-node registers (0.81), then ws-apm.
     'auto-instrumentations-node, then ws-apm': () => ['--require', AUTO, '-r', 'ws-apm/register'],
     'ws-apm, then auto-instrumentations-node': () => ['-r', 'ws-apm/register', '--require', AUTO],
   };
@@ -453,7 +453,7 @@ describe('ws-apm\'s http wrappers stay the outermost ones', () => {
   });
 });
 
-describe('an adapter whose inject throws during a client connect (issue 10, part 6)', () => {
+describe('an adapter whose inject throws during a client connect', () => {
   afterEach(async () => {
     await getInstrumentation()?.uninstrument();
   });
