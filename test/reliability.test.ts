@@ -120,6 +120,45 @@ describe('a listener that returns a rejected promise', () => {
   }
 });
 
+// ------------------------------------------------------------------ a listener that throws
+
+describe('a message listener that throws, in an app that survives it', () => {
+  function runFixture(env: Record<string, string>): Promise<Record<string, unknown>> {
+    const proc = spawn(process.execPath, ['--import', 'tsx', 'listener-throws.js'], {
+      cwd: path.join(FIXTURES, 'reliability'),
+      env: cleanEnv(env),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    proc.stdout.on('data', (c: Buffer) => (out += c));
+    proc.stderr.on('data', (c: Buffer) => (err += c));
+    return once(proc, 'exit').then(([code]) => {
+      assert.equal(code, 0, `${out}\n${err}`);
+      return JSON.parse(out.trim().split('\n').pop() as string) as Record<string, unknown>;
+    });
+  }
+
+  for (const ws of ['ws', 'ws7']) {
+    test(`${ws}: ws never emits that socket's close; once its TCP socket is gone, ws-apm records the close and the gauge is back to 0`, async () => {
+      const [bare, withApm] = await Promise.all([runFixture({ WS_MODULE: ws, WITH_APM: '0' }), runFixture({ WS_MODULE: ws, WITH_APM: '1' })]);
+      const { recorded, opsOpen, active, ...observed } = withApm;
+      assert.deepEqual(observed, bare, 'the app observes exactly the same with ws-apm');
+      // What ws does, with or without ws-apm: no close event, the socket left in wss.clients.
+      assert.deepEqual(bare, { uncaught: ['handler bug'], received: ['boom'], serverCloseEvents: 0, clientCode: 1006, serverReadyState: 2, clientsLeft: 1 });
+      assert.deepEqual(recorded, [
+        'WS CLOSE /boom code=1006 by=network broken=true in=0', // the client's
+        'WS CLOSE /boom code=1006 by=server broken=true in=1', // the server's: made by ws-apm when its TCP socket closed
+        'WS CONNECT /boom',
+        'WS CONNECT 127.0.0.1:PORT/boom',
+        'WS RECEIVE /boom failed',
+      ]);
+      assert.equal(opsOpen, 0);
+      assert.equal(active, 0);
+    });
+  }
+});
+
 // ------------------------------------------------------------------ lifecycle faults
 
 for (const [label, load] of WS_VERSIONS) {
