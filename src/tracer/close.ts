@@ -11,7 +11,7 @@ import { now, runAndEnd, type TracerCore } from './core';
 
 type AnyFn = (...args: any[]) => any;
 
-/** The part of ws's (private, but there since ws 1) `_socket`, the TCP socket, used here. */
+/** The part of ws's `_socket` (its TCP socket: private, but the same in ws 7 and 8) used here. */
 interface RawSocket {
   readonly destroyed?: boolean;
   once(event: 'close', listener: () => void): unknown;
