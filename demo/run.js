@@ -25,6 +25,20 @@ function start(label, script, args = []) {
 
 process.stdout.on('error', (err) => process.exit(err.code === 'EPIPE' ? 0 : 1));
 
+console.log(`ws-apm demo: a plain ws chat server and its clients, each started with -r ws-apm/register
+(console backend), for about ten seconds. One line per operation:
+  time  OPERATION route  duration  trace= span= parent= [link=]  ok|ERROR  attributes
+What to look at:
+  WS CONNECT        a handshake: the server's (status=101) is the child (parent=) of the client's, same trace=
+  WS RECEIVE ... chat  a message: a trace of its own, linked (link=) to its connection's handshake;
+                    the WS SEND lines whose parent= is its span= are the chat relayed to the room
+  WS RECEIVE ... crash ERROR  the server's deliberate handler bug, with its exception (the app still gets it;
+                    ws stops reading that socket, and the heartbeat later terminates it)
+  WS PING           a heartbeat round trip, rtt_ms in milliseconds
+  WS CLOSE          one summary per connection: close code, who closed it (by=), broken, messages in/out
+  metrics           each process's counters and histograms; active_connections ends at 0
+`);
+
 const server = start('[server] ', 'chat-server.js');
 readline.createInterface({ input: server.stdout }).once('line', (line) => {
   const port = line.replace('PORT ', '');

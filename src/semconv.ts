@@ -59,7 +59,7 @@ export const ATTR_WS_MESSAGE_KEPT = 'websocket.message.kept';
 export const ATTR_WS_MESSAGE_START_TIME_MS = 'websocket.message.start_time_ms';
 export const ATTR_WS_MESSAGE_DURATION_MS = 'websocket.message.duration_ms';
 
-// Metrics (DESIGN.md, "Metrics").
+// Metrics (recorded by src/tracer/metrics.ts, which says which attributes each carries).
 export const METRIC_ACTIVE_CONNECTIONS = 'websocket.server.active_connections';
 export const METRIC_CONNECTIONS = 'websocket.server.connections';
 export const METRIC_CONNECTION_DURATION = 'websocket.connection.duration';

@@ -1,5 +1,5 @@
 /**
- * The message rules (issues 11 and 12) on the two real agents, each app in a child process
+ * The message rules (parents, links, sampling) on the two real agents, each app in a child process
  * started as a user starts it (`-r ws-apm/register` with elastic-apm-node, `-r newrelic -r
  * ws-apm/register`): the Elastic agent reports to a local intake that validates every event
  * against APM Server's intake schemas, New Relic to the local fake collector. The OpenTelemetry

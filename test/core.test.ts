@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { EventEmitter, once } from 'node:events';
+import { performance } from 'node:perf_hooks';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api';
 import { getInstrumentation, inject, instrument, type InstrumentOptions, runWithContext, setUser } from '../src/index';
@@ -299,14 +300,24 @@ for (const [label, load] of WS_VERSIONS) {
 
     test('ping/pong records the heartbeat round trip; WS_APM_TRACE_HEARTBEAT adds a span', async () => {
       await use(ws, { traceHeartbeat: true });
-      const { socket } = await pair({}, `/hb-${label.replace(' ', '')}`);
+      const route = `/hb-${label.replace(' ', '')}`;
+      const { socket } = await pair({}, route);
+      // The round trip as the app sees it, around ws-apm's own measurement.
+      const before = performance.now();
       socket.ping();
       await once(socket, 'pong');
+      const outer = performance.now() - before;
       const points = (await collectMetrics()).get('websocket.heartbeat.rtt') ?? [];
-      const serverPoints = points.filter((p) => p.attributes['websocket.route'] === `/hb-${label.replace(' ', '')}` && p.attributes['websocket.side'] === 'server');
+      const serverPoints = points.filter((p) => p.attributes['websocket.route'] === route && p.attributes['websocket.side'] === 'server');
       assert.equal(serverPoints.reduce((n, p) => n + (p.count ?? 0), 0), 1);
       const [ping] = await waitForSpans(/^WS PING \/hb/);
-      assert.ok((attr(ping, 'websocket.heartbeat.rtt_ms') as number) >= 0);
+      const rtt = attr(ping, 'websocket.heartbeat.rtt_ms') as number;
+      assert.ok(rtt > 0 && rtt <= outer, `rtt_ms ${rtt} within the app's own round trip (${outer} ms)`);
+      // The histogram holds the same round trip, in seconds.
+      assert.ok(Math.abs((serverPoints[0].sum ?? NaN) - rtt / 1000) < 1e-9, `histogram sum ${serverPoints[0].sum} s = ${rtt} ms`);
+      assert.equal(ping.name, `WS PING ${route}`);
+      assert.equal(attr(ping, 'websocket.side'), 'server');
+      assert.equal(ping.links[0].context.spanId, spansNamed(`WS CONNECT ${route}`)[0].spanContext().spanId, 'linked to its handshake');
     });
 
     test('a close is a WS CLOSE summary with code, reason, initiator and counts; the gauge goes back to 0', async () => {

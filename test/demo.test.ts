@@ -96,6 +96,35 @@ describe('npm run demo', { skip: process.platform !== 'linux' && 'finds and watc
     await allEnd(children);
   });
 
+  test('run to its end: a legend first, values rounded, every connection closed, active_connections back to 0', { timeout: 60_000 }, async () => {
+    const run = spawn(process.execPath, [path.join(DEMO, 'run.js')], { env: cleanEnv({}), stdio: ['ignore', 'pipe', 'pipe'] });
+    started.push(run.pid!);
+    const lines: string[] = [];
+    readline.createInterface({ input: run.stdout! }).on('line', (line) => lines.push(line));
+    run.stderr!.resume();
+    assert.deepEqual(await once(run, 'exit'), [0, null]);
+    assert.equal(lines.at(-1), 'demo done');
+    // The legend comes before any operation line, and names what each kind of line is.
+    const firstOperation = lines.findIndex((l) => /^\[(server|clients)\]/.test(l));
+    assert.ok(firstOperation > 0, 'output from the server and clients, after the legend');
+    const legend = lines.slice(0, firstOperation).join('\n');
+    for (const kind of ['WS CONNECT', 'WS RECEIVE', 'WS PING', 'WS CLOSE', 'metrics']) assert.match(legend, new RegExp(`^  ${kind} `, 'm'), kind);
+    // Values read at a glance: at most two decimals (rtt_ms=1.64, not 1.6382399999997688).
+    const pings = lines.filter((l) => /\] .* WS PING /.test(l));
+    assert.ok(pings.length > 0, 'the heartbeat is traced');
+    for (const l of pings) assert.match(l, / rtt_ms=\d+(\.\d{1,2})? /, l);
+    for (const l of lines) assert.doesNotMatch(l, /=\d+\.\d{3,}/, l);
+    // The server accepted four connections and summarized four closes, the crashed one included
+    // (ws never emits its close: ws-apm records it when the heartbeat's terminate ends its socket).
+    const server = lines.filter((l) => l.startsWith('[server]'));
+    assert.equal(server.filter((l) => / WS CONNECT .* status=101/.test(l)).length, 4, server.join('\n'));
+    assert.equal(server.filter((l) => / WS CLOSE /.test(l)).length, 4, server.join('\n'));
+    const metrics = server.filter((l) => / metrics /.test(l));
+    assert.equal(new Set(metrics).size, metrics.length, 'no metrics line printed twice (the same line again says nothing new)');
+    assert.match(metrics.at(-1)!, /websocket\.server\.active_connections\{\/rooms\/:room\}=0 /);
+    assert.match(metrics.at(-1)!, /websocket\.server\.connections\{\/rooms\/:room,accepted\}=4 /);
+  });
+
   test('a chat server whose stdout is a closed pipe exits at its next write instead of looping on EPIPE', { timeout: 30_000 }, async () => {
     const server = spawn(process.execPath, ['-r', path.join(ROOT, 'dist', 'register.js'), path.join(DEMO, 'chat-server.js')], {
       env: cleanEnv({ WS_APM_BACKEND: 'console' }),

@@ -122,6 +122,16 @@ after(async () => {
   await receiver.stop();
 });
 
+describe('examples/chat bind address', () => {
+  test('without HOST the server listens on 127.0.0.1 only, and says how to accept other machines', async () => {
+    // HOST empty reads as unset (a HOST from the environment running the tests must not leak in).
+    const server = start([SERVER_JS], otelEnv('chat-bind', { JWT_SECRET: SECRET, PORTS: '0', INSTANCE: 'bind', HOST: '' }));
+    const [, port] = await server.line(/^LISTENING bind (\d+) ws$/);
+    await server.line(new RegExp(`^bind: listening on 127\\.0\\.0\\.1:${port} \\(this machine only; HOST=0\\.0\\.0\\.0 for other machines\\)$`));
+    assert.deepEqual(await stop(server), { code: 0, signal: null });
+  });
+});
+
 describe('examples/chat with the in-process broker (two instances in one process)', { timeout: 90_000 }, () => {
   let server: Child;
   let alice: Child;

@@ -5,14 +5,13 @@
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { run } from './helpers/child';
 import { CLIENT, CONSUMER, OtlpReceiver, otlpEnv, PRODUCER, SERVER } from './helpers/otlp-receiver';
-import { requireOrSkip } from './helpers/requirements';
+import { missingInstall, requireOrSkip } from './helpers/requirements';
 
 
 let receiver: OtlpReceiver;
@@ -195,11 +194,11 @@ describe('backend selection', () => {
 describe('OpenTelemetry JS SDK 3.x', () => {
   const [major, minor] = process.versions.node.split('.').map(Number);
   const supported = major > 22 || (major === 22 && minor >= 15);
-  const installed = existsSync(path.join(__dirname, 'matrix', 'otel-sdk-3', 'node_modules', '@opentelemetry', 'sdk-node'));
+  const sdk3 = path.join(__dirname, 'matrix', 'otel-sdk-3');
 
   // SDK 3 needs Node >= 22.15; on such a Node it needs its own install (.ci/run makes it): skipped without it, required in CI.
   test('an app on SDK 3 (sdk-node 0.301) gets ws spans through its own SDK', { skip: !supported && `SDK 3 needs Node >= 22.15, this is ${process.version}` }, async (t) => {
-    if (requireOrSkip(t, installed ? undefined : 'test/matrix/otel-sdk-3 is not installed: npm ci --prefix test/matrix/otel-sdk-3 (.ci/run installs it)')) return;
+    if (requireOrSkip(t, missingInstall(sdk3, '@opentelemetry/sdk-node', 'npm ci --prefix test/matrix/otel-sdk-3 (.ci/run installs it)'))) return;
     const server = run(['-r', '../../matrix/otel-sdk-3/tracing.js', '-r', 'ws-apm/register', 'server.js'], otelEnv('sdk3-server', { FIXTURE_ONCE: '1' }));
     await server.line(/^SDK 0\.30\d\.\d+/);
     const [, port] = await server.line(/^PORT (\d+)/);

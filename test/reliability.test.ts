@@ -1,5 +1,5 @@
 /**
- * ws-apm never hurts the app (issue 7): rejected promises from listeners, sockets that
+ * ws-apm never hurts the app: rejected promises from listeners, sockets that
  * die at awkward moments, handshakes that never complete, ws-apm loaded twice or late,
  * hostile headers, frames and JSON, cardinality floods, secrets in URLs and logs, and
  * body capture on ignored routes. In process with a recording adapter (it sees exactly
@@ -18,7 +18,7 @@ import { isWrapped } from '../src/patch/wrap';
 import { isValidTraceparent } from '../src/tracer/propagation';
 import { cleanEnv, FIXTURES, run } from './helpers/child';
 import { ACTIVE, CONNECTIONS, recordingAdapter, type RecordingAdapter } from './helpers/reliability-adapter';
-import { clientFrame, closedPort, heapAfterGc, pool, rawExchange, upgradeRequest } from './helpers/reliability-net';
+import { clientFrame, heapAfterGc, pool, rawExchange, refusingPort, upgradeRequest } from './helpers/reliability-net';
 import { closed, connect, nextConnection, rawUpgrade, socketClass, startServer, WS_VERSIONS, type Server, type WsModule } from './helpers/ws';
 
 const ws8 = require('ws') as WsModule;
@@ -57,6 +57,22 @@ function assertConsistent(adapter: RecordingAdapter, label: string): void {
   // One connection-duration value per closed socket, ignored routes included.
   const serverCloses = adapter.histogramCount('websocket.connection.duration', { 'websocket.side': 'server' });
   assert.equal(serverCloses, accepted, `${label}: opened = closed (server sockets)`);
+}
+
+/**
+ * What ws-apm recorded, one line per operation, sorted: a handshake or connect with its status
+ * (and `failed`), a close with its code, initiator, broken flag and message counts. A client's
+ * port in an operation name reads `PORT`.
+ */
+function recorded(adapter: RecordingAdapter): string[] {
+  return adapter.ops.map((o) => {
+    const a = { ...o.attributes, ...o.outcome?.attributes };
+    const name = o.name.replace(/:\d+\//, ':PORT/');
+    if (o.role === 'close') {
+      return `${name} code=${a['websocket.close.code']} by=${a['websocket.close.initiator']} broken=${a['websocket.connection.broken']} in=${a['websocket.messages.in']} out=${a['websocket.messages.out']}`;
+    }
+    return `${name} status=${a['http.response.status_code']}${o.outcome?.failed || o.outcome?.error !== undefined ? ' failed' : ''}`;
+  }).sort();
 }
 
 after(async () => {
@@ -104,6 +120,45 @@ describe('a listener that returns a rejected promise', () => {
   }
 });
 
+// ------------------------------------------------------------------ a listener that throws
+
+describe('a message listener that throws, in an app that survives it', () => {
+  function runFixture(env: Record<string, string>): Promise<Record<string, unknown>> {
+    const proc = spawn(process.execPath, ['--import', 'tsx', 'listener-throws.js'], {
+      cwd: path.join(FIXTURES, 'reliability'),
+      env: cleanEnv(env),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    proc.stdout.on('data', (c: Buffer) => (out += c));
+    proc.stderr.on('data', (c: Buffer) => (err += c));
+    return once(proc, 'exit').then(([code]) => {
+      assert.equal(code, 0, `${out}\n${err}`);
+      return JSON.parse(out.trim().split('\n').pop() as string) as Record<string, unknown>;
+    });
+  }
+
+  for (const ws of ['ws', 'ws7']) {
+    test(`${ws}: ws never emits that socket's close; once its TCP socket is gone, ws-apm records the close and the gauge is back to 0`, async () => {
+      const [bare, withApm] = await Promise.all([runFixture({ WS_MODULE: ws, WITH_APM: '0' }), runFixture({ WS_MODULE: ws, WITH_APM: '1' })]);
+      const { recorded, opsOpen, active, ...observed } = withApm;
+      assert.deepEqual(observed, bare, 'the app observes exactly the same with ws-apm');
+      // What ws does, with or without ws-apm: no close event, the socket left in wss.clients.
+      assert.deepEqual(bare, { uncaught: ['handler bug'], received: ['boom'], serverCloseEvents: 0, clientCode: 1006, serverReadyState: 2, clientsLeft: 1 });
+      assert.deepEqual(recorded, [
+        'WS CLOSE /boom code=1006 by=network broken=true in=0', // the client's
+        'WS CLOSE /boom code=1006 by=server broken=true in=1', // the server's: made by ws-apm when its TCP socket closed
+        'WS CONNECT /boom',
+        'WS CONNECT 127.0.0.1:PORT/boom',
+        'WS RECEIVE /boom failed',
+      ]);
+      assert.equal(opsOpen, 0);
+      assert.equal(active, 0);
+    });
+  }
+});
+
 // ------------------------------------------------------------------ lifecycle faults
 
 for (const [label, load] of WS_VERSIONS) {
@@ -111,7 +166,7 @@ for (const [label, load] of WS_VERSIONS) {
   const WebSocket = socketClass(ws);
   const WSS = (ws.WebSocketServer ?? (ws as unknown as { Server: typeof ws.WebSocketServer }).Server);
 
-  describe(`${label}: sockets that die at awkward moments leak nothing`, () => {
+  describe(`${label}: sockets that die at awkward moments are recorded as they ended, and leak nothing`, () => {
     let server: Server | undefined;
     afterEach(async () => {
       await server?.close();
@@ -119,14 +174,18 @@ for (const [label, load] of WS_VERSIONS) {
       await uninstrumentAll();
     });
 
-    /** Run `scenario` without ws-apm, then with it: the app sees the same; then the counts hold. */
-    async function compare(name: string, scenario: () => Promise<unknown>): Promise<void> {
+    /**
+     * Run `scenario` without ws-apm, then with it: the app sees the same, the counts hold, and
+     * ws-apm recorded `expected(what the app saw)` (see `recorded`).
+     */
+    async function compare<T>(name: string, scenario: () => Promise<T>, expected: (observed: T) => string[]): Promise<void> {
       await uninstrumentAll();
       const bare = await scenario();
       const adapter = await apm(ws);
       const observed = await scenario();
       assert.deepEqual(observed, bare, `${name}: same outcome with ws-apm`);
       assertConsistent(adapter, name);
+      assert.deepEqual(recorded(adapter), expected(observed).sort(), `${name}: what ws-apm recorded`);
     }
 
     test('the peer dies in the middle of a frame (declared 1000 bytes, sent 10, then TCP reset)', async () => {
@@ -144,7 +203,11 @@ for (const [label, load] of WS_VERSIONS) {
         await server.close();
         server = undefined;
         return { status: response.slice(0, 12), code, messages };
-      });
+      }, ({ code }) => [
+        // The half frame is no message; the close is the network's.
+        'WS CONNECT /mid status=101',
+        `WS CLOSE /mid code=${code} by=network broken=true in=0 out=0`,
+      ]);
     });
 
     test('terminate() inside a send callback, on the server and on the client', async () => {
@@ -170,7 +233,13 @@ for (const [label, load] of WS_VERSIONS) {
         await server.close();
         server = undefined;
         return results;
-      });
+      }, () => [
+        // Each round: the victim's close is its own (its one send counted), the peer's is the network's (one message in).
+        'WS CONNECT 127.0.0.1:PORT/term status=101', 'WS CONNECT /term status=101',
+        'WS CLOSE /term code=1006 by=server broken=true in=0 out=1', 'WS CLOSE /term code=1006 by=network broken=true in=1 out=0',
+        'WS CONNECT 127.0.0.1:PORT/term status=101', 'WS CONNECT /term status=101',
+        'WS CLOSE /term code=1006 by=client broken=true in=0 out=1', 'WS CLOSE /term code=1006 by=network broken=true in=1 out=0',
+      ]);
     });
 
     test('server close() with open clients (its own http server)', async () => {
@@ -192,7 +261,12 @@ for (const [label, load] of WS_VERSIONS) {
         const serverCodes = (await serverCloses).map(([c]) => c);
         await wssClosed;
         return { codes, serverCodes };
-      });
+      }, ({ codes, serverCodes }) => [
+        ...codes.flatMap(() => ['WS CONNECT 127.0.0.1:PORT/shutdown status=101', 'WS CONNECT /shutdown status=101']),
+        // The server began every close: a clean one (ws 8: 1001 both ways), or a dropped one (ws 7: 1006, which its clients see as the network's).
+        ...serverCodes.map((c) => `WS CLOSE /shutdown code=${c} by=server broken=${c === 1006} in=0 out=0`),
+        ...codes.map((c) => `WS CLOSE /shutdown code=${c} by=${c === 1006 ? 'network' : 'server'} broken=${c === 1006} in=0 out=0`),
+      ]);
     });
 
     test('clients that never complete the handshake: half a request, a bad key, a disconnect during verifyClient', async () => {
@@ -237,7 +311,13 @@ for (const [label, load] of WS_VERSIONS) {
         await server.close();
         server = undefined;
         return { half: half.split('\r\n')[0], bad: bad.response.split('\r\n')[0], code };
-      });
+      }, ({ code }) => [
+        // Half a request never reaches ws (Node answers it): nothing. The rest are handshakes, two rejected.
+        'WS CONNECT /badkey status=400 failed',
+        'WS CONNECT /leaver status=101',
+        `WS CLOSE /leaver code=${code} by=network broken=true in=0 out=0`,
+        'WS CONNECT /leaver2 status=401 failed',
+      ]);
     });
   });
 }
@@ -630,9 +710,10 @@ describe('secrets in URLs never reach a recorded attribute or a log line', () =>
     const res = await rawUpgrade(server.port, '/y?apikey=APIKEY-3&jwt=JWT-FOUR&PASSWORD=PW-FIVE&signature=SIG-SIX');
     res.destroy();
     // Error paths: a refused connect (wss with credentials and a token), and a 403.
-    const port = await closedPort();
-    const failing = new (socketClass(ws))(`wss://s3cr3t-user:hunter2-pass@127.0.0.1:${port}/z?token=TOKEN-ONE`);
+    const refusing = await refusingPort();
+    const failing = new (socketClass(ws))(`wss://s3cr3t-user:hunter2-pass@127.0.0.1:${refusing.port}/z?token=TOKEN-ONE`);
     const [err] = await once(failing, 'error').catch((e) => [e]);
+    await refusing.release();
     assert.match(String(err), /ECONNREFUSED/);
     await server.close();
     const denied = await startServer(ws, { verifyClient: () => false });

@@ -1,5 +1,5 @@
 /**
- * Sampling that means what it says (issue 12), in process with the real OpenTelemetry SDK:
+ * Sampling that means what it says, in process with the real OpenTelemetry SDK:
  * an unsampled message runs in a non-sampled context (nothing nested records, "-00"
  * downstream), an upstream decision carried in the message is honoured, the rate limit holds
  * under a flood, failed and slow unsampled messages are recorded anyway with their real start

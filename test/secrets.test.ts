@@ -1,5 +1,5 @@
 /**
- * Issue 10, parts 4–6, against the real instrumentations: ws's upgrade request *is* the
+ * Client connects and secrets against the real instrumentations: ws's upgrade request *is* the
  * client `WS CONNECT`, so each backend's own http client instrumentation must stand aside
  * for it (one client span per connect, the server's handshake its child), and the token in
  * the URL must never reach any payload a backend sends (spans, events, metrics, errors).
@@ -23,7 +23,7 @@ import { agentEnv, type IntakeEvent, startIntake } from './helpers/elastic-intak
 import { agentHome, FakeCollector } from './helpers/newrelic-collector';
 import { runFixture, startFixture } from './helpers/newrelic-fixture';
 import { recordingAdapter } from './helpers/reliability-adapter';
-import { closedPort } from './helpers/reliability-net';
+import { refusingPort } from './helpers/reliability-net';
 import { captureStderr } from './helpers/stderr';
 import { socketClass, startServer, WS_VERSIONS } from './helpers/ws';
 import { CLIENT, OtlpReceiver, otlpEnv, SERVER, type ReceivedSpan } from './helpers/otlp-receiver';
@@ -88,13 +88,13 @@ describe('OpenTelemetry: the app\'s SDK with @opentelemetry/instrumentation-http
     'SDK, then ws-apm': (dir) => ['-r', `${dir}/otel-tracing.js`, '-r', 'ws-apm/register'],
     'ws-apm, then SDK': (dir) => ['-r', 'ws-apm/register', '-r', `${dir}/otel-tracing.js`],
     'ws-apm, then SDK on its own copy of the API': (dir) => ['-r', 'ws-apm/register', '-r', `${dir}/otel-tracing-own-api.js`],
-    // The issue's setup: everything auto-instrumentations-node registers (0.81), then ws-apm.
+    // A common setup: everything auto-instrumentations-node registers (0.81), then ws-apm.
     'auto-instrumentations-node, then ws-apm': () => ['--require', AUTO, '-r', 'ws-apm/register'],
     'ws-apm, then auto-instrumentations-node': () => ['-r', 'ws-apm/register', '--require', AUTO],
   };
 
   for (const [order, preload] of Object.entries(ORDERS)) {
-    test(`${order}: one client span per connect (ours, redacted), the server handshake its child, no secret in any OTLP request; http from the socket's listeners and a reconnect still traced`, async () => {
+    test(`${order}: one client span per connect (ours, redacted), the server handshake its child, no secret in any OTLP request; http from the socket's listeners and a reconnect still traced`, async (t) => {
       const tag = order.replace(/\W+/g, '-');
       const serverName = `secrets-otel-server-${tag}`;
       const clientName = `secrets-otel-client-${tag}`;
@@ -104,7 +104,9 @@ describe('OpenTelemetry: the app\'s SDK with @opentelemetry/instrumentation-http
         });
       const server = run([...preload('../secrets'), 'server.js'], env(serverName, { FIXTURE_ONCE: '1' }));
       const port = Number((await server.line(/^PORT (\d+)/))[1]);
-      const refusedPort = await closedPort();
+      const refusing = await refusingPort();
+      t.after(() => refusing.release());
+      const refusedPort = refusing.port;
       const client = run(
         [...preload('.'), 'otel-client.js'],
         env(clientName, {
@@ -189,14 +191,16 @@ describe('Elastic: the real agent with its http instrumentation, and ws-apm from
   for (const [order, inTransaction] of [
     ['ws-apm starts the agent', false], ['ws-apm starts the agent', true], ['the agent first', false], ['the agent first', true],
   ] as const) {
-    test(`${order}, client ${inTransaction ? 'inside an app transaction' : 'outside any transaction'}: one exit span per connect and no http span for it, the server handshake its child, client sends are exit spans, no secret in any intake event`, async () => {
+    test(`${order}, client ${inTransaction ? 'inside an app transaction' : 'outside any transaction'}: one exit span per connect and no http span for it, the server handshake its child, client sends are exit spans, no secret in any intake event`, async (t) => {
       const preload = order === 'the agent first' ? ['-r', 'elastic-apm-node/start', '-r', './dist/register.js'] : ['-r', './dist/register.js'];
       const serverIntake = await startIntake();
       const clientIntake = await startIntake();
       try {
         const server = fixture('server.js', agentEnv(serverIntake.url, { WS_APM_BACKEND: 'elastic', ELASTIC_APM_SERVICE_NAME: 'secrets-server' }), preload);
         const { port } = await server.next('listening');
-        const refusedPort = await closedPort();
+        const refusing = await refusingPort();
+        t.after(() => refusing.release());
+        const refusedPort = refusing.port;
         const client = fixture('../secrets/elastic-client.js', agentEnv(clientIntake.url, {
           WS_APM_BACKEND: 'elastic',
           ELASTIC_APM_SERVICE_NAME: 'secrets-client',
@@ -296,7 +300,7 @@ describe('New Relic: the real agent with its http instrumentation, and ws-apm fr
   });
 
   for (const inTransaction of [false, true]) {
-    test(`client ${inTransaction ? 'inside an app transaction' : 'outside any transaction'}: one client segment per connect (ours), no External segment for the upgrade, the server handshake its child, no secret in any collector payload`, async () => {
+    test(`client ${inTransaction ? 'inside an app transaction' : 'outside any transaction'}: one client segment per connect (ours), no External segment for the upgrade, the server handshake its child, no secret in any collector payload`, async (t) => {
       const c = await FakeCollector.start();
       const serverHome = agentHome(c.port, c.certPem, 'secrets-nr-server');
       const clientHome = agentHome(c.port, c.certPem, 'secrets-nr-client');
@@ -306,7 +310,9 @@ describe('New Relic: the real agent with its http instrumentation, and ws-apm fr
       try {
         const { port } = (await server.report((r) => 'port' in r, 'its port')) as { port: number };
         await c.waitFor(() => c.calls.includes('agent_settings'), 'the server agent to connect');
-        const refusedPort = await closedPort();
+        const refusing = await refusingPort();
+        t.after(() => refusing.release());
+        const refusedPort = refusing.port;
         const client = await runFixture('../secrets/newrelic-client.js', {
           ...clientHome.env,
           ...traces,
@@ -447,7 +453,7 @@ describe('ws-apm\'s http wrappers stay the outermost ones', () => {
   });
 });
 
-describe('an adapter whose inject throws during a client connect (issue 10, part 6)', () => {
+describe('an adapter whose inject throws during a client connect', () => {
   afterEach(async () => {
     await getInstrumentation()?.uninstrument();
   });

@@ -1,5 +1,5 @@
 /**
- * Load and soak (issue 7), in child processes with a bounded size and time:
+ * Load and soak, in child processes with a bounded size and time:
  * - N concurrent connections (10,000 by default, WS_APM_SOAK_CONNECTIONS overrides; capped
  *   by the file-descriptor limit the child can get) with a heartbeat and steady traffic:
  *   no error, the active-connections gauge equal to wss.clients.size at every sample,

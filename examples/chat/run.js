@@ -48,7 +48,8 @@ if (env.REDIS_URL) {
 setTimeout(() => {
   start('alice', 'client.js', { CHAT_USER: 'alice', SERVER_URLS: urls[0], SEND_EVERY_MS: '2000', REFRESH_MS: env.REFRESH_MS || '15000', OTEL_SERVICE_NAME: 'chat-client' });
   start('bob', 'client.js', { CHAT_USER: 'bob', SERVER_URLS: urls[1], SEND_EVERY_MS: '3000', REFRESH_MS: env.REFRESH_MS || '15000', OTEL_SERVICE_NAME: 'chat-client' });
-  console.log(`\nbrowser: http://127.0.0.1:${PORT}/?user=ann&room=lobby  (and :${PORT + 1}, the other instance)\n`);
+  console.log(`\nbrowser: http://127.0.0.1:${PORT}/?user=ann&room=lobby  (and :${PORT + 1}, the other instance)`);
+  console.log(DURATION_MS > 0 ? `running for ${DURATION_MS / 1000} s\n` : 'running until Ctrl-C\n');
 }, 500);
 
 let stopping = false;

@@ -8,7 +8,8 @@
 //   JWT_SECRET        HS256 secret (required)
 //   PORTS             comma-separated ports, one instance each (default 8080; 0 = any free port).
 //                     Several instances in one process share the in-process broker.
-//   HOST              bind address (default 0.0.0.0)
+//   HOST              bind address (default 127.0.0.1: this machine only; 0.0.0.0 for every
+//                     interface, as the Docker image sets)
 //   INSTANCE          instance name (default the host name; `<name>-<n>` when PORTS has several)
 //   REDIS_URL         redis://host:6379 to fan rooms out through Redis; unset = in-process broker
 //   TLS_CERT, TLS_KEY PEM files: serve HTTPS/WSS instead of HTTP/WS
@@ -36,7 +37,7 @@ if (!SECRET) {
   console.error('JWT_SECRET is required');
   process.exit(2);
 }
-const HOST = env.HOST || '0.0.0.0';
+const HOST = env.HOST || '127.0.0.1';
 const PORTS = (env.PORTS || env.PORT || '8080').split(',').map((p) => Number(p.trim()));
 const HEARTBEAT_MS = Number(env.HEARTBEAT_MS || 30000);
 const TOKEN_TTL_S = Number(env.TOKEN_TTL_S || 7200);
@@ -202,8 +203,9 @@ function startInstance(/** @type {string} */ name, /** @type {number} */ port) {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, HOST, () => {
-      const actual = /** @type {import('node:net').AddressInfo} */ (server.address()).port;
+      const { address, port: actual } = /** @type {import('node:net').AddressInfo} */ (server.address());
       console.log(`LISTENING ${name} ${actual} ${TLS ? 'wss' : 'ws'}`);
+      console.log(`${name}: listening on ${address}:${actual}${address === '127.0.0.1' ? ' (this machine only; HOST=0.0.0.0 for other machines)' : ''}`);
       resolve({ name, deliver, stop });
     });
   });

@@ -56,6 +56,7 @@ export class ConsoleAdapter implements Adapter<ConsoleOp, Ref> {
   private readonly storage = new AsyncLocalStorage<ConsoleOp | Ref>();
   private source: MetricSource | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private lastMetrics = '';
 
   constructor(private readonly write: (line: string) => void = (line) => process.stderr.write(`${line}\n`)) {}
 
@@ -101,7 +102,7 @@ export class ConsoleAdapter implements Adapter<ConsoleOp, Ref> {
     parts.push(failed ? 'ERROR' : 'ok');
     for (const [key, label] of SHOWN) {
       const value = attributes[key];
-      if (value !== undefined && value !== '') parts.push(`${label}=${typeof value === 'string' ? JSON.stringify(value) : value}`);
+      if (value !== undefined && value !== '') parts.push(`${label}=${shown(value)}`);
     }
     if (outcome.error !== undefined) {
       const e = outcome.error;
@@ -185,7 +186,10 @@ export class ConsoleAdapter implements Adapter<ConsoleOp, Ref> {
       const unitIsSeconds = inSeconds(name);
       parts.push(`${name}{count=${count},avg=${unitIsSeconds ? `${((sum / count) * 1000).toFixed(2)}ms` : `${Math.round(sum / count)}B`}}`);
     }
-    if (parts.length > 0) this.write(`metrics ${parts.join(' ')}`);
+    // The same line again (a flush on SIGTERM, then the one at exit) says nothing new.
+    const line = `metrics ${parts.join(' ')}`;
+    if (parts.length > 0 && line !== this.lastMetrics) this.write(line);
+    this.lastMetrics = line;
   }
 
   async flush(): Promise<void> {
@@ -195,6 +199,13 @@ export class ConsoleAdapter implements Adapter<ConsoleOp, Ref> {
   async shutdown(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
   }
+}
+
+/** A value as read on one line: strings quoted, fractions to two decimals (`rtt_ms=1.64`). */
+function shown(value: string | number | boolean): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'number' && !Number.isInteger(value)) return String(Math.round(value * 100) / 100);
+  return String(value);
 }
 
 function parseTraceparent(value: string | string[] | undefined): Ref | undefined {

@@ -26,7 +26,13 @@ export function patchWebSocket(proto: object, tracer: Tracer, upgrades: ClientUp
       if (event === 'message' && (argc === 2 || argc === 3)) {
         // The listeners get exactly ws's arguments: ws 8 passes isBinary, ws 7 does not.
         const args = argc === 2 ? [event, a] : [event, a, b];
-        return messages.receive(this, a, sizeOf(a), receivedBinary(a, b), this.listenerCount('message') > 0, original, args);
+        try {
+          return messages.receive(this, a, sizeOf(a), receivedBinary(a, b), this.listenerCount('message') > 0, original, args);
+        } catch (err) {
+          // The app's exception, re-thrown unchanged; ws will not emit this socket's close.
+          closes.listenerThrew(this);
+          throw err;
+        }
       }
       switch (event) {
         case 'close':

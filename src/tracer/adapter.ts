@@ -1,5 +1,5 @@
 /**
- * The one interface every backend implements (DESIGN.md, "Adapter").
+ * The one interface every backend implements (docs/ARCHITECTURE.md, steps 5 and 6).
  *
  * The tracer decides *what* happens (names, attributes, parents, links, sampling);
  * an adapter only knows *how* its backend starts, ends and activates an operation and
@@ -19,7 +19,7 @@ export type Attributes = Record<string, AttributeValue | undefined>;
 /** A header-like bag: incoming request headers, or a broker message's metadata. */
 export type Carrier = Record<string, string | string[] | undefined>;
 
-/** What the operation is, in backend-neutral terms (DESIGN.md telemetry table). */
+/** What the operation is, in backend-neutral terms: each adapter maps it to its own kind of span, transaction or segment. */
 export type OperationRole =
   | 'connect' // server accepts/rejects an upgrade
   | 'receive' // a message arrives (server or client socket)

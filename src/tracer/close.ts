@@ -5,17 +5,60 @@
  * app's close listeners run inside the summary operation.
  */
 import * as S from '../semconv';
+import { log } from '../logger';
 import type { Attributes, Side } from './adapter';
 import { now, runAndEnd, type TracerCore } from './core';
 
 type AnyFn = (...args: any[]) => any;
+
+/** The part of ws's `_socket` (its TCP socket: private, but the same in ws 7 and 8) used here. */
+interface RawSocket {
+  readonly destroyed?: boolean;
+  once(event: 'close', listener: () => void): unknown;
+}
+
+const NO_LISTENERS = (): boolean => false;
 
 const MAX_CLOSE_REASON = 123; // the protocol's own limit for a close reason
 const NO_STATUS = 1005;
 const ABNORMAL = 1006;
 
 export class Closes {
+  /** Sockets whose message listener threw: ws will never emit their `close`. */
+  private readonly stalled = new WeakSet<object>();
+
   constructor(private readonly core: TracerCore) {}
+
+  /**
+   * A message listener of `ws` threw. ws's receiver stops at that message (the write that
+   * delivered it never completes), so ws never emits this socket's `close`, even once its TCP
+   * socket is gone, and keeps it in `wss.clients`. Without this, its WS CLOSE would never be
+   * recorded and `active_connections` would count it forever. So its summary is made when
+   * the TCP socket closes (one turn later: a `close` ws does emit, for a message the app
+   * emitted itself, comes first and is the one recorded). The app's close listeners are not
+   * run: ws never calls them.
+   */
+  listenerThrew(ws: object): void {
+    try {
+      if (this.stalled.has(ws) || !this.core.sockets.has(ws)) return;
+      const socket = (ws as { _socket?: RawSocket })._socket;
+      if (socket === undefined || socket === null || typeof socket.once !== 'function') return;
+      this.stalled.add(ws);
+      const gone = (): void => {
+        setImmediate(() => {
+          try {
+            if (this.core.sockets.has(ws)) this.closed(ws, ABNORMAL, undefined, NO_LISTENERS, []);
+          } catch (err) {
+            log.fault('ws-apm close', err);
+          }
+        });
+      };
+      if (socket.destroyed === true) gone();
+      else socket.once('close', gone);
+    } catch (err) {
+      log.fault('ws-apm close', err);
+    }
+  }
 
   /** `close()` was called: by the app (local) or by ws answering the peer's close frame (remote). */
   closing(ws: object, byPeer: boolean): void {

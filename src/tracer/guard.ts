@@ -3,7 +3,13 @@
  * through here: a fault is logged once per key (rate-limited by the logger), user code
  * runs exactly once with its own `this`, arguments, return value and exception whatever
  * the adapter does, and after MAX_FAULTS faults the backend is switched off (replaced by
- * the adapter that records nothing), as dd-trace disables a plugin that keeps failing.
+ * the adapter that records nothing). dd-trace is stricter: the try/catch in its
+ * `Plugin.addSub` disables a plugin at its first error. A backend here gets MAX_FAULTS,
+ * so that one odd value does not end a process's telemetry, while one that keeps failing
+ * soon stops costing the app anything.
+ *
+ * The lifecycle calls (flush, exit, shutdown) do not come through here: src/index.ts and
+ * src/exit.ts make them outside any app call and log a rejection where they make it.
  *
  * Running user code inside an adapter allocates nothing per call: the adapter is handed
  * one argument-less trampoline per guard (so backends need no `bind` or spread), which

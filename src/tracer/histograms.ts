@@ -1,5 +1,6 @@
 /**
- * Histograms aggregated by the tracer itself (DESIGN.md, "Cheap when not sampled"): one
+ * Histograms aggregated by the tracer itself, so that a message costs the same few additions
+ * whether it is sampled or not (docs/ARCHITECTURE.md, step 8): one
  * cell per (metric, attribute set), made once and kept, so recording a value is a few
  * comparisons and additions — no attribute hashing, no allocation, no backend call.
  * Every adapter reads the cells on its backend's own collection cycle (adapter.ts).

@@ -1,5 +1,5 @@
 /**
- * The metrics of DESIGN.md, recorded cheaply: counters are plain number cells and
+ * ws-apm's metrics (names in semconv.ts), recorded cheaply: counters are plain number cells and
  * histograms are bucket cells (histograms.ts), both read by the adapter on its own
  * collection cycle (a few additions per message, whatever the backend); every attribute
  * set is built once per route, message name or close-code class, and reused.
@@ -81,8 +81,8 @@ export class RouteMetrics {
     this.inBinary = messages('in', 'binary');
     this.outText = messages('out', 'text');
     this.outBinary = messages('out', 'binary');
-    // Per-message histograms carry as few attributes as DESIGN.md asks for (sizes: the
-    // direction only), so their series stay few whatever the number of routes.
+    // Per-message histograms carry as few attributes as they can (sizes: the direction
+    // only), so their series stay few whatever the number of routes.
     this.sizeIn = registry.sizeIn;
     this.sizeOut = registry.sizeOut;
     // Handler latency has no side: a client and a server route of the same name share cells.

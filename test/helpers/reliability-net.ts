@@ -106,12 +106,31 @@ export async function pool<T>(items: readonly T[], limit: number, fn: (item: T, 
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
-/** A port that nothing listens on (bound then released). */
-export async function closedPort(): Promise<number> {
-  const server = net.createServer();
+/** A port on 127.0.0.1 that refuses connections until `release()`. */
+export interface RefusingPort {
+  port: number;
+  release(): Promise<void>;
+}
+
+/**
+ * A port on 127.0.0.1 where a connect fails with ECONNREFUSED, every time, until `release()`.
+ * It is the local port of an open loopback connection: nothing listens on it, and while that
+ * connection is open no other socket can bind it. (A port bound and then released can be taken
+ * at once by any `listen(0)` on the machine, and a connect then reaches that server instead.)
+ */
+export async function refusingPort(): Promise<RefusingPort> {
+  const accepted: net.Socket[] = [];
+  const server = net.createServer((s) => accepted.push(s));
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise((r) => server.close(r));
-  return port;
+  const holder = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+  await once(holder, 'connect');
+  return {
+    port: holder.localPort!,
+    async release() {
+      holder.destroy();
+      for (const s of accepted) s.destroy();
+      await new Promise((r) => server.close(r));
+    },
+  };
 }

@@ -19,7 +19,8 @@
  * skips all of it.
  */
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import path from 'node:path';
 import type { TestContext } from 'node:test';
 
 /**
@@ -50,6 +51,16 @@ export function missingExecutable(file: string, install: string): string | undef
     // not there, or not executable
   }
   return `${file} is not installed: ${install}`;
+}
+
+/**
+ * Why package `name` is not installed in the separate install at `dir` (a folder with its own
+ * package.json, such as test/matrix/otel-sdk-3), with `install`; undefined when it is. Only
+ * `dir`'s own node_modules counts: the repository's copy (another major) is not the one wanted.
+ */
+export function missingInstall(dir: string, name: string, install: string): string | undefined {
+  if (existsSync(path.join(dir, 'node_modules', name, 'package.json'))) return undefined;
+  return `${name} is not installed in ${path.relative(path.join(__dirname, '..', '..'), dir)}: ${install}`;
 }
 
 /**
