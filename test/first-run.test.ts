@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { type Child, run } from './helpers/child';
 import { OtlpReceiver, otlpEnv } from './helpers/otlp-receiver';
-import { closedPort } from './helpers/reliability-net';
+import { refusingPort } from './helpers/reliability-net';
 
 const children: Child[] = [];
 
@@ -119,7 +119,9 @@ describe('the OpenTelemetry collector of the SDK ws-apm starts cannot be reached
   const FAST = { OTEL_BSP_SCHEDULE_DELAY: '100', OTEL_METRIC_EXPORT_INTERVAL: '300', WS_APM_FLUSH_TIMEOUT_MS: '500' };
 
   test('a port that refuses: exactly one warning naming it, and the app runs unchanged', async () => {
-    const url = `http://127.0.0.1:${await closedPort()}`;
+    const refusing = await refusingPort();
+    after(() => refusing.release());
+    const url = `http://127.0.0.1:${refusing.port}`;
     const server = start(otlpEnv(url, 'refused', { ...FAST, FIXTURE_ONCE: '1' }));
     const [, port] = await server.line(/^PORT (\d+)/);
     const ws = new WebSocket(`ws://127.0.0.1:${port}/refused`);
