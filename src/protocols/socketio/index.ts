@@ -1,0 +1,297 @@
+/**
+ * socket.io 4 (on engine.io 6): its own prototypes, where it dispatches, patched reversibly.
+ *
+ * - `Namespace.prototype.run(socket, fn)` runs the namespace's `io.use` middlewares: the connect
+ *   operation covers them and, on socket.io's next tick, the app's connection handler; a
+ *   middleware's `next(err)` is a rejected connect.
+ * - `Socket.prototype.run(event, fn)` runs `socket.use` middlewares, then socket.io calls the
+ *   listeners on a `process.nextTick`: the event's operation covers both (the tick is queued
+ *   inside it, and a tick of ours right after it ends it). Listeners are never wrapped; a
+ *   handler's exception is seen where socket.io calls them (`emitUntyped`).
+ * - `Socket.prototype.packet` writes every event and ack of one socket; `BroadcastOperator.prototype.emit`
+ *   every broadcast, whose recipients are counted at `Client.prototype.writeToEngine`.
+ * - engine.io's `onWebSocket` hands each ws socket to the tracer's frames part: heartbeats are
+ *   heartbeats, every frame is counted, and no frame is an operation of its own.
+ * - OpenTelemetry's socket.io instrumentation stands aside (its wrappers are removed): each
+ *   event is recorded once, by ws-apm, whichever was loaded first.
+ */
+import path from 'node:path';
+import { log } from '../../logger';
+import { isWrapped, Patches } from '../../patch/wrap';
+import type { EventRun, Opening } from '../../tracer/events';
+import type { Protocol, ProtocolContext } from '../index';
+import { engineFrame, patchEngine } from './engine';
+
+type AnyFn = (...args: any[]) => any;
+type Ctor = { prototype: Record<string, unknown> };
+
+const PROTOCOL = 'socket.io';
+
+// socket.io-parser's packet types.
+const EVENT = 2;
+const ACK = 3;
+const BINARY_EVENT = 5;
+const BINARY_ACK = 6;
+
+interface IoSocket {
+  readonly connected?: boolean;
+  readonly nsp?: { readonly name?: unknown };
+  readonly handshake?: { readonly headers?: Record<string, string | string[] | undefined> };
+  readonly conn?: { readonly transport?: { readonly name?: unknown; readonly socket?: unknown } };
+}
+
+function asClass(value: unknown): Ctor | undefined {
+  return typeof value === 'function' && typeof (value as { prototype?: unknown }).prototype === 'object' ? (value as Ctor) : undefined;
+}
+
+/** socket.io's classes from its CJS exports or its ESM namespace. */
+function classes(mod: unknown): { server?: Ctor; socket?: Ctor; namespace?: Ctor } {
+  if (mod === null || (typeof mod !== 'object' && typeof mod !== 'function')) return {};
+  const m = mod as Record<string, unknown>;
+  const d = (m.default ?? {}) as Record<string, unknown>;
+  return {
+    server: asClass(m.Server) ?? asClass(d.Server),
+    socket: asClass(m.Socket) ?? asClass(d.Socket),
+    namespace: asClass(m.Namespace) ?? asClass(d.Namespace),
+  };
+}
+
+function transportOf(socket: IoSocket): string | undefined {
+  const name = socket.conn?.transport?.name;
+  return typeof name === 'string' ? name : undefined;
+}
+
+/** The ws socket under a socket.io socket on the websocket transport. */
+function wsOf(socket: IoSocket): object | undefined {
+  const transport = socket.conn?.transport;
+  const ws = transport?.name === 'websocket' ? transport.socket : undefined;
+  return ws !== null && typeof ws === 'object' ? ws : undefined;
+}
+
+/** The event whose handler socket.io is about to call (set by a tick queued just before socket.io's). */
+let dispatching: { run: EventRun; socket: object } | undefined;
+/** The broadcast being written, and how many sockets it was written to so far. */
+let broadcasting: { recipients: number } | undefined;
+
+function enter(run: EventRun, socket: object): void {
+  dispatching = { run, socket };
+}
+
+export function socketIo({ tracer, frameWrites }: ProtocolContext): Protocol {
+  const { events } = tracer;
+  const patches = new Patches();
+  const seen = new WeakSet<object>();
+  let aside = false;
+
+  const leave = (run: EventRun, err: unknown): void => {
+    if (dispatching?.run === run) dispatching = undefined;
+    events.ended(run, err ?? undefined);
+  };
+  const settle = (opening: Opening, socket: IoSocket, err: unknown): void => {
+    events.opened(opening, err == null && socket.connected === true, err ?? undefined);
+  };
+  // socket.io-client (engine.io-client) under Node connects with ws: its sockets are recognised by
+  // engine.io's protocol-version parameter, so their heartbeats are heartbeats too.
+  tracer.frames.claimUrls(PROTOCOL, /[?&]EIO=\d+(?:&|$)/, engineFrame);
+  const claim = (ws: object): void => {
+    if (tracer.frames.claim(ws, PROTOCOL, engineFrame)) frameWrites.watch(ws);
+  };
+
+  /** OpenTelemetry's socket.io instrumentation records the same events: its shimmer wrappers come off. */
+  const standAside = (target: Record<string, unknown>, name: string): void => {
+    const fn = target[name];
+    if (typeof fn !== 'function' || isWrapped(fn)) return;
+    const shim = fn as unknown as { __wrapped?: unknown; __unwrap?: unknown };
+    if (shim.__wrapped !== true || typeof shim.__unwrap !== 'function') return;
+    (shim.__unwrap as () => void)();
+    if (!aside) {
+      aside = true;
+      log.info('socket.io events are recorded by ws-apm: the socket.io instrumentation wrapped before it stands aside');
+    }
+  };
+
+  function patchNamespace(proto: object): void {
+    patches.wrap(proto, 'run', (original: AnyFn) =>
+      function run(this: { name?: unknown }, socket: IoSocket, fn: AnyFn): unknown {
+        if (typeof fn !== 'function' || socket === null || typeof socket !== 'object' || typeof this.name !== 'string') {
+          return original.apply(this, arguments as unknown as unknown[]);
+        }
+        let opening: Opening;
+        try {
+          opening = events.opening(socket, {
+            protocol: PROTOCOL,
+            route: this.name,
+            over: wsOf(socket),
+            headers: socket.handshake?.headers,
+            transport: transportOf(socket),
+          });
+        } catch (err) {
+          log.fault('ws-apm socket.io', err);
+          return original.apply(this, arguments as unknown as unknown[]);
+        }
+        // socket.io settles on its next tick (connects and calls the app's handler, or sends
+        // CONNECT_ERROR): that tick is queued inside the connect, and ours right after it ends it.
+        const done = function (this: unknown, err?: unknown): unknown {
+          const out = events.run(opening, fn, this, arguments as unknown as unknown[]);
+          process.nextTick(settle, opening, socket, err);
+          return out;
+        };
+        return events.run(opening, original, this, [socket, done]);
+      },
+    );
+  }
+
+  function patchSocket(proto: Record<string, unknown>): void {
+    patches.wrap(proto, 'run', (original: AnyFn) =>
+      function run(this: IoSocket, event: unknown, fn: AnyFn): unknown {
+        if (!Array.isArray(event) || typeof fn !== 'function') return original.apply(this, arguments as unknown as unknown[]);
+        let traced: EventRun | undefined;
+        try {
+          traced = events.received(this, event[0], transportOf(this));
+        } catch (err) {
+          log.fault('ws-apm socket.io', err);
+        }
+        if (traced === undefined) return original.apply(this, arguments as unknown as unknown[]);
+        const ev = traced;
+        const socket = this;
+        const done = function (this: unknown, err?: unknown): unknown {
+          process.nextTick(enter, ev, socket);
+          const out = events.run(ev, fn, this, arguments as unknown as unknown[]);
+          process.nextTick(leave, ev, err);
+          return out;
+        };
+        try {
+          return events.run(ev, original, this, [event, done]);
+        } catch (err) {
+          events.ended(ev, err);
+          throw err;
+        }
+      },
+    );
+
+    // socket.io calls the listeners through the parent class's emitUntyped (`super.emitUntyped`).
+    const parent = Object.getPrototypeOf(proto) as Record<string, unknown> | null;
+    if (parent !== null && typeof parent.emitUntyped === 'function') {
+      patches.wrap(parent, 'emitUntyped', (original: AnyFn) =>
+        function emitUntyped(this: unknown): unknown {
+          const current = dispatching;
+          if (current === undefined || current.socket !== this) return original.apply(this, arguments as unknown as unknown[]);
+          dispatching = undefined;
+          try {
+            return original.apply(this, arguments as unknown as unknown[]);
+          } catch (err) {
+            events.failed(current.run, err);
+            throw err;
+          }
+        },
+      );
+    }
+
+    patches.wrap(proto, 'packet', (original: AnyFn) =>
+      function packet(this: object, p: { type?: unknown; data?: unknown }): unknown {
+        const type = p !== null && typeof p === 'object' ? p.type : undefined;
+        if (type === EVENT || type === BINARY_EVENT) {
+          return events.send(this, Array.isArray(p.data) ? p.data[0] : undefined, false, original, this, arguments as unknown as unknown[]);
+        }
+        if (type === ACK || type === BINARY_ACK) return events.send(this, undefined, true, original, this, arguments as unknown as unknown[]);
+        return original.apply(this, arguments as unknown as unknown[]);
+      },
+    );
+
+    patches.wrap(proto, '_onclose', (original: AnyFn) =>
+      function _onclose(this: object): unknown {
+        events.closed(this);
+        return original.apply(this, arguments as unknown as unknown[]);
+      },
+    );
+  }
+
+  function patchBroadcasts(proto: Record<string, unknown>): void {
+    patches.wrap(proto, 'emit', (original: AnyFn) =>
+      function emit(this: { adapter?: { nsp?: { name?: unknown } } }, ev: unknown): unknown {
+        const route = this.adapter?.nsp?.name;
+        if (typeof route !== 'string') return original.apply(this, arguments as unknown as unknown[]);
+        const outer = broadcasting;
+        const counter = { recipients: 0 };
+        broadcasting = counter;
+        try {
+          return events.broadcast(PROTOCOL, route, ev, original, this, arguments as unknown as unknown[], () => counter.recipients);
+        } finally {
+          broadcasting = outer;
+        }
+      },
+    );
+  }
+
+  function patchClient(proto: Record<string, unknown>): void {
+    patches.wrap(proto, 'writeToEngine', (original: AnyFn) =>
+      function writeToEngine(this: unknown): unknown {
+        if (broadcasting !== undefined) broadcasting.recipients++;
+        return original.apply(this, arguments as unknown as unknown[]);
+      },
+    );
+  }
+
+  /** socket.io's own file next to its entry (the same module instance socket.io uses), or undefined. */
+  function internal(baseDir: string | undefined, file: string, name: string): Ctor | undefined {
+    if (baseDir === undefined) return undefined;
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-var-requires
+      return asClass((require(path.join(baseDir, 'dist', file)) as Record<string, unknown>)[name]);
+    } catch (err) {
+      log.debug(`socket.io ${file} not found (${(err as Error).message}): its broadcasts are not recorded`);
+      return undefined;
+    }
+  }
+
+  return {
+    name: PROTOCOL,
+    modules: ['socket.io'],
+    entry: /[\\/]node_modules[\\/]socket\.io[\\/]dist[\\/]index\.js$/,
+
+    detect(exports) {
+      const { server, socket, namespace } = classes(exports);
+      return (
+        server !== undefined &&
+        typeof socket?.prototype.run === 'function' &&
+        typeof socket.prototype.packet === 'function' &&
+        typeof namespace?.prototype.run === 'function' &&
+        typeof server.prototype.bind === 'function'
+      );
+    },
+
+    patch(exports, baseDir) {
+      const { server, socket, namespace } = classes(exports);
+      if (server === undefined || socket === undefined || namespace === undefined) return false;
+      if (seen.has(socket.prototype)) return true;
+      seen.add(socket.prototype);
+      const broadcast = internal(baseDir, 'broadcast-operator.js', 'BroadcastOperator');
+      const client = internal(baseDir, 'client.js', 'Client');
+      standAside(socket.prototype, 'on');
+      standAside(socket.prototype, 'emit');
+      standAside(server.prototype, 'on');
+      if (broadcast !== undefined) standAside(broadcast.prototype, 'emit');
+      patchNamespace(namespace.prototype);
+      patchSocket(socket.prototype);
+      if (broadcast !== undefined && client !== undefined) {
+        patchBroadcasts(broadcast.prototype);
+        patchClient(client.prototype);
+      }
+      patches.wrap(server.prototype, 'bind', (original: AnyFn) =>
+        function bind(this: unknown, engine: unknown): unknown {
+          try {
+            patchEngine(engine, patches, claim);
+          } catch (err) {
+            log.fault('ws-apm socket.io', err);
+          }
+          return original.apply(this, arguments as unknown as unknown[]);
+        },
+      );
+      return true;
+    },
+
+    unpatch() {
+      patches.unwrapAll();
+    },
+  };
+}

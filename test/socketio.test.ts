@@ -1,0 +1,388 @@
+/**
+ * socket.io 4 on ws, with the real socket.io server and socket.io-client and the real
+ * OpenTelemetry SDK exporting to memory: every event an operation named by namespace and
+ * event that covers its handler, over websocket and long-polling; sends and acks under it;
+ * the namespace connect and its middlewares; broadcasts; heartbeats; exact frame counts.
+ */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, afterEach, describe, test } from 'node:test';
+import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { Server, type Socket as ServerSocket } from 'socket.io';
+import { io as connectIo, type Socket as ClientSocket } from 'socket.io-client';
+import { getInstrumentation, instrument, type InstrumentOptions } from '../src/index';
+import { collectMetrics, metricValue, registerMemorySdk, resetSpans, spans, spansNamed, waitForSpans } from './helpers/otel-memory';
+
+registerMemorySdk();
+
+const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
+const TRACEPARENT = `00-${TRACE_ID}-00f067aa0ba902b7-01`;
+
+async function use(options: InstrumentOptions = {}): Promise<void> {
+  await getInstrumentation()?.uninstrument();
+  instrument({ backend: 'otel', startSdk: false, flushOnExit: false, logLevel: 'silent', ...options });
+}
+
+interface App {
+  readonly io: Server;
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+let app: App | undefined;
+const clients: ClientSocket[] = [];
+
+async function startApp(options: Record<string, unknown> = {}): Promise<App> {
+  const server = http.createServer();
+  const io = new Server(server, options);
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  app = {
+    io,
+    url,
+    close: async () => {
+      io.close();
+      server.closeAllConnections();
+      if (server.listening) await new Promise((resolve) => server.close(resolve));
+    },
+  };
+  return app;
+}
+
+async function client(path: string, options: Record<string, unknown> = {}): Promise<ClientSocket> {
+  const c = connectIo(`${app!.url}${path}`, { transports: ['websocket'], forceNew: true, reconnection: false, ...options });
+  clients.push(c);
+  await Promise.race([
+    next(c, 'connect'),
+    next(c, 'connect_error').then(([err]) => {
+      throw err;
+    }),
+  ]);
+  return c;
+}
+
+/** The arguments of the next `event` on a socket.io-client socket or its engine (not Node EventEmitters). */
+function next(emitter: { once(event: string, listener: (...args: any[]) => void): unknown }, event: string): Promise<unknown[]> {
+  return new Promise((resolve) => emitter.once(event, (...args: unknown[]) => resolve(args)));
+}
+
+function attr(span: ReadableSpan, key: string): unknown {
+  return span.attributes[key];
+}
+
+function childrenOf(span: ReadableSpan): ReadableSpan[] {
+  return spans().filter((s) => s.parentSpanContext?.spanId === span.spanContext().spanId);
+}
+
+/** Frame-level operations of engine.io's connection (what ws-apm recorded before socket.io was known). */
+function frameOperations(): ReadableSpan[] {
+  return spans().filter((s) => /^WS (RECEIVE|SEND) \/socket\.io\//.test(s.name));
+}
+
+const outFrames = (): Promise<number> =>
+  metricValue('websocket.messages', { 'websocket.route': '/socket.io/', 'websocket.side': 'server', 'websocket.direction': 'out' });
+
+after(async () => {
+  await getInstrumentation()?.uninstrument();
+});
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.disconnect();
+  await app?.close();
+  app = undefined;
+  await use();
+  resetSpans();
+});
+
+describe('socket.io server', () => {
+  test('an event is WS RECEIVE {namespace} {event}: a CONSUMER operation over its handler, linked to the namespace connect, itself a child of the ws handshake', async () => {
+    await use();
+    const { io } = await startApp();
+    io.of('/chat').on('connection', (socket) => {
+      socket.on('chat message', (text: string, ack: (reply: string) => void) => {
+        trace.getTracer('app').startActiveSpan('db query', (span) => span.end());
+        socket.emit('reply', text);
+        ack('stored');
+      });
+    });
+    const c = await client('/chat');
+    const replied = next(c, 'reply');
+    assert.equal(await c.emitWithAck('chat message', 'hello'), 'stored');
+    await replied;
+
+    const [event] = await waitForSpans('WS RECEIVE /chat chat message');
+    assert.equal(event.kind, SpanKind.CONSUMER);
+    assert.equal(attr(event, 'websocket.message.name'), 'chat message');
+    assert.equal(attr(event, 'websocket.protocol'), 'socket.io');
+    assert.equal(attr(event, 'websocket.transport'), 'websocket');
+    assert.equal(attr(event, 'messaging.destination.name'), '/chat');
+    const children = childrenOf(event).map((s) => s.name).sort();
+    assert.deepEqual(children, ['WS SEND /chat ack', 'WS SEND /chat reply', 'db query']);
+    const ack = spansNamed('WS SEND /chat ack')[0];
+    assert.equal(ack.kind, SpanKind.PRODUCER);
+    assert.equal(attr(ack, 'websocket.message.ack'), true);
+
+    const [connect] = spansNamed('WS CONNECT /chat');
+    const [handshake] = spansNamed('WS CONNECT /socket.io/');
+    assert.equal(connect.parentSpanContext?.spanId, handshake.spanContext().spanId);
+    assert.equal(attr(connect, 'websocket.connection.outcome'), 'accepted');
+    assert.equal(event.links.length, 1);
+    assert.equal(event.links[0].context.spanId, connect.spanContext().spanId);
+    assert.notEqual(event.spanContext().traceId, connect.spanContext().traceId);
+    assert.deepEqual(frameOperations().map((s) => s.name), [], 'no frame-level operation, on either side');
+  });
+
+  test('over long-polling: the same event operation, and the namespace connect continues the trace of the handshake request', async () => {
+    await use();
+    const { io } = await startApp();
+    io.of('/chat').on('connection', (socket) => {
+      socket.on('chat message', (_text: string, ack: (reply: string) => void) => ack('ok'));
+    });
+    const c = await client('/chat', { transports: ['polling'], extraHeaders: { traceparent: TRACEPARENT } });
+    assert.equal(await c.emitWithAck('chat message', 'hello'), 'ok');
+    const [event] = await waitForSpans('WS RECEIVE /chat chat message');
+    assert.equal(attr(event, 'websocket.transport'), 'polling');
+    const [connect] = spansNamed('WS CONNECT /chat');
+    assert.equal(connect.spanContext().traceId, TRACE_ID);
+    assert.equal(attr(connect, 'websocket.transport'), 'polling');
+    assert.equal(event.links[0].context.spanId, connect.spanContext().spanId);
+    assert.equal(childrenOf(event).map((s) => s.name).join(), 'WS SEND /chat ack');
+  });
+
+  test('across an upgrade from polling to websocket, events on both transports belong to the same socket.io connection', async () => {
+    await use();
+    const { io } = await startApp();
+    // The transport each step ran over, as socket.io saw it (the upgrade races the first event).
+    const seen: string[] = [];
+    io.of('/chat').on('connection', (socket) => {
+      seen.push(socket.conn.transport.name);
+      socket.on('ping me', (ack: () => void) => {
+        seen.push(socket.conn.transport.name);
+        ack();
+      });
+    });
+    const c = await client('/chat', { transports: ['polling', 'websocket'] });
+    await c.emitWithAck('ping me');
+    if (c.io.engine.transport.name !== 'websocket') await next(c.io.engine, 'upgrade');
+    await c.emitWithAck('ping me');
+    const events = await waitForSpans('WS RECEIVE /chat ping me', 2);
+    const [connect] = spansNamed('WS CONNECT /chat');
+    assert.equal(attr(connect, 'websocket.transport'), seen[0]);
+    assert.equal(seen[0], 'polling');
+    assert.deepEqual(events.map((s) => attr(s, 'websocket.transport')), seen.slice(1));
+    assert.equal(seen[2], 'websocket');
+    for (const event of events) assert.equal(event.links[0].context.spanId, connect.spanContext().spanId);
+    assert.deepEqual(frameOperations().map((s) => s.name), []);
+  });
+
+  test('socket.use middlewares run inside the event operation, and next(err) fails it with the error', async () => {
+    await use();
+    const { io } = await startApp();
+    const refused = new Promise<Error>((resolve) => {
+      io.of('/chat').on('connection', (socket) => {
+        socket.use(([event], next) => {
+          trace.getTracer('app').startActiveSpan('permission check', (span) => span.end());
+          next(event === 'forbidden' ? new Error('not allowed') : undefined);
+        });
+        socket.on('error', resolve);
+        socket.on('allowed', (ack: () => void) => ack());
+      });
+    });
+    const c = await client('/chat');
+    await c.emitWithAck('allowed');
+    c.emit('forbidden');
+    assert.equal((await refused).message, 'not allowed');
+    const [allowed] = await waitForSpans('WS RECEIVE /chat allowed');
+    const [forbidden] = await waitForSpans('WS RECEIVE /chat forbidden');
+    assert.deepEqual(childrenOf(allowed).map((s) => s.name).sort(), ['WS SEND /chat ack', 'permission check']);
+    assert.equal(allowed.status.code, SpanStatusCode.UNSET);
+    assert.equal(forbidden.status.code, SpanStatusCode.ERROR);
+    assert.equal(forbidden.events.find((e) => e.name === 'exception')?.attributes?.['exception.message'], 'not allowed');
+  });
+
+  test('io.use middlewares run inside WS CONNECT {namespace}; next(err) is a rejected connect with the error; the auth payload is never recorded', async () => {
+    await use();
+    const { io } = await startApp();
+    const chat = io.of('/chat');
+    chat.use((socket, next) => {
+      trace.getTracer('app').startActiveSpan('verify token', (span) => span.end());
+      next(socket.handshake.auth.token === 'good-secret-token' ? undefined : new Error('invalid token'));
+    });
+    chat.on('connection', () => {
+      trace.getTracer('app').startActiveSpan('load profile', (span) => span.end());
+    });
+    await client('/chat', { auth: { token: 'good-secret-token' } });
+    const rejected = connectIo(`${app!.url}/chat`, { transports: ['websocket'], forceNew: true, reconnection: false, auth: { token: 'bad-secret-token' } });
+    clients.push(rejected);
+    const [err] = (await next(rejected, 'connect_error')) as [Error];
+    assert.equal(err.message, 'invalid token');
+
+    const connects = await waitForSpans('WS CONNECT /chat', 2);
+    const accepted = connects.find((s) => attr(s, 'websocket.connection.outcome') === 'accepted')!;
+    const refused = connects.find((s) => attr(s, 'websocket.connection.outcome') === 'rejected')!;
+    assert.deepEqual(childrenOf(accepted).map((s) => s.name).sort(), ['load profile', 'verify token']);
+    assert.equal(refused.status.code, SpanStatusCode.ERROR);
+    assert.equal(refused.events.find((e) => e.name === 'exception')?.attributes?.['exception.message'], 'invalid token');
+    assert.deepEqual(childrenOf(refused).map((s) => s.name), ['verify token']);
+    assert.equal(await metricValue('websocket.server.connections', { 'websocket.route': '/chat', 'websocket.connection.outcome': 'rejected' }), 1);
+    assert.equal(await metricValue('websocket.server.connections', { 'websocket.route': '/chat', 'websocket.connection.outcome': 'accepted' }), 1);
+    assert.ok(!JSON.stringify(spans().map((s) => [s.attributes, s.events])).includes('secret-token'), 'the auth payload is never recorded');
+  });
+
+  test('active connections are counted per namespace, and go down when a socket disconnects', async () => {
+    await use();
+    const { io } = await startApp();
+    const disconnected = new Promise((resolve) => io.of('/chat').on('connection', (socket) => socket.on('disconnect', resolve)));
+    io.of('/news').on('connection', () => undefined);
+    const first = await client('/chat');
+    await client('/chat');
+    await client('/news');
+    assert.equal(await metricValue('websocket.server.active_connections', { 'websocket.route': '/chat' }), 2);
+    assert.equal(await metricValue('websocket.server.active_connections', { 'websocket.route': '/news' }), 1);
+    first.disconnect();
+    await disconnected;
+    assert.equal(await metricValue('websocket.server.active_connections', { 'websocket.route': '/chat' }), 1);
+  });
+
+  test('handler latency is recorded per event name; names past the cap are other', async () => {
+    await use({ maxMessageNames: 1 });
+    const { io } = await startApp();
+    io.of('/chat').on('connection', (socket) => {
+      socket.on('first', (ack: () => void) => ack());
+      socket.on('second', (ack: () => void) => ack());
+    });
+    const c = await client('/chat');
+    await c.emitWithAck('first');
+    await c.emitWithAck('first');
+    await c.emitWithAck('second');
+    await waitForSpans('WS RECEIVE /chat other');
+    const process = (name: string): Promise<number> =>
+      metricValue('websocket.message.process.duration', { 'websocket.route': '/chat', 'websocket.message.name': name });
+    assert.equal(await process('first'), 2);
+    assert.equal(await process('other'), 1);
+    assert.equal(spansNamed('WS RECEIVE /chat first').length, 2);
+  });
+
+  test('WS_APM_MESSAGE_PARENT=handshake: an event is a child of its namespace connect', async () => {
+    await use({ messageParent: 'handshake' });
+    const { io } = await startApp();
+    io.of('/chat').on('connection', (socket) => socket.on('hi', (ack: () => void) => ack()));
+    const c = await client('/chat', { transports: ['polling'], extraHeaders: { traceparent: TRACEPARENT } });
+    await c.emitWithAck('hi');
+    const [event] = await waitForSpans('WS RECEIVE /chat hi');
+    const [connect] = spansNamed('WS CONNECT /chat');
+    assert.equal(event.parentSpanContext?.spanId, connect.spanContext().spanId);
+    assert.equal(event.spanContext().traceId, TRACE_ID);
+    assert.equal(event.links.length, 0);
+  });
+});
+
+describe('socket.io broadcasts and frame counts', () => {
+  test('a room broadcast is one PRODUCER operation with its recipient count, and every delivery is a frame counted out', async () => {
+    await use();
+    const { io } = await startApp();
+    const chat = io.of('/chat');
+    chat.on('connection', (socket: ServerSocket) => {
+      socket.join('room-42');
+      socket.on('shout', (kind: string) => {
+        if (kind === 'room') chat.to('room-42').emit('news', 'to the room');
+        else if (kind === 'others') socket.broadcast.emit('news', 'to the others');
+        else chat.emit('news', 'to everyone');
+      });
+    });
+    const members = [];
+    for (let i = 0; i < 5; i++) members.push(await client('/chat'));
+    const [sender] = members;
+
+    for (const [kind, recipients] of [['room', 5], ['others', 4], ['everyone', 5]] as const) {
+      const before = await outFrames();
+      const delivered = Promise.all(members.filter((m) => kind !== 'others' || m !== sender).map((m) => next(m, 'news')));
+      sender.emit('shout', kind);
+      await delivered;
+      assert.equal((await outFrames()) - before, recipients, `${kind}: one frame counted per delivery`);
+    }
+    const broadcasts = await waitForSpans('WS SEND /chat news', 3);
+    assert.deepEqual(broadcasts.map((s) => attr(s, 'websocket.broadcast.recipients')).sort(), [4, 5, 5]);
+    for (const span of broadcasts) {
+      assert.equal(span.kind, SpanKind.PRODUCER);
+      assert.equal(span.parentSpanContext?.spanId !== undefined, true);
+      assert.ok(!Object.values(span.attributes).includes('room-42'), 'room names are not recorded');
+    }
+    const metrics = JSON.stringify([...(await collectMetrics()).values()]);
+    assert.ok(!metrics.includes('room-42'), 'room names are never a metric attribute');
+  });
+
+  test('engine.io heartbeats are heartbeats: a round-trip metric, no operation, never messages, never charged to the rate limit', async () => {
+    await use({ messageRateLimit: 1 });
+    const { io } = await startApp({ pingInterval: 30, pingTimeout: 5000 });
+    let beat!: () => void;
+    let beats = 0;
+    const threeBeats = new Promise<void>((resolve) => (beat = resolve));
+    io.of('/chat').on('connection', (socket) => {
+      socket.conn.on('heartbeat', () => {
+        if (++beats === 3) beat();
+      });
+      socket.on('hi', (ack: () => void) => ack());
+    });
+    const c = await client('/chat');
+    const inBefore = await metricValue('websocket.messages', { 'websocket.route': '/socket.io/', 'websocket.side': 'server', 'websocket.direction': 'in' });
+    await threeBeats;
+    const inAfter = await metricValue('websocket.messages', { 'websocket.route': '/socket.io/', 'websocket.side': 'server', 'websocket.direction': 'in' });
+    assert.equal(inAfter, inBefore, 'pongs are not messages');
+    const rtt = (await collectMetrics()).get('websocket.heartbeat.rtt') ?? [];
+    const serverRtt = rtt.filter((p) => p.attributes['websocket.route'] === '/socket.io/' && p.attributes['websocket.side'] === 'server');
+    assert.ok(serverRtt.reduce((n, p) => n + p.value, 0) >= 3);
+    // The heartbeats did not use the one traced event per second this limit allows.
+    await c.emitWithAck('hi');
+    await waitForSpans('WS RECEIVE /chat hi');
+    assert.deepEqual(spans().filter((s) => /^WS (PING|RECEIVE \/socket)/.test(s.name)).map((s) => s.name), []);
+  });
+
+  test('WS_APM_TRACE_HEARTBEAT=true: an engine.io heartbeat is a WS PING operation', async () => {
+    await use({ traceHeartbeat: true });
+    const { io } = await startApp({ pingInterval: 30, pingTimeout: 5000 });
+    io.of('/chat').on('connection', () => undefined);
+    await client('/chat');
+    const [ping] = await waitForSpans('WS PING /socket.io/');
+    assert.equal(typeof attr(ping, 'websocket.heartbeat.rtt_ms'), 'number');
+  });
+});
+
+describe('socket.io sampling and keeping', () => {
+  test('an event not sampled runs its handler unsampled: nothing nested records, its latency still counts', async () => {
+    await use({ messageSampleRate: 0 });
+    const { io } = await startApp();
+    io.of('/chat').on('connection', (socket) => {
+      socket.on('quiet', (ack: () => void) => {
+        trace.getTracer('app').startActiveSpan('db query', (span) => span.end());
+        ack();
+      });
+    });
+    const c = await client('/chat');
+    await c.emitWithAck('quiet');
+    await c.emitWithAck('quiet');
+    assert.equal(await metricValue('websocket.message.process.duration', { 'websocket.route': '/chat', 'websocket.message.name': 'quiet' }), 2);
+    assert.deepEqual(spans().filter((s) => /quiet|db query|WS SEND \/chat/.test(s.name)).map((s) => s.name), []);
+  });
+
+  test('an event not sampled that fails is kept: recorded afterwards with its error', async () => {
+    await use({ messageSampleRate: 0 });
+    const { io } = await startApp();
+    const refused = new Promise<void>((resolve) => {
+      io.of('/chat').on('connection', (socket) => {
+        socket.use((_event, next) => next(new Error('rejected by middleware')));
+        socket.on('error', () => resolve());
+      });
+    });
+    const c = await client('/chat');
+    c.emit('doomed');
+    await refused;
+    const [kept] = await waitForSpans('WS RECEIVE /chat doomed');
+    assert.equal(attr(kept, 'websocket.message.kept'), 'error');
+    assert.equal(kept.status.code, SpanStatusCode.ERROR);
+  });
+});
