@@ -14,6 +14,7 @@ import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { Server, type Socket as ServerSocket } from 'socket.io';
 import { io as connectIo, type Socket as ClientSocket } from 'socket.io-client';
 import { getInstrumentation, instrument, type InstrumentOptions } from '../src/index';
+import { run } from './helpers/child';
 import { collectMetrics, metricValue, registerMemorySdk, resetSpans, spans, spansNamed, waitForSpans } from './helpers/otel-memory';
 
 registerMemorySdk();
@@ -385,4 +386,32 @@ describe('socket.io sampling and keeping', () => {
     assert.equal(attr(kept, 'websocket.message.kept'), 'error');
     assert.equal(kept.status.code, SpanStatusCode.ERROR);
   });
+});
+
+describe('socket.io with OpenTelemetry\'s socket.io instrumentation also on', () => {
+  interface FixtureSpan {
+    readonly name: string;
+    readonly attributes: Record<string, unknown>;
+  }
+
+  async function spansOf(order: string): Promise<FixtureSpan[]> {
+    const child = run(['coexist.js'], { ORDER: order, OTEL_NODE_RESOURCE_DETECTORS: 'env,host,os,process' }, 'socketio');
+    const [, json] = await child.line(/^SPANS (.*)$/);
+    await child.exited();
+    return JSON.parse(json) as FixtureSpan[];
+  }
+
+  test('alone, OpenTelemetry\'s instrumentation records the event (what ws-apm makes stand aside)', async () => {
+    const names = (await spansOf('otel-only')).map((s) => s.name);
+    assert.ok(names.includes('receive /chat'), names.join());
+  });
+
+  for (const order of ['otel-first', 'ws-apm-first', 'ws-apm-after-socket.io']) {
+    test(`${order}: each event, send and broadcast is recorded once, by ws-apm`, async () => {
+      const all = await spansOf(order);
+      const names = all.map((s) => s.name).filter((n) => !n.startsWith('WS CONNECT')).sort();
+      assert.deepEqual(names, ['WS RECEIVE /chat chat message', 'WS SEND /chat ack', 'WS SEND /chat news', 'WS SEND /chat reply']);
+      assert.ok(all.every((s) => s.attributes['messaging.socket.io.event_name'] === undefined));
+    });
+  }
 });
