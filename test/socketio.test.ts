@@ -8,13 +8,14 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { after, afterEach, describe, test } from 'node:test';
+import { after, afterEach, before, describe, test } from 'node:test';
 import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { Server, type Socket as ServerSocket } from 'socket.io';
 import { io as connectIo, type Socket as ClientSocket } from 'socket.io-client';
 import { getInstrumentation, instrument, type InstrumentOptions } from '../src/index';
 import { run } from './helpers/child';
+import { CONSUMER, OtlpReceiver, otlpEnv, PRODUCER } from './helpers/otlp-receiver';
 import { collectMetrics, metricValue, registerMemorySdk, resetSpans, spans, spansNamed, waitForSpans } from './helpers/otel-memory';
 
 registerMemorySdk();
@@ -412,6 +413,37 @@ describe('socket.io with OpenTelemetry\'s socket.io instrumentation also on', ()
       const names = all.map((s) => s.name).filter((n) => !n.startsWith('WS CONNECT')).sort();
       assert.deepEqual(names, ['WS RECEIVE /chat chat message', 'WS SEND /chat ack', 'WS SEND /chat news', 'WS SEND /chat reply']);
       assert.ok(all.every((s) => s.attributes['messaging.socket.io.event_name'] === undefined));
+    });
+  }
+});
+
+describe('socket.io in an unchanged ESM app preloaded with --import ws-apm/register', () => {
+  let receiver: OtlpReceiver;
+  before(async () => {
+    receiver = await new OtlpReceiver().start();
+  });
+  after(async () => {
+    await receiver.stop();
+  });
+
+  for (const transport of ['websocket', 'polling']) {
+    test(`${transport}: events named by namespace and event cover their handlers; a handler's exception is recorded and the app sees it as before`, async () => {
+      const service = `esm-chat-${transport}`;
+      const app = run(['--import', 'ws-apm/register', 'chat.mjs'], otlpEnv(receiver.url, service, { TRANSPORT: transport }), 'socketio');
+      assert.deepEqual(await app.exited(), { code: 0, signal: null }, app.stderr());
+      assert.match(app.stdout(), /ACK stored\nAPP CAUGHT handler failed\nDONE/);
+      const event = await receiver.waitFor('the event', () => receiver.spansOf(service, 'WS RECEIVE /chat chat message')[0]);
+      const boom = await receiver.waitFor('the failed event', () => receiver.spansOf(service, 'WS RECEIVE /chat boom')[0]);
+      const [connect] = receiver.spansOf(service, 'WS CONNECT /chat');
+      assert.equal(event.kind, CONSUMER);
+      assert.equal(event.attributes['websocket.transport'], transport);
+      assert.deepEqual(event.links, [{ traceId: connect.traceId, spanId: connect.spanId }]);
+      const children = receiver.spans.filter((s) => s.parentSpanId === event.spanId).map((s) => s.name).sort();
+      assert.deepEqual(children, ['WS SEND /chat ack', 'WS SEND /chat news', 'store message']);
+      assert.equal(receiver.spansOf(service, 'WS SEND /chat news')[0].kind, PRODUCER);
+      assert.equal(boom.status.code, 2);
+      assert.deepEqual(receiver.spansOf(service, /^WS (RECEIVE|SEND) \/socket\.io\//).map((s) => s.name), []);
+      assert.doesNotMatch(JSON.stringify(receiver.spans), /let-me-in/);
     });
   }
 });
