@@ -15,6 +15,9 @@ import { Server, type Socket as ServerSocket } from 'socket.io';
 import { io as connectIo, type Socket as ClientSocket } from 'socket.io-client';
 import { getInstrumentation, instrument, type InstrumentOptions } from '../src/index';
 import { run } from './helpers/child';
+import { agentEnv, startIntake } from './helpers/elastic-intake';
+import { FakeCollector, agentHome } from './helpers/newrelic-collector';
+import { startFixture } from './helpers/newrelic-fixture';
 import { CONSUMER, OtlpReceiver, otlpEnv, PRODUCER } from './helpers/otlp-receiver';
 import { collectMetrics, metricValue, registerMemorySdk, resetSpans, spans, spansNamed, waitForSpans } from './helpers/otel-memory';
 
@@ -446,4 +449,60 @@ describe('socket.io in an unchanged ESM app preloaded with --import ws-apm/regis
       assert.doesNotMatch(JSON.stringify(receiver.spans), /let-me-in/);
     });
   }
+});
+
+describe('socket.io on the agents (an unchanged CommonJS chat, -r ws-apm/register)', { timeout: 240_000 }, () => {
+  test('Elastic: a transaction per event, named by namespace and event, with the handler\'s http call and broadcast as its spans; a rejected connect with its error; schema-valid', async () => {
+    const intake = await startIntake();
+    try {
+      const app = run(['-r', 'ws-apm/register', 'chat.js'], agentEnv(intake.url, { WS_APM_BACKEND: 'elastic', CHAT_TOKEN: 'let-me-in' }) as Record<string, string>, 'socketio');
+      assert.deepEqual(await app.exited(), { code: 0, signal: null }, app.stderr());
+      assert.match(app.stdout(), /REFUSED bad token/);
+      assert.match(app.stdout(), /ACK stored/);
+      const event = await intake.waitFor('the event transaction', () => intake.transactions('WS RECEIVE /chat chat message')[0]);
+      assert.equal(event.type, 'messaging');
+      assert.equal(event.outcome, 'success');
+      const spans = await intake.waitFor('its spans', () => {
+        const children = intake.spans().filter((s) => s.parent_id === event.id);
+        return children.length >= 2 && children;
+      });
+      const names = spans.map((s) => String(s.name)).sort();
+      assert.equal(names.length, 2, names.join());
+      assert.match(names[0], /^GET 127\.0\.0\.1:\d+$/);
+      assert.equal(names[1], 'WS SEND /chat news');
+      const rejected = await intake.waitFor('the rejected connect', () => intake.transactions('WS CONNECT /chat').find((t) => t.outcome === 'failure'));
+      assert.ok(intake.of('error').some((e) => e.exception?.message === 'bad token' && e.transaction_id === rejected.id));
+      assert.deepEqual(intake.transactions().filter((t) => /^WS (RECEIVE|SEND) \/socket\.io\//.test(t.name)).map((t) => t.name), []);
+      assert.doesNotMatch(JSON.stringify(intake.events), /let-me-in/);
+      assert.deepEqual(intake.invalid, [], 'every intake event matches the APM Server schema');
+    } finally {
+      await intake.close();
+    }
+  });
+
+  test('New Relic: a message transaction per event, named by namespace and event, with the handler\'s external call and broadcast as its segments; a rejected connect with its error', async () => {
+    const c = await FakeCollector.start({ mode: 'normal' });
+    const home = agentHome(c.port, c.certPem, 'ws-apm-socketio');
+    try {
+      const app = startFixture('../socketio/chat.js', { ...home.env, CHAT_TOKEN: 'let-me-in' }, { execArgv: ['-r', 'ws-apm/register'] });
+      const result = await app.done;
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stdout, /ACK stored/);
+      await c.waitFor(() => c.calls.includes('shutdown'), 'the agent to shut down');
+      const event = c.transactions.find((t) => t.intrinsics.name === 'OtherTransaction/WebSocket/WS RECEIVE /chat chat message');
+      assert.ok(event, c.transactions.map((t) => t.intrinsics.name).join());
+      const segments = c.spans.filter((s) => s.intrinsics.transactionId === event.intrinsics.guid).map((s) => String(s.intrinsics.name));
+      assert.ok(segments.some((n) => /External\/127\.0\.0\.1:\d+\/store$/.test(n)), segments.join());
+      assert.ok(segments.includes('WS SEND /chat news'), segments.join());
+      const rejected = c.transactions.find((t) => t.intrinsics.name === 'WebTransaction/Custom/WS CONNECT /chat' && t.intrinsics.error === true);
+      assert.ok(rejected);
+      assert.ok(c.errors.some((e) => e.intrinsics['error.message'] === 'bad token' && e.intrinsics.guid === rejected.intrinsics.guid));
+      assert.deepEqual(c.transactions.map((t) => String(t.intrinsics.name)).filter((n) => /WS (RECEIVE|SEND) \/socket\.io\//.test(n)), []);
+      assert.doesNotMatch(JSON.stringify([c.transactions, c.spans, c.errors]), /let-me-in/);
+      assert.deepEqual(c.problems, []);
+    } finally {
+      home.cleanup();
+      await c.close();
+    }
+  });
 });
