@@ -256,14 +256,22 @@ describe('socket.io server', () => {
   test('handler latency is recorded per event name; names past the cap are other', async () => {
     await use({ maxMessageNames: 1 });
     const { io } = await startApp();
+    // No acks: the client (instrumented too, in this process) receives nothing that would use a name.
+    let handled = 0;
+    let allHandled!: () => void;
+    const three = new Promise<void>((resolve) => (allHandled = resolve));
+    const count = (): void => {
+      if (++handled === 3) allHandled();
+    };
     io.of('/chat').on('connection', (socket) => {
-      socket.on('first', (ack: () => void) => ack());
-      socket.on('second', (ack: () => void) => ack());
+      socket.on('first', count);
+      socket.on('second', count);
     });
     const c = await client('/chat');
-    await c.emitWithAck('first');
-    await c.emitWithAck('first');
-    await c.emitWithAck('second');
+    c.emit('first');
+    c.emit('first');
+    c.emit('second');
+    await three;
     await waitForSpans('WS RECEIVE /chat other');
     const process = (name: string): Promise<number> =>
       metricValue('websocket.message.process.duration', { 'websocket.route': '/chat', 'websocket.message.name': name });
@@ -414,7 +422,12 @@ describe('socket.io with OpenTelemetry\'s socket.io instrumentation also on', ()
     test(`${order}: each event, send and broadcast is recorded once, by ws-apm`, async () => {
       const all = await spansOf(order);
       const names = all.map((s) => s.name).filter((n) => !n.startsWith('WS CONNECT')).sort();
-      assert.deepEqual(names, ['WS RECEIVE /chat chat message', 'WS SEND /chat ack', 'WS SEND /chat news', 'WS SEND /chat reply']);
+      assert.deepEqual(names, [
+        // The server's event, its sends and its broadcast...
+        'WS RECEIVE /chat chat message', 'WS SEND /chat ack', 'WS SEND /chat news', 'WS SEND /chat reply',
+        // ...and the client's side (socket.io-client in the same process): what it received.
+        'WS RECEIVE /chat ack', 'WS RECEIVE /chat news', 'WS RECEIVE /chat reply',
+      ].sort());
       assert.ok(all.every((s) => s.attributes['messaging.socket.io.event_name'] === undefined));
     });
   }
@@ -504,5 +517,38 @@ describe('socket.io on the agents (an unchanged CommonJS chat, -r ws-apm/registe
       home.cleanup();
       await c.close();
     }
+  });
+});
+
+describe('socket.io-client under Node', () => {
+  test('a received event is WS RECEIVE on the client over its listener, an emit there a WS SEND under it, and an ack received runs its callback inside WS RECEIVE ack', async () => {
+    await use();
+    const { io } = await startApp();
+    io.of('/chat').on('connection', (socket) => {
+      socket.on('thanks', (ack: (reply: string) => void) => ack('welcome'));
+      socket.emit('hello');
+    });
+    const c = connectIo(`${app!.url}/chat`, { transports: ['websocket'], forceNew: true, reconnection: false });
+    clients.push(c);
+    const acked = new Promise<void>((resolve) => {
+      c.on('hello', () => {
+        c.emit('thanks', () => {
+          trace.getTracer('app').startActiveSpan('after the ack', (span) => span.end());
+          resolve();
+        });
+      });
+    });
+    await acked;
+    const [hello] = await waitForSpans('WS RECEIVE /chat hello');
+    const [ackReceived] = await waitForSpans('WS RECEIVE /chat ack');
+    const [clientConnect] = spans().filter((s) => s.kind === SpanKind.CLIENT && /^WS CONNECT 127\.0\.0\.1:\d+\/socket\.io\/$/.test(s.name));
+    assert.equal(hello.kind, SpanKind.CONSUMER);
+    assert.equal(hello.links[0]?.context.spanId, clientConnect.spanContext().spanId);
+    assert.deepEqual(childrenOf(hello).map((s) => s.name), ['WS SEND /chat thanks']);
+    assert.equal(childrenOf(hello)[0].kind, SpanKind.PRODUCER);
+    assert.deepEqual(childrenOf(ackReceived).map((s) => s.name), ['after the ack']);
+    // The server's side of the same exchange.
+    const [thanks] = await waitForSpans('WS RECEIVE /chat thanks');
+    assert.deepEqual(childrenOf(thanks).map((s) => s.name), ['WS SEND /chat ack']);
   });
 });

@@ -134,19 +134,35 @@ export class Events {
       return;
     }
     const ref = o.op !== undefined ? core.adapter.ref(o.op) : undefined;
-    const link = this.linkEvents || ref === undefined;
-    this.channels.set(o.key, {
-      protocol: o.protocol,
-      info: o.info,
-      ignored: o.ignored,
-      parent: link ? ROOT : { type: 'ref', ref },
-      links: link && ref !== undefined ? [ref] : undefined,
-      handshakeTraceId: ref !== undefined ? core.adapter.traceIdOf(ref) : undefined,
-      counted: true,
-    });
+    this.channels.set(o.key, this.channel(o.protocol, o.info, o.ignored, ref, true));
     metrics.accepted.value++;
     metrics.active.value++;
     core.adapter.end(o.op, { attributes: { [S.ATTR_WS_CONNECTION_OUTCOME]: 'accepted' } });
+  }
+
+  /**
+   * A client-side channel (socket.io-client) connected: its events link to (or are children of)
+   * the client connect of the ws socket under it, when there is one.
+   */
+  clientOpened(key: object, rec: ChannelOpen): void {
+    const core = this.core;
+    const route = core.routes.route(rec.route);
+    const info = core.routeInfo(route, 'client');
+    const ref = rec.over !== undefined ? core.sockets.get(rec.over)?.ref : undefined;
+    this.channels.set(key, this.channel(rec.protocol, info, core.routes.isIgnored(route, rec.route), ref, false));
+  }
+
+  private channel(protocol: string, info: RouteInfo, ignored: boolean, ref: unknown, counted: boolean): Channel {
+    const link = this.linkEvents || ref === undefined;
+    return {
+      protocol,
+      info,
+      ignored,
+      parent: link ? ROOT : { type: 'ref', ref },
+      links: link && ref !== undefined ? [ref] : undefined,
+      handshakeTraceId: ref !== undefined ? this.core.adapter.traceIdOf(ref) : undefined,
+      counted,
+    };
   }
 
   /** Channel `key` closed. */
@@ -216,6 +232,23 @@ export class Events {
   }
 
   /**
+   * Run `fn`, which hands a received event (or ack) of channel `key` to the app's listeners
+   * synchronously, inside the event's operation (socket.io-client, an ack's callback).
+   */
+  handle<R>(key: object, event: unknown, transport: string | undefined, fn: AnyFn, thisArg: unknown, args: unknown[]): R {
+    const run = this.received(key, event, transport);
+    if (run === undefined) return fn.apply(thisArg, args);
+    try {
+      return this.run<R>(run, fn, thisArg, args);
+    } catch (err) {
+      this.failed(run, err);
+      throw err;
+    } finally {
+      this.ended(run);
+    }
+  }
+
+  /**
    * A broadcast on `route` (every recipient written by `fn`): one `WS SEND {route} {event}` under
    * the active operation, with the number of recipients `recipients()` reports once `fn` returned.
    */
@@ -250,7 +283,7 @@ export class Events {
       name: `${info.sendName} ${name}`,
       role: 'send',
       kind: 'producer',
-      side: 'server',
+      side: info.side,
       parent,
       attributes: {
         ...info.sendAttributes,
@@ -286,7 +319,7 @@ export class Events {
       name: full,
       role: 'receive',
       kind: 'consumer',
-      side: 'server',
+      side: info.side,
       parent: channel.parent,
       links: channel.links,
       attributes,

@@ -25,13 +25,15 @@ import { engineFrame, patchEngine } from './engine';
 type AnyFn = (...args: any[]) => any;
 type Ctor = { prototype: Record<string, unknown> };
 
-const PROTOCOL = 'socket.io';
+export const PROTOCOL = 'socket.io';
+/** The name of a received acknowledgement's operation. */
+export const ACK_NAME = 'ack';
 
 // socket.io-parser's packet types.
-const EVENT = 2;
-const ACK = 3;
-const BINARY_EVENT = 5;
-const BINARY_ACK = 6;
+export const EVENT = 2;
+export const ACK = 3;
+export const BINARY_EVENT = 5;
+export const BINARY_ACK = 6;
 
 interface IoSocket {
   readonly connected?: boolean;
@@ -40,7 +42,7 @@ interface IoSocket {
   readonly conn?: { readonly transport?: { readonly name?: unknown; readonly socket?: unknown } };
 }
 
-function asClass(value: unknown): Ctor | undefined {
+export function asClass(value: unknown): Ctor | undefined {
   return typeof value === 'function' && typeof (value as { prototype?: unknown }).prototype === 'object' ? (value as Ctor) : undefined;
 }
 
@@ -195,6 +197,13 @@ export function socketIo({ tracer, frameWrites }: ProtocolContext): Protocol {
         }
         if (type === ACK || type === BINARY_ACK) return events.send(this, undefined, true, original, this, arguments as unknown as unknown[]);
         return original.apply(this, arguments as unknown as unknown[]);
+      },
+    );
+
+    // An ack the client sent back for an event the server emitted: its callback runs inside `WS RECEIVE {namespace} ack`.
+    patches.wrap(proto, 'onack', (original: AnyFn) =>
+      function onack(this: IoSocket): unknown {
+        return events.handle(this, ACK_NAME, transportOf(this), original, this, arguments as unknown as unknown[]);
       },
     );
 
