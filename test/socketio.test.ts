@@ -18,6 +18,7 @@ import { run } from './helpers/child';
 import { agentEnv, startIntake } from './helpers/elastic-intake';
 import { FakeCollector, agentHome } from './helpers/newrelic-collector';
 import { startFixture } from './helpers/newrelic-fixture';
+import { recordingAdapter } from './helpers/reliability-adapter';
 import { CONSUMER, OtlpReceiver, otlpEnv, PRODUCER } from './helpers/otlp-receiver';
 import { collectMetrics, metricValue, registerMemorySdk, resetSpans, spans, spansNamed, waitForSpans } from './helpers/otel-memory';
 
@@ -550,5 +551,79 @@ describe('socket.io-client under Node', () => {
     // The server's side of the same exchange.
     const [thanks] = await waitForSpans('WS RECEIVE /chat thanks');
     assert.deepEqual(childrenOf(thanks).map((s) => s.name), ['WS SEND /chat ack']);
+  });
+});
+
+describe('socket.io: the app\'s behaviour never changes', () => {
+  /** What the app observes of one session: connects (one refused), an event with its ack, a broadcast, a middleware refusal, a disconnect. */
+  async function session(): Promise<string[]> {
+    const seen: string[] = [];
+    const { io } = await startApp();
+    const chat = io.of('/chat');
+    chat.use((socket, next) => next(socket.handshake.auth.ok === true ? undefined : new Error('refused')));
+    const gone = new Promise<void>((resolve) => {
+      chat.on('connection', (socket) => {
+        seen.push(`connected ${socket.nsp.name}`);
+        socket.join('room');
+        socket.use(([event], next) => next(event === 'nope' ? new Error('no such event') : undefined));
+        socket.on('error', (err) => seen.push(`socket error ${err.message}`));
+        socket.on('say', function (this: unknown, text: string, ack: (r: string) => void) {
+          seen.push(`say ${text} this=${this === socket} args=${arguments.length}`);
+          chat.to('room').emit('news', text);
+          ack(`ok ${text}`);
+        });
+        socket.on('disconnect', (reason) => {
+          seen.push(`disconnect ${reason}`);
+          resolve();
+        });
+      });
+    });
+    const refused = connectIo(`${app!.url}/chat`, { transports: ['websocket'], forceNew: true, reconnection: false, auth: { ok: false } });
+    clients.push(refused);
+    seen.push(`refused ${((await next(refused, 'connect_error'))[0] as Error).message}`);
+    const c = await client('/chat', { auth: { ok: true } });
+    const news = next(c, 'news');
+    seen.push(`ack ${await c.emitWithAck('say', 'hi')}`);
+    seen.push(`news ${(await news)[0]}`);
+    c.emit('nope');
+    await new Promise<void>((resolve) => {
+      const check = (): void => (seen.some((l) => l.startsWith('socket error')) ? resolve() : void setImmediate(check));
+      check();
+    });
+    c.disconnect();
+    await gone;
+    await app!.close();
+    app = undefined;
+    return seen;
+  }
+
+  test('with an adapter that throws from every method, a socket.io app sees exactly what it sees without ws-apm', async () => {
+    await getInstrumentation()?.uninstrument();
+    const bare = await session();
+    const broken = new Proxy(recordingAdapter(), {
+      get(target, key, receiver) {
+        const value = Reflect.get(target, key, receiver) as unknown;
+        if (typeof value !== 'function' || key === 'bindMetrics') return value;
+        return () => {
+          throw new Error('adapter broke');
+        };
+      },
+    });
+    instrument({ adapter: broken, flushOnExit: false, logLevel: 'silent' });
+    assert.deepEqual(await session(), bare);
+  });
+
+  test('every operation started is ended, and uninstrument restores socket.io\'s prototypes', async () => {
+    const { Socket } = require('socket.io') as { Socket: { prototype: Record<string, unknown> } };
+    await getInstrumentation()?.uninstrument();
+    const originals = ['run', 'packet', 'onack', '_onclose'].map((m) => Socket.prototype[m]);
+    const recording = recordingAdapter();
+    instrument({ adapter: recording, flushOnExit: false, logLevel: 'silent' });
+    assert.notEqual(Socket.prototype.run, originals[0]);
+    await session();
+    assert.ok(recording.ops.some((op) => op.name === 'WS RECEIVE /chat say'));
+    assert.equal(recording.open(), 0, 'no operation left open');
+    await getInstrumentation()?.uninstrument();
+    assert.deepEqual(['run', 'packet', 'onack', '_onclose'].map((m) => Socket.prototype[m]), originals);
   });
 });
