@@ -554,6 +554,33 @@ describe('socket.io-client under Node', () => {
   });
 });
 
+describe('socket.io acks received by the server', () => {
+  test('the client\'s answer to a server emit with ack runs the server\'s callback inside WS RECEIVE {namespace} ack', async () => {
+    await use();
+    const { io } = await startApp();
+    const answered = new Promise<unknown>((resolve) => {
+      io.of('/chat').on('connection', async (socket) => {
+        const answer = await new Promise((done) =>
+          socket.emit('question', (reply: unknown) => {
+            trace.getTracer('app').startActiveSpan('use the answer', (span) => span.end());
+            done(reply);
+          }),
+        );
+        resolve(answer);
+      });
+    });
+    const c = connectIo(`${app!.url}/chat`, { transports: ['websocket'], forceNew: true, reconnection: false });
+    clients.push(c);
+    c.on('question', (ack: (r: string) => void) => ack('42'));
+    assert.equal(await answered, '42');
+    const [serverConnect] = await waitForSpans('WS CONNECT /chat');
+    const acks = await waitForSpans('WS RECEIVE /chat ack');
+    const serverAck = acks.find((s) => s.links[0]?.context.spanId === serverConnect.spanContext().spanId);
+    assert.ok(serverAck, 'the server side received the ack');
+    assert.deepEqual(childrenOf(serverAck).map((s) => s.name), ['use the answer']);
+  });
+});
+
 describe('socket.io: the app\'s behaviour never changes', () => {
   /** What the app observes of one session: connects (one refused), an event with its ack, a broadcast, a middleware refusal, a disconnect. */
   async function session(): Promise<string[]> {

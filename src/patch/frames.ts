@@ -4,6 +4,7 @@
  * recipient. For sockets a protocol claimed, every data frame the sender writes reaches the
  * tracer, which skips those `send()` already counted — so the out-count is every frame written.
  */
+import { log } from '../logger';
 import type { Tracer } from '../tracer/tracer';
 import type { Patches } from './wrap';
 
@@ -28,8 +29,12 @@ export class FrameWrites {
       function sendFrame(this: object, list: unknown): unknown {
         const owner = senders.get(this);
         if (owner !== undefined) {
-          const frame = dataFrame(list);
-          if (frame !== undefined) tracer.frames.written(owner, frame.size, frame.binary);
+          try {
+            const frame = dataFrame(list);
+            if (frame !== undefined) tracer.frames.written(owner, frame.size, frame.binary);
+          } catch (err) {
+            log.fault('ws-apm frames', err);
+          }
         }
         return original.apply(this, arguments as unknown as unknown[]);
       },

@@ -6,6 +6,7 @@
  * active operation (none, and no span, when nothing is active, as for ws sends). Events link to
  * (or are children of) the client connect of the ws socket under them.
  */
+import { log } from '../../logger';
 import { Patches } from '../../patch/wrap';
 import type { Protocol, ProtocolContext } from '../index';
 import { ACK, ACK_NAME, asClass, BINARY_ACK, BINARY_EVENT, EVENT, PROTOCOL } from './index';
@@ -56,7 +57,11 @@ export function socketIoClient({ tracer }: ProtocolContext): Protocol {
       seen.add(proto);
       patches.wrap(proto, 'onconnect', (original: AnyFn) =>
         function onconnect(this: ClientSocket): unknown {
-          if (typeof this.nsp === 'string') events.clientOpened(this, { protocol: PROTOCOL, route: this.nsp, over: wsOf(this), transport: transportOf(this) });
+          try {
+            if (typeof this.nsp === 'string') events.clientOpened(this, { protocol: PROTOCOL, route: this.nsp, over: wsOf(this), transport: transportOf(this) });
+          } catch (err) {
+            log.fault('ws-apm socket.io-client', err);
+          }
           return original.apply(this, arguments as unknown as unknown[]);
         },
       );
@@ -83,7 +88,11 @@ export function socketIoClient({ tracer }: ProtocolContext): Protocol {
       );
       patches.wrap(proto, 'onclose', (original: AnyFn) =>
         function onclose(this: object): unknown {
-          events.closed(this);
+          try {
+            events.closed(this);
+          } catch (err) {
+            log.fault('ws-apm socket.io-client', err);
+          }
           return original.apply(this, arguments as unknown as unknown[]);
         },
       );

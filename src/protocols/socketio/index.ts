@@ -85,12 +85,21 @@ export function socketIo({ tracer, frameWrites }: ProtocolContext): Protocol {
   const seen = new WeakSet<object>();
   let aside = false;
 
+  // Ticks of ours: a fault here would be an uncaught exception in the app, so it stays here.
   const leave = (run: EventRun, err: unknown): void => {
     if (dispatching?.run === run) dispatching = undefined;
-    events.ended(run, err ?? undefined);
+    try {
+      events.ended(run, err ?? undefined);
+    } catch (fault) {
+      log.fault('ws-apm socket.io', fault);
+    }
   };
   const settle = (opening: Opening, socket: IoSocket, err: unknown): void => {
-    events.opened(opening, err == null && socket.connected === true, err ?? undefined);
+    try {
+      events.opened(opening, err == null && socket.connected === true, err ?? undefined);
+    } catch (fault) {
+      log.fault('ws-apm socket.io', fault);
+    }
   };
   // socket.io-client (engine.io-client) under Node connects with ws: its sockets are recognised by
   // engine.io's protocol-version parameter, so their heartbeats are heartbeats too.
@@ -209,7 +218,11 @@ export function socketIo({ tracer, frameWrites }: ProtocolContext): Protocol {
 
     patches.wrap(proto, '_onclose', (original: AnyFn) =>
       function _onclose(this: object): unknown {
-        events.closed(this);
+        try {
+          events.closed(this);
+        } catch (err) {
+          log.fault('ws-apm socket.io', err);
+        }
         return original.apply(this, arguments as unknown as unknown[]);
       },
     );
