@@ -469,7 +469,7 @@ describe('socket.io on the agents (an unchanged CommonJS chat, -r ws-apm/registe
   test('Elastic: a transaction per event, named by namespace and event, with the handler\'s http call and broadcast as its spans; a rejected connect with its error; schema-valid', async () => {
     const intake = await startIntake();
     try {
-      const app = run(['-r', 'ws-apm/register', 'chat.js'], agentEnv(intake.url, { WS_APM_BACKEND: 'elastic', CHAT_TOKEN: 'let-me-in' }) as Record<string, string>, 'socketio');
+      const app = run(['-r', 'ws-apm/register', 'chat.js'], agentEnv(intake.url, { WS_APM_BACKEND: 'elastic', CHAT_TOKEN: 'let-me-in', LINGER: '1500' }) as Record<string, string>, 'socketio');
       assert.deepEqual(await app.exited(), { code: 0, signal: null }, app.stderr());
       assert.match(app.stdout(), /REFUSED bad token/);
       assert.match(app.stdout(), /ACK stored/);
@@ -488,6 +488,11 @@ describe('socket.io on the agents (an unchanged CommonJS chat, -r ws-apm/registe
       assert.ok(intake.of('error').some((e) => e.exception?.message === 'bad token' && e.transaction_id === rejected.id));
       assert.deepEqual(intake.transactions().filter((t) => /^WS (RECEIVE|SEND) \/socket\.io\//.test(t.name)).map((t) => t.name), []);
       assert.doesNotMatch(JSON.stringify(intake.events), /let-me-in/);
+      // Handler latency per event name, on the agent's own metric cycle.
+      const latency = await intake.waitFor('the handler latency metricset', () =>
+        intake.of('metricset').find((m) => m.tags?.websocket_route === '/chat' && m.tags?.websocket_message_name === 'chat message'),
+      );
+      assert.equal(latency.samples['websocket.message.process.duration.count'].value, 1);
       assert.deepEqual(intake.invalid, [], 'every intake event matches the APM Server schema');
     } finally {
       await intake.close();
@@ -513,6 +518,8 @@ describe('socket.io on the agents (an unchanged CommonJS chat, -r ws-apm/registe
       assert.ok(c.errors.some((e) => e.intrinsics['error.message'] === 'bad token' && e.intrinsics.guid === rejected.intrinsics.guid));
       assert.deepEqual(c.transactions.map((t) => String(t.intrinsics.name)).filter((n) => /WS (RECEIVE|SEND) \/socket\.io\//.test(n)), []);
       assert.doesNotMatch(JSON.stringify([c.transactions, c.spans, c.errors]), /let-me-in/);
+      const latency = c.metric('Custom/WebSocket/MessageProcessDuration/chat/chat message');
+      assert.equal(latency?.callCount, 1, c.metrics.map((m) => m.name).filter((n) => n.includes('WebSocket')).join());
       assert.deepEqual(c.problems, []);
     } finally {
       home.cleanup();
