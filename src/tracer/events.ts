@@ -71,6 +71,7 @@ export interface EventRun {
 export class Events {
   private readonly channels = new WeakMap<object, Channel>();
   private readonly names = new Set<string>();
+  private readonly sendNames = new WeakMap<RouteInfo, Map<string, string>>();
   private readonly linkEvents: boolean;
 
   constructor(private readonly core: TracerCore, private readonly messages: Messages) {
@@ -279,17 +280,21 @@ export class Events {
   }
 
   private startSend(info: RouteInfo, protocol: string, name: string, ack: boolean, parent: Parent): unknown {
+    // `WS SEND {route} {name}`, built once per (route, side, name): names are capped.
+    let names = this.sendNames.get(info);
+    if (names === undefined) this.sendNames.set(info, (names = new Map()));
+    let full = names.get(name);
+    if (full === undefined) names.set(name, (full = `${info.sendName} ${name}`));
     return this.core.adapter.start({
-      name: `${info.sendName} ${name}`,
+      name: full,
       role: 'send',
       kind: 'producer',
       side: info.side,
       parent,
       attributes: {
-        ...info.sendAttributes,
-        [S.ATTR_MESSAGING_MESSAGE_BODY_SIZE]: undefined,
-        [S.ATTR_WS_MESSAGE_TYPE]: undefined,
-        [S.ATTR_ENDUSER_ID]: undefined,
+        [S.ATTR_MESSAGING_SYSTEM]: S.MESSAGING_SYSTEM_WEBSOCKET,
+        [S.ATTR_MESSAGING_DESTINATION_NAME]: info.route,
+        [S.ATTR_MESSAGING_OPERATION_TYPE]: 'send',
         [S.ATTR_WS_PROTOCOL]: protocol,
         [S.ATTR_WS_MESSAGE_NAME]: ack ? undefined : name,
         [S.ATTR_WS_ACK]: ack ? true : undefined,
