@@ -1,7 +1,6 @@
 /**
- * A protocol's operations over ws (socket.io first), in the tracer's neutral terms: a channel
- * (socket.io: a socket in a namespace) opens with a connect operation that covers the protocol's
- * middlewares; an event is a message with a name on the channel's route, traced, unsampled or
+ * A protocol's events over ws (socket.io first), in the tracer's neutral terms, on the channels
+ * of channels.ts: an event is a message with a name on the channel's route, traced, unsampled or
  * kept exactly as a ws message is (same rate limit, same keep rules, same handler-latency metric);
  * a send is a `WS SEND` under the active operation (an ack is a send marked as one); a broadcast
  * is one send with a recipient count. The protocol module (src/protocols/*) says when each of these
@@ -9,50 +8,16 @@
  */
 import { performance } from 'node:perf_hooks';
 import * as S from '../semconv';
-import type { Attributes, Carrier, Parent } from './adapter';
-import { now, ROOT, type TracerCore } from './core';
+import type { Attributes, Parent } from './adapter';
+import type { Channel, Channels } from './channels';
+import { now, type TracerCore } from './core';
 import type { Messages, OperationSends } from './messages';
 import { OTHER } from './naming';
-import { sanitizeCarrier } from './propagation';
 import type { RouteInfo } from './socket-state';
 
 type AnyFn = (...args: any[]) => any;
 
 const MAX_NAME_LENGTH = 64;
-
-/** How a channel opens, as plain values. */
-export interface ChannelOpen {
-  /** The protocol's name (`socket.io`), recorded as `websocket.protocol`. */
-  readonly protocol: string;
-  /** The channel's own route (socket.io: the namespace), capped like any route. */
-  readonly route: string;
-  /** The ws socket it runs over, when it does: the connect is a child of its handshake. */
-  readonly over?: object;
-  /** Otherwise the headers of the request that opened it, whose trace the connect continues. */
-  readonly headers?: Carrier;
-  readonly transport?: string;
-}
-
-/** An open channel: what its events need, computed once. */
-interface Channel {
-  readonly protocol: string;
-  readonly info: RouteInfo;
-  readonly ignored: boolean;
-  readonly parent: Parent;
-  readonly links: readonly unknown[] | undefined;
-  readonly handshakeTraceId: string | undefined;
-  counted: boolean;
-}
-
-/** A connect in progress. */
-export interface Opening {
-  readonly key: object;
-  readonly protocol: string;
-  readonly info: RouteInfo;
-  readonly ignored: boolean;
-  readonly op: unknown;
-  settled: boolean;
-}
 
 /** An event being handled. */
 export interface EventRun {
@@ -69,109 +34,16 @@ export interface EventRun {
 }
 
 export class Events {
-  private readonly channels = new WeakMap<object, Channel>();
   private readonly names = new Set<string>();
   private readonly sendNames = new WeakMap<RouteInfo, Map<string, string>>();
-  private readonly linkEvents: boolean;
 
-  constructor(private readonly core: TracerCore, private readonly messages: Messages) {
-    this.linkEvents = core.config.messageParent === 'link';
-  }
+  constructor(private readonly core: TracerCore, private readonly messages: Messages, private readonly channels: Channels) {}
 
-  /** Channel `key` is opening: start `WS CONNECT {route}` (child of the ws handshake, or the request's trace). */
-  opening(key: object, rec: ChannelOpen): Opening {
-    const core = this.core;
-    const route = core.routes.route(rec.route);
-    const info = core.routeInfo(route, 'server');
-    const ignored = core.routes.isIgnored(route, rec.route);
-    let op: unknown;
-    if (!ignored) {
-      const ws = rec.over !== undefined ? core.sockets.get(rec.over) : undefined;
-      const carrier = ws === undefined && rec.headers !== undefined ? sanitizeCarrier(rec.headers, core.adapter.propagationHeaders) : undefined;
-      const parent: Parent = ws?.ref !== undefined ? { type: 'ref', ref: ws.ref } : carrier !== undefined ? { type: 'remote', carrier } : ROOT;
-      op = core.adapter.start({
-        name: `${S.OP_CONNECT} ${route}`,
-        role: 'connect',
-        kind: 'server',
-        side: 'server',
-        parent,
-        attributes: {
-          [S.ATTR_MESSAGING_SYSTEM]: S.MESSAGING_SYSTEM_WEBSOCKET,
-          [S.ATTR_MESSAGING_DESTINATION_NAME]: route,
-          [S.ATTR_WS_ROUTE]: route,
-          [S.ATTR_WS_SIDE]: 'server',
-          [S.ATTR_WS_PROTOCOL]: rec.protocol,
-          [S.ATTR_WS_TRANSPORT]: rec.transport,
-        },
-        route,
-        serverAddress: ws?.serverAddress,
-        serverPort: ws?.serverPort,
-        urlPath: route,
-      });
-    }
-    return { key, protocol: rec.protocol, info, ignored, op, settled: false };
-  }
-
-  /** Run protocol code (middlewares, the app's connection handler) inside the connect, or an event's handler inside its operation. */
-  run<R>(x: Opening | EventRun, fn: AnyFn, thisArg: unknown, args: unknown[]): R {
-    if (x.op !== undefined) return this.core.adapter.run<R>(x.op, fn, thisArg, args);
-    if ('sampled' in x && !x.channel.ignored) return this.core.adapter.runUnsampled<R>(undefined, fn, thisArg, args);
+  /** Run protocol code (the event's middlewares, the app's handler) inside the event's operation, or unsampled. */
+  run<R>(run: EventRun, fn: AnyFn, thisArg: unknown, args: unknown[]): R {
+    if (run.op !== undefined) return this.core.adapter.run<R>(run.op, fn, thisArg, args);
+    if (!run.channel.ignored) return this.core.adapter.runUnsampled<R>(undefined, fn, thisArg, args);
     return fn.apply(thisArg, args);
-  }
-
-  /** The connect settled: accepted (the channel is open), or rejected with the middleware's error. */
-  opened(o: Opening, accepted: boolean, error?: unknown): void {
-    if (o.settled) return;
-    o.settled = true;
-    const core = this.core;
-    const metrics = o.info.metrics;
-    if (!accepted) {
-      metrics.rejected.value++;
-      core.adapter.end(o.op, {
-        error,
-        failed: true,
-        attributes: { [S.ATTR_WS_CONNECTION_OUTCOME]: 'rejected', [S.ATTR_ERROR_TYPE]: errorType(error) },
-      });
-      return;
-    }
-    const ref = o.op !== undefined ? core.adapter.ref(o.op) : undefined;
-    this.channels.set(o.key, this.channel(o.protocol, o.info, o.ignored, ref, true));
-    metrics.accepted.value++;
-    metrics.active.value++;
-    core.adapter.end(o.op, { attributes: { [S.ATTR_WS_CONNECTION_OUTCOME]: 'accepted' } });
-  }
-
-  /**
-   * A client-side channel (socket.io-client) connected: its events link to (or are children of)
-   * the client connect of the ws socket under it, when there is one.
-   */
-  clientOpened(key: object, rec: ChannelOpen): void {
-    const core = this.core;
-    const route = core.routes.route(rec.route);
-    const info = core.routeInfo(route, 'client');
-    const ref = rec.over !== undefined ? core.sockets.get(rec.over)?.ref : undefined;
-    this.channels.set(key, this.channel(rec.protocol, info, core.routes.isIgnored(route, rec.route), ref, false));
-  }
-
-  private channel(protocol: string, info: RouteInfo, ignored: boolean, ref: unknown, counted: boolean): Channel {
-    const link = this.linkEvents || ref === undefined;
-    return {
-      protocol,
-      info,
-      ignored,
-      parent: link ? ROOT : { type: 'ref', ref },
-      links: link && ref !== undefined ? [ref] : undefined,
-      handshakeTraceId: ref !== undefined ? this.core.adapter.traceIdOf(ref) : undefined,
-      counted,
-    };
-  }
-
-  /** Channel `key` closed. */
-  closed(key: object): void {
-    const channel = this.channels.get(key);
-    if (channel === undefined || !channel.counted) return;
-    channel.counted = false;
-    channel.info.metrics.active.value--;
   }
 
   /**
@@ -344,9 +216,4 @@ export class Events {
     this.names.add(event);
     return event;
   }
-}
-
-function errorType(error: unknown): string {
-  if (error instanceof Error) return error.name || 'Error';
-  return error === undefined ? 'connection_closed' : typeof error;
 }

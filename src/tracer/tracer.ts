@@ -10,11 +10,13 @@
  *   closes      close summary and connection metrics      (close.ts)
  *   handoff     inject / extract / runWithContext / user  (handoff.ts)
  *   frames      frames of sockets a protocol claimed      (frames.ts)
+ *   channels    a protocol's connects (socket.io sockets) (channels.ts)
  *   events      a protocol's events, sends, broadcasts    (events.ts)
  */
 import type { Config } from '../config';
 import type { Adapter } from './adapter';
 import { Clients } from './client';
+import { Channels } from './channels';
 import { Closes } from './close';
 import { Events } from './events';
 import { Frames } from './frames';
@@ -34,6 +36,7 @@ export class Tracer {
   readonly closes: Closes;
   readonly handoff: Handoff;
   readonly frames: Frames;
+  readonly channels: Channels;
   readonly events: Events;
 
   constructor(config: Config, adapter: Adapter) {
@@ -44,7 +47,8 @@ export class Tracer {
     this.heartbeats = new Heartbeats(core);
     this.frames = new Frames(core, this.heartbeats);
     this.messages = new Messages(core, this.frames);
-    this.events = new Events(core, this.messages);
+    this.channels = new Channels(core);
+    this.events = new Events(core, this.messages, this.channels);
     this.closes = new Closes(core);
     this.handoff = new Handoff(core);
   }

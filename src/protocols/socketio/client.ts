@@ -9,7 +9,7 @@
 import { log } from '../../logger';
 import { Patches } from '../../patch/wrap';
 import type { Protocol, ProtocolContext } from '../index';
-import { ACK, ACK_NAME, asClass, BINARY_ACK, BINARY_EVENT, EVENT, PROTOCOL } from './index';
+import { ACK_NAME, asClass, patchSends, PROTOCOL } from './packets';
 
 type AnyFn = (...args: any[]) => any;
 
@@ -36,7 +36,7 @@ function wsOf(socket: ClientSocket): object | undefined {
 }
 
 export function socketIoClient({ tracer }: ProtocolContext): Protocol {
-  const { events } = tracer;
+  const { events, channels } = tracer;
   const patches = new Patches();
   const seen = new WeakSet<object>();
 
@@ -58,7 +58,7 @@ export function socketIoClient({ tracer }: ProtocolContext): Protocol {
       patches.wrap(proto, 'onconnect', (original: AnyFn) =>
         function onconnect(this: ClientSocket): unknown {
           try {
-            if (typeof this.nsp === 'string') events.clientOpened(this, { protocol: PROTOCOL, route: this.nsp, over: wsOf(this), transport: transportOf(this) });
+            if (typeof this.nsp === 'string') channels.clientOpened(this, { protocol: PROTOCOL, route: this.nsp, over: wsOf(this), transport: transportOf(this) });
           } catch (err) {
             log.fault('ws-apm socket.io-client', err);
           }
@@ -76,20 +76,11 @@ export function socketIoClient({ tracer }: ProtocolContext): Protocol {
           return events.handle(this, ACK_NAME, transportOf(this), original, this, arguments as unknown as unknown[]);
         },
       );
-      patches.wrap(proto, 'packet', (original: AnyFn) =>
-        function packet(this: object, p: { type?: unknown; data?: unknown }): unknown {
-          const type = p !== null && typeof p === 'object' ? p.type : undefined;
-          if (type === EVENT || type === BINARY_EVENT) {
-            return events.send(this, Array.isArray(p.data) ? p.data[0] : undefined, false, original, this, arguments as unknown as unknown[]);
-          }
-          if (type === ACK || type === BINARY_ACK) return events.send(this, undefined, true, original, this, arguments as unknown as unknown[]);
-          return original.apply(this, arguments as unknown as unknown[]);
-        },
-      );
+      patchSends(proto, events, patches);
       patches.wrap(proto, 'onclose', (original: AnyFn) =>
         function onclose(this: object): unknown {
           try {
-            events.closed(this);
+            channels.closed(this);
           } catch (err) {
             log.fault('ws-apm socket.io-client', err);
           }

@@ -12,38 +12,27 @@
  *   every broadcast, whose recipients are counted at `Client.prototype.writeToEngine`.
  * - engine.io's `onWebSocket` hands each ws socket to the tracer's frames part: heartbeats are
  *   heartbeats, every frame is counted, and no frame is an operation of its own.
- * - OpenTelemetry's socket.io instrumentation stands aside (its wrappers are removed): each
+ * - OpenTelemetry's socket.io instrumentation stands aside (aside.ts): each
  *   event is recorded once, by ws-apm, whichever was loaded first.
  */
 import path from 'node:path';
 import { log } from '../../logger';
-import { isWrapped, Patches } from '../../patch/wrap';
-import type { EventRun, Opening } from '../../tracer/events';
+import { Patches } from '../../patch/wrap';
+import type { Opening } from '../../tracer/channels';
+import type { EventRun } from '../../tracer/events';
 import type { Protocol, ProtocolContext } from '../index';
+import { standAside } from './aside';
+import { patchBroadcasts } from './broadcast';
 import { engineFrame, patchEngine } from './engine';
+import { ACK_NAME, asClass, type Ctor, patchSends, PROTOCOL } from './packets';
 
 type AnyFn = (...args: any[]) => any;
-type Ctor = { prototype: Record<string, unknown> };
-
-export const PROTOCOL = 'socket.io';
-/** The name of a received acknowledgement's operation. */
-export const ACK_NAME = 'ack';
-
-// socket.io-parser's packet types.
-export const EVENT = 2;
-export const ACK = 3;
-export const BINARY_EVENT = 5;
-export const BINARY_ACK = 6;
 
 interface IoSocket {
   readonly connected?: boolean;
   readonly nsp?: { readonly name?: unknown };
   readonly handshake?: { readonly headers?: Record<string, string | string[] | undefined> };
   readonly conn?: { readonly transport?: { readonly name?: unknown; readonly socket?: unknown } };
-}
-
-export function asClass(value: unknown): Ctor | undefined {
-  return typeof value === 'function' && typeof (value as { prototype?: unknown }).prototype === 'object' ? (value as Ctor) : undefined;
 }
 
 /** socket.io's classes from its CJS exports or its ESM namespace. */
@@ -72,18 +61,15 @@ function wsOf(socket: IoSocket): object | undefined {
 
 /** The event whose handler socket.io is about to call (set by a tick queued just before socket.io's). */
 let dispatching: { run: EventRun; socket: object } | undefined;
-/** The broadcast being written, and how many sockets it was written to so far. */
-let broadcasting: { recipients: number } | undefined;
 
 function enter(run: EventRun, socket: object): void {
   dispatching = { run, socket };
 }
 
 export function socketIo({ tracer, frameWrites }: ProtocolContext): Protocol {
-  const { events } = tracer;
+  const { events, channels } = tracer;
   const patches = new Patches();
   const seen = new WeakSet<object>();
-  let aside = false;
 
   // Ticks of ours: a fault here would be an uncaught exception in the app, so it stays here.
   const leave = (run: EventRun, err: unknown): void => {
@@ -96,7 +82,7 @@ export function socketIo({ tracer, frameWrites }: ProtocolContext): Protocol {
   };
   const settle = (opening: Opening, socket: IoSocket, err: unknown): void => {
     try {
-      events.opened(opening, err == null && socket.connected === true, err ?? undefined);
+      channels.opened(opening, err == null && socket.connected === true, err ?? undefined);
     } catch (fault) {
       log.fault('ws-apm socket.io', fault);
     }
@@ -108,19 +94,6 @@ export function socketIo({ tracer, frameWrites }: ProtocolContext): Protocol {
     if (tracer.frames.claim(ws, PROTOCOL, engineFrame)) frameWrites.watch(ws);
   };
 
-  /** OpenTelemetry's socket.io instrumentation records the same events: its shimmer wrappers come off. */
-  const standAside = (target: Record<string, unknown>, name: string): void => {
-    const fn = target[name];
-    if (typeof fn !== 'function' || isWrapped(fn)) return;
-    const shim = fn as unknown as { __wrapped?: unknown; __unwrap?: unknown };
-    if (shim.__wrapped !== true || typeof shim.__unwrap !== 'function') return;
-    (shim.__unwrap as () => void)();
-    if (!aside) {
-      aside = true;
-      log.info('socket.io events are recorded by ws-apm: the socket.io instrumentation wrapped before it stands aside');
-    }
-  };
-
   function patchNamespace(proto: object): void {
     patches.wrap(proto, 'run', (original: AnyFn) =>
       function run(this: { name?: unknown }, socket: IoSocket, fn: AnyFn): unknown {
@@ -129,7 +102,7 @@ export function socketIo({ tracer, frameWrites }: ProtocolContext): Protocol {
         }
         let opening: Opening;
         try {
-          opening = events.opening(socket, {
+          opening = channels.opening(socket, {
             protocol: PROTOCOL,
             route: this.name,
             over: wsOf(socket),
@@ -143,11 +116,11 @@ export function socketIo({ tracer, frameWrites }: ProtocolContext): Protocol {
         // socket.io settles on its next tick (connects and calls the app's handler, or sends
         // CONNECT_ERROR): that tick is queued inside the connect, and ours right after it ends it.
         const done = function (this: unknown, err?: unknown): unknown {
-          const out = events.run(opening, fn, this, arguments as unknown as unknown[]);
+          const out = channels.run(opening, fn, this, arguments as unknown as unknown[]);
           process.nextTick(settle, opening, socket, err);
           return out;
         };
-        return events.run(opening, original, this, [socket, done]);
+        return channels.run(opening, original, this, [socket, done]);
       },
     );
   }
@@ -198,16 +171,7 @@ export function socketIo({ tracer, frameWrites }: ProtocolContext): Protocol {
       );
     }
 
-    patches.wrap(proto, 'packet', (original: AnyFn) =>
-      function packet(this: object, p: { type?: unknown; data?: unknown }): unknown {
-        const type = p !== null && typeof p === 'object' ? p.type : undefined;
-        if (type === EVENT || type === BINARY_EVENT) {
-          return events.send(this, Array.isArray(p.data) ? p.data[0] : undefined, false, original, this, arguments as unknown as unknown[]);
-        }
-        if (type === ACK || type === BINARY_ACK) return events.send(this, undefined, true, original, this, arguments as unknown as unknown[]);
-        return original.apply(this, arguments as unknown as unknown[]);
-      },
-    );
+    patchSends(proto, events, patches);
 
     // An ack the client sent back for an event the server emitted: its callback runs inside `WS RECEIVE {namespace} ack`.
     patches.wrap(proto, 'onack', (original: AnyFn) =>
@@ -219,36 +183,10 @@ export function socketIo({ tracer, frameWrites }: ProtocolContext): Protocol {
     patches.wrap(proto, '_onclose', (original: AnyFn) =>
       function _onclose(this: object): unknown {
         try {
-          events.closed(this);
+          channels.closed(this);
         } catch (err) {
           log.fault('ws-apm socket.io', err);
         }
-        return original.apply(this, arguments as unknown as unknown[]);
-      },
-    );
-  }
-
-  function patchBroadcasts(proto: Record<string, unknown>): void {
-    patches.wrap(proto, 'emit', (original: AnyFn) =>
-      function emit(this: { adapter?: { nsp?: { name?: unknown } } }, ev: unknown): unknown {
-        const route = this.adapter?.nsp?.name;
-        if (typeof route !== 'string') return original.apply(this, arguments as unknown as unknown[]);
-        const outer = broadcasting;
-        const counter = { recipients: 0 };
-        broadcasting = counter;
-        try {
-          return events.broadcast(PROTOCOL, route, ev, original, this, arguments as unknown as unknown[], () => counter.recipients);
-        } finally {
-          broadcasting = outer;
-        }
-      },
-    );
-  }
-
-  function patchClient(proto: Record<string, unknown>): void {
-    patches.wrap(proto, 'writeToEngine', (original: AnyFn) =>
-      function writeToEngine(this: unknown): unknown {
-        if (broadcasting !== undefined) broadcasting.recipients++;
         return original.apply(this, arguments as unknown as unknown[]);
       },
     );
@@ -295,10 +233,7 @@ export function socketIo({ tracer, frameWrites }: ProtocolContext): Protocol {
       if (broadcast !== undefined) standAside(broadcast.prototype, 'emit');
       patchNamespace(namespace.prototype);
       patchSocket(socket.prototype);
-      if (broadcast !== undefined && client !== undefined) {
-        patchBroadcasts(broadcast.prototype);
-        patchClient(client.prototype);
-      }
+      if (broadcast !== undefined && client !== undefined) patchBroadcasts(broadcast.prototype, client.prototype, events, patches);
       patches.wrap(server.prototype, 'bind', (original: AnyFn) =>
         function bind(this: unknown, engine: unknown): unknown {
           try {
