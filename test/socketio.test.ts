@@ -295,6 +295,43 @@ describe('socket.io server', () => {
   });
 });
 
+describe('socket.io binary events and ignored namespaces', () => {
+  test('a binary event (its attachment a frame of its own) is one operation; both frames are counted in', async () => {
+    await use();
+    const { io } = await startApp();
+    io.of('/files').on('connection', (socket) => {
+      socket.on('upload', (data: Buffer, ack: (size: number) => void) => ack(data.length));
+    });
+    const c = await client('/files');
+    const inFrames = (): Promise<number> =>
+      metricValue('websocket.messages', { 'websocket.route': '/socket.io/', 'websocket.side': 'server', 'websocket.direction': 'in' });
+    const binaryIn = (): Promise<number> =>
+      metricValue('websocket.messages', { 'websocket.route': '/socket.io/', 'websocket.side': 'server', 'websocket.direction': 'in', 'websocket.message.type': 'binary' });
+    const [before, binaryBefore] = [await inFrames(), await binaryIn()];
+    assert.equal(await c.emitWithAck('upload', Buffer.alloc(1000, 7)), 1000);
+    const [event] = await waitForSpans('WS RECEIVE /files upload');
+    assert.equal(attr(event, 'websocket.message.name'), 'upload');
+    assert.equal((await inFrames()) - before, 2, 'the packet and its attachment');
+    assert.equal((await binaryIn()) - binaryBefore, 1);
+  });
+
+  test('a namespace in WS_APM_IGNORE_ROUTES gets metrics only: no connect, no event operations', async () => {
+    await use({ ignoreRoutes: ['/health'] });
+    const { io } = await startApp();
+    io.of('/health').on('connection', (socket) => {
+      socket.on('probe', (ack: () => void) => {
+        trace.getTracer('app').startActiveSpan('inside an ignored event', (span) => span.end());
+        ack();
+      });
+    });
+    const c = await client('/health');
+    await c.emitWithAck('probe');
+    assert.equal(await metricValue('websocket.server.active_connections', { 'websocket.route': '/health' }), 1);
+    assert.equal(await metricValue('websocket.message.process.duration', { 'websocket.route': '/health', 'websocket.message.name': 'probe' }), 1);
+    assert.deepEqual(spans().filter((s) => s.name.includes('/health')).map((s) => s.name), []);
+  });
+});
+
 describe('socket.io broadcasts and frame counts', () => {
   test('a room broadcast is one PRODUCER operation with its recipient count, and every delivery is a frame counted out', async () => {
     await use();
