@@ -59,6 +59,16 @@ export const ATTR_WS_MESSAGE_KEPT = 'websocket.message.kept';
 export const ATTR_WS_MESSAGE_START_TIME_MS = 'websocket.message.start_time_ms';
 export const ATTR_WS_MESSAGE_DURATION_MS = 'websocket.message.duration_ms';
 
+// Protocols over ws (src/protocols): the operations of a protocol's events.
+/** The protocol whose event an operation is (`socket.io`). */
+export const ATTR_WS_PROTOCOL = 'websocket.protocol';
+/** The transport that carried it (`websocket`, `polling`). */
+export const ATTR_WS_TRANSPORT = 'websocket.transport';
+/** On a send that answers an event's acknowledgement callback. */
+export const ATTR_WS_ACK = 'websocket.message.ack';
+/** On a broadcast: how many sockets it was written to. */
+export const ATTR_WS_BROADCAST_RECIPIENTS = 'websocket.broadcast.recipients';
+
 // Metrics (recorded by src/tracer/metrics.ts, which says which attributes each carries).
 export const METRIC_ACTIVE_CONNECTIONS = 'websocket.server.active_connections';
 export const METRIC_CONNECTIONS = 'websocket.server.connections';

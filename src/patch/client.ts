@@ -78,6 +78,8 @@ export class ClientUpgrades {
     if (pending === undefined) return;
     this.responses.delete(res as object);
     this.tracer.clients.opened(ws, pending);
+    // A protocol over ws may recognise the connection by its URL (engine.io's EIO=).
+    this.tracer.frames.opened(ws, (ws as { url?: unknown }).url);
   }
 
   private begin(options: UpgradeOptions): PendingConnect {

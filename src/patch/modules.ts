@@ -2,7 +2,8 @@
  * Finding ws: a require hook (CommonJS), an import hook (ESM, when the loader from
  * `ws-apm/register` is active), copies already loaded before ws-apm, and any module
  * object the app hands over. Each distinct copy of ws is patched once. The same for
- * undici's WebSocket: Node's global one, and every copy of the `undici` package.
+ * undici's WebSocket: Node's global one, and every copy of the `undici` package. And the
+ * same for every protocol over ws (src/protocols: socket.io).
  */
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -10,8 +11,10 @@ import https from 'node:https';
 import path from 'node:path';
 import { Hook as RequireHook } from 'require-in-the-middle';
 import { log } from '../logger';
+import { type Protocol, PROTOCOLS } from '../protocols';
 import type { Tracer } from '../tracer/tracer';
 import { ClientUpgrades, patchClientRequests } from './client';
+import { FrameWrites } from './frames';
 import { patchHttpServer, patchWebSocketServer, ServerHandshakes } from './server';
 import { patchWebSocket } from './socket';
 import { UndiciClients } from './undici';
@@ -69,6 +72,7 @@ export class PatchLayer {
   private readonly handshakes: ServerHandshakes;
   private readonly upgrades: ClientUpgrades;
   private readonly undici: UndiciClients;
+  private readonly protocols: readonly Protocol[];
 
   /** `onPatched` hears of each ws copy patched (for the start-up report). */
   constructor(
@@ -78,6 +82,14 @@ export class PatchLayer {
     this.handshakes = new ServerHandshakes(tracer);
     this.upgrades = new ClientUpgrades(tracer);
     this.undici = new UndiciClients(tracer, this.patches);
+    const frameWrites = new FrameWrites(tracer, this.patches);
+    this.protocols = PROTOCOLS.map((create) => create({ tracer, frameWrites }));
+  }
+
+  /** Patch one protocol library's module (exports of its entry, or its ESM namespace). */
+  private patchProtocol(protocol: Protocol, exports: unknown, baseDir: string | undefined): void {
+    if (protocol.detect(exports)) protocol.patch(exports, baseDir);
+    else log.warn(`this does not look like a version of ${protocol.name} ws-apm knows: its events are recorded as plain ws messages`);
   }
 
   /** Patch one ws module's classes (exports of `ws`, its ESM namespace, or the class). */
@@ -122,8 +134,21 @@ export class PatchLayer {
         return exports;
       }) as Unhook,
     );
+    for (const protocol of this.protocols) {
+      this.hooks.push(
+        new RequireHook([...protocol.modules], (exports, _name, baseDir) => {
+          this.guarded(() => this.patchProtocol(protocol, exports, baseDir));
+          return exports;
+        }) as Unhook,
+      );
+    }
     this.hookImports();
     for (const key of Object.keys(require.cache)) {
+      const protocol = this.protocols.find((p) => p.entry.test(key));
+      if (protocol !== undefined) {
+        this.guarded(() => this.patchProtocol(protocol, require.cache[key]?.exports, path.resolve(key, '..', '..')));
+        continue;
+      }
       if (/[\\/]node_modules[\\/]ws[\\/]index\.js$/.test(key)) {
         this.guarded(() => this.patchWs(require.cache[key]?.exports, 'CommonJS', path.dirname(key)));
       } else if (/[\\/]node_modules[\\/]undici[\\/]index\.js$/.test(key)) {
@@ -145,6 +170,13 @@ export class PatchLayer {
       };
       this.hooks.push(new Hook(['ws'], (exported, _name, baseDir) => this.guarded(() => this.patchWs(exported, 'ESM', baseDir))));
       this.hooks.push(new Hook(['undici'], (exported) => this.guarded(() => this.undici.patchModule(exported))));
+      for (const protocol of this.protocols) {
+        this.hooks.push(
+          new Hook([...protocol.modules], (exported: unknown, _name?: string, baseDir?: string | void) =>
+            this.guarded(() => this.patchProtocol(protocol, exported, baseDir ?? undefined)),
+          ),
+        );
+      }
     } catch (err) {
       log.debug(`ESM import hook unavailable: ${(err as Error).message}`);
     }
@@ -168,6 +200,7 @@ export class PatchLayer {
       }
     }
     this.undici.disable();
+    for (const protocol of this.protocols) protocol.unpatch();
     this.patches.unwrapAll();
   }
 }

@@ -51,7 +51,7 @@ export function patchWebSocket(proto: object, tracer: Tracer, upgrades: ClientUp
   patches.wrap(proto, 'send', (original: AnyFn) =>
     function send(this: WsSocket, data: unknown, options?: unknown, cb?: unknown): unknown {
       const argc = arguments.length;
-      const op = messages.sendStarted(this, sizeOf(data), sentBinary(data, options), this.readyState === OPEN);
+      const op = messages.sendStarted(this, sizeOf(data), sentBinary(data, options), this.readyState === OPEN, data);
       if (op === undefined) return callWithArgc(original, this, argc, data, options, cb);
       return tracedSend(messages, op, original, this, argc, data, options, cb);
     },

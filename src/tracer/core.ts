@@ -97,6 +97,7 @@ export class TracerCore {
       terminated: false,
       pingAt: 0,
       user: undefined,
+      frames: undefined,
     };
     this.sockets.set(ws, state);
     return state;

@@ -11,6 +11,7 @@ import { performance } from 'node:perf_hooks';
 import * as S from '../semconv';
 import type { Attributes, Carrier, Parent } from './adapter';
 import { ACTIVE, ROOT, type TracerCore } from './core';
+import type { Frames } from './frames';
 import { fieldAt, parseMessage } from './naming';
 import { sanitizeCarrier } from './propagation';
 import { RateLimit, Sampler, upstreamSampled } from './sampler';
@@ -23,7 +24,7 @@ export const ASYNC_TAIL_MS = 30_000;
 export const ASYNC_TAIL_SENDS = 64;
 
 /** What the tracer knows about an operation that sends run under (ours or another instrumentation's). */
-class OperationSends {
+export class OperationSends {
   /** Sends while it was active, their bytes, and how many got a span. */
   sends = 0;
   bytes = 0;
@@ -48,7 +49,8 @@ export class Messages {
   private readonly parse: boolean;
   private readonly contextPath: readonly string[];
 
-  constructor(private readonly core: TracerCore) {
+  /** `frames`: where the frames of sockets a protocol claimed go (tracer/frames.ts). */
+  constructor(private readonly core: TracerCore, private readonly frames?: Frames) {
     const config = core.config;
     this.sampler = new Sampler(config.messageSampleRate, config.messageRateLimit);
     this.keepLimit = new RateLimit(config.keepRateLimit);
@@ -65,6 +67,7 @@ export class Messages {
     const core = this.core;
     const state = core.sockets.get(ws);
     if (state === undefined) return emit.apply(ws, args);
+    if (state.frames !== undefined && this.frames !== undefined) return this.frames.received(ws, state, state.frames, data, size, binary, emit, args);
     const metrics = state.info.metrics;
     state.messagesIn++;
     state.bytesIn += size;
@@ -170,12 +173,17 @@ export class Messages {
 
   /**
    * A send on `ws`: counted when the socket is open; returns the `WS SEND` operation to
-   * end when the write completes, or undefined when the send is not traced.
+   * end when the write completes, or undefined when the send is not traced. `data` lets a
+   * protocol that claimed the socket tell its heartbeats from its messages.
    */
-  sendStarted(ws: object, size: number, binary: boolean, open: boolean): unknown {
+  sendStarted(ws: object, size: number, binary: boolean, open: boolean, data?: unknown): unknown {
     const core = this.core;
     const state = core.sockets.get(ws);
     if (state === undefined || !open) return undefined;
+    if (state.frames !== undefined && this.frames !== undefined) {
+      this.frames.sent(ws, state, state.frames, data, size, binary);
+      return undefined;
+    }
     const metrics = state.info.metrics;
     state.messagesOut++;
     state.bytesOut += size;
@@ -201,6 +209,38 @@ export class Messages {
   /** The write of a traced send completed (or failed). */
   sendEnded(op: unknown, error: unknown): void {
     this.core.adapter.end(op, error ? { error } : NO_OUTCOME);
+  }
+
+  // Entry points for a protocol's operations (tracer/events.ts): the same budget, keep limit
+  // and send rules as messages, so an event is traced exactly as a message would be.
+
+  /** The sampling decision for one more message-like operation (ratio, then the rate limit). */
+  sample(nowMs: number): boolean {
+    return this.sampler.sample(nowMs);
+  }
+
+  /** May one more failed or slow unsampled operation be recorded after the fact? */
+  keepAllowed(nowMs: number): boolean {
+    return this.keepLimit.allow(nowMs);
+  }
+
+  /** `op` (a protocol's message operation) now parents the sends made while it is active. */
+  operationStarted(op: unknown): OperationSends {
+    const sends = new OperationSends(op);
+    const key = this.core.adapter.keyOf(op);
+    if (key !== undefined) this.operations.set(key, sends);
+    return sends;
+  }
+
+  /** The operation ended: its async tail starts; returns the attributes counting its sends, if any went unrecorded. */
+  operationEnded(sends: OperationSends): Attributes | undefined {
+    sends.endedAt = performance.now();
+    return sends.sends === sends.spans ? undefined : sendAttributes(sends);
+  }
+
+  /** Where a protocol's send of `size` bytes hangs, or undefined for no span (the rules of `sendParent`). */
+  parentOfSend(size: number): Parent | undefined {
+    return this.sendParent(size);
   }
 
   /** Where a send hangs, or undefined for no span: the parent rules, once for every backend. */

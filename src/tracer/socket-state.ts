@@ -3,6 +3,7 @@
  * (never as properties on the app's objects), and what it remembers about one route.
  */
 import type { Attributes, Parent, Side } from './adapter';
+import type { FrameClaim } from './frames';
 import type { RouteMetrics } from './metrics';
 
 /** Names and metric cells of one route, built once. */
@@ -58,4 +59,6 @@ export interface SocketState extends Endpoints {
   /** `performance.now()` of an unanswered ping, 0 when none. */
   pingAt: number;
   user: string | undefined;
+  /** A protocol over ws claimed this socket's frames (tracer/frames.ts): it records its own operations. */
+  frames: FrameClaim | undefined;
 }

@@ -9,11 +9,17 @@
  *   heartbeats  ping → pong                               (heartbeat.ts)
  *   closes      close summary and connection metrics      (close.ts)
  *   handoff     inject / extract / runWithContext / user  (handoff.ts)
+ *   frames      frames of sockets a protocol claimed      (frames.ts)
+ *   channels    a protocol's connects (socket.io sockets) (channels.ts)
+ *   events      a protocol's events, sends, broadcasts    (events.ts)
  */
 import type { Config } from '../config';
 import type { Adapter } from './adapter';
 import { Clients } from './client';
+import { Channels } from './channels';
 import { Closes } from './close';
+import { Events } from './events';
+import { Frames } from './frames';
 import { TracerCore } from './core';
 import { Handoff } from './handoff';
 import { Handshakes } from './handshake';
@@ -29,14 +35,20 @@ export class Tracer {
   readonly heartbeats: Heartbeats;
   readonly closes: Closes;
   readonly handoff: Handoff;
+  readonly frames: Frames;
+  readonly channels: Channels;
+  readonly events: Events;
 
   constructor(config: Config, adapter: Adapter) {
     const core = new TracerCore(config, adapter);
     this.core = core;
     this.handshakes = new Handshakes(core);
     this.clients = new Clients(core);
-    this.messages = new Messages(core);
     this.heartbeats = new Heartbeats(core);
+    this.frames = new Frames(core, this.heartbeats);
+    this.messages = new Messages(core, this.frames);
+    this.channels = new Channels(core);
+    this.events = new Events(core, this.messages, this.channels);
     this.closes = new Closes(core);
     this.handoff = new Handoff(core);
   }

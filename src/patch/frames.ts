@@ -1,0 +1,58 @@
+/**
+ * Frames ws writes without `WebSocket#send`: engine.io writes a broadcast's pre-encoded frame
+ * straight through ws's (private, but stable since ws 2) `_sender.sendFrame`, once per
+ * recipient. For sockets a protocol claimed, every data frame the sender writes reaches the
+ * tracer, which skips those `send()` already counted — so the out-count is every frame written.
+ */
+import { log } from '../logger';
+import type { Tracer } from '../tracer/tracer';
+import type { Patches } from './wrap';
+
+type AnyFn = (...args: any[]) => any;
+
+export class FrameWrites {
+  /** ws's sender of a claimed socket → the socket. */
+  private readonly senders = new WeakMap<object, object>();
+
+  constructor(private readonly tracer: Tracer, private readonly patches: Patches) {}
+
+  /** Count the frames written on `ws` (already claimed by a protocol) through its sender. */
+  watch(ws: object): void {
+    const sender = (ws as { _sender?: unknown })._sender;
+    if (sender === null || typeof sender !== 'object') return;
+    this.senders.set(sender, ws);
+    const proto = Object.getPrototypeOf(sender) as object | null;
+    if (proto === null) return;
+    const { senders, tracer } = this;
+    // Wrapped once per copy of ws (the wrapper refuses a second time).
+    this.patches.wrap(proto, 'sendFrame', (original: AnyFn) =>
+      function sendFrame(this: object, list: unknown): unknown {
+        const owner = senders.get(this);
+        if (owner !== undefined) {
+          try {
+            const frame = dataFrame(list);
+            if (frame !== undefined) tracer.frames.written(owner, frame.size, frame.binary);
+          } catch (err) {
+            log.fault('ws-apm frames', err);
+          }
+        }
+        return original.apply(this, arguments as unknown as unknown[]);
+      },
+    );
+  }
+}
+
+/** A data frame's payload size and type from its header (ws's frame: a list of buffers), or undefined for a control frame. */
+function dataFrame(list: unknown): { size: number; binary: boolean } | undefined {
+  const head = Array.isArray(list) ? list[0] : undefined;
+  if (!(head instanceof Uint8Array) || head.length < 2) return undefined;
+  const opcode = head[0] & 0x0f;
+  if (opcode > 2) return undefined;
+  let size = head[1] & 0x7f;
+  if (size === 126 && head.length >= 4) size = (head[2] << 8) | head[3];
+  else if (size === 127 && head.length >= 10) {
+    const view = new DataView(head.buffer, head.byteOffset, head.length);
+    size = view.getUint32(2) * 2 ** 32 + view.getUint32(6);
+  }
+  return { size, binary: opcode === 2 };
+}

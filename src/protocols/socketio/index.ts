@@ -1,0 +1,254 @@
+/**
+ * socket.io 4 (on engine.io 6): its own prototypes, where it dispatches, patched reversibly.
+ *
+ * - `Namespace.prototype.run(socket, fn)` runs the namespace's `io.use` middlewares: the connect
+ *   operation covers them and, on socket.io's next tick, the app's connection handler; a
+ *   middleware's `next(err)` is a rejected connect.
+ * - `Socket.prototype.run(event, fn)` runs `socket.use` middlewares, then socket.io calls the
+ *   listeners on a `process.nextTick`: the event's operation covers both (the tick is queued
+ *   inside it, and a tick of ours right after it ends it). Listeners are never wrapped; a
+ *   handler's exception is seen where socket.io calls them (`emitUntyped`).
+ * - `Socket.prototype.packet` writes every event and ack of one socket; `BroadcastOperator.prototype.emit`
+ *   every broadcast, whose recipients are counted at `Client.prototype.writeToEngine`.
+ * - engine.io's `onWebSocket` hands each ws socket to the tracer's frames part: heartbeats are
+ *   heartbeats, every frame is counted, and no frame is an operation of its own.
+ * - OpenTelemetry's socket.io instrumentation stands aside (aside.ts): each
+ *   event is recorded once, by ws-apm, whichever was loaded first.
+ */
+import path from 'node:path';
+import { log } from '../../logger';
+import { Patches } from '../../patch/wrap';
+import type { Opening } from '../../tracer/channels';
+import type { EventRun } from '../../tracer/events';
+import type { Protocol, ProtocolContext } from '../index';
+import { standAside } from './aside';
+import { patchBroadcasts } from './broadcast';
+import { engineFrame, patchEngine } from './engine';
+import { ACK_NAME, asClass, type Ctor, patchSends, PROTOCOL } from './packets';
+
+type AnyFn = (...args: any[]) => any;
+
+interface IoSocket {
+  readonly connected?: boolean;
+  readonly nsp?: { readonly name?: unknown };
+  readonly handshake?: { readonly headers?: Record<string, string | string[] | undefined> };
+  readonly conn?: { readonly transport?: { readonly name?: unknown; readonly socket?: unknown } };
+}
+
+/** socket.io's classes from its CJS exports or its ESM namespace. */
+function classes(mod: unknown): { server?: Ctor; socket?: Ctor; namespace?: Ctor } {
+  if (mod === null || (typeof mod !== 'object' && typeof mod !== 'function')) return {};
+  const m = mod as Record<string, unknown>;
+  const d = (m.default ?? {}) as Record<string, unknown>;
+  return {
+    server: asClass(m.Server) ?? asClass(d.Server),
+    socket: asClass(m.Socket) ?? asClass(d.Socket),
+    namespace: asClass(m.Namespace) ?? asClass(d.Namespace),
+  };
+}
+
+function transportOf(socket: IoSocket): string | undefined {
+  const name = socket.conn?.transport?.name;
+  return typeof name === 'string' ? name : undefined;
+}
+
+/** The ws socket under a socket.io socket on the websocket transport. */
+function wsOf(socket: IoSocket): object | undefined {
+  const transport = socket.conn?.transport;
+  const ws = transport?.name === 'websocket' ? transport.socket : undefined;
+  return ws !== null && typeof ws === 'object' ? ws : undefined;
+}
+
+/** The event whose handler socket.io is about to call (set by a tick queued just before socket.io's). */
+let dispatching: { run: EventRun; socket: object } | undefined;
+
+function enter(run: EventRun, socket: object): void {
+  dispatching = { run, socket };
+}
+
+export function socketIo({ tracer, frameWrites }: ProtocolContext): Protocol {
+  const { events, channels } = tracer;
+  const patches = new Patches();
+  const seen = new WeakSet<object>();
+
+  // Ticks of ours: a fault here would be an uncaught exception in the app, so it stays here.
+  const leave = (run: EventRun, err: unknown): void => {
+    if (dispatching?.run === run) dispatching = undefined;
+    try {
+      events.ended(run, err ?? undefined);
+    } catch (fault) {
+      log.fault('ws-apm socket.io', fault);
+    }
+  };
+  const settle = (opening: Opening, socket: IoSocket, err: unknown): void => {
+    try {
+      channels.opened(opening, err == null && socket.connected === true, err ?? undefined);
+    } catch (fault) {
+      log.fault('ws-apm socket.io', fault);
+    }
+  };
+  // socket.io-client (engine.io-client) under Node connects with ws: its sockets are recognised by
+  // engine.io's protocol-version parameter, so their heartbeats are heartbeats too.
+  tracer.frames.claimUrls(PROTOCOL, /[?&]EIO=\d+(?:&|$)/, engineFrame);
+  const claim = (ws: object): void => {
+    if (tracer.frames.claim(ws, PROTOCOL, engineFrame)) frameWrites.watch(ws);
+  };
+
+  function patchNamespace(proto: object): void {
+    patches.wrap(proto, 'run', (original: AnyFn) =>
+      function run(this: { name?: unknown }, socket: IoSocket, fn: AnyFn): unknown {
+        if (typeof fn !== 'function' || socket === null || typeof socket !== 'object' || typeof this.name !== 'string') {
+          return original.apply(this, arguments as unknown as unknown[]);
+        }
+        let opening: Opening;
+        try {
+          opening = channels.opening(socket, {
+            protocol: PROTOCOL,
+            route: this.name,
+            over: wsOf(socket),
+            headers: socket.handshake?.headers,
+            transport: transportOf(socket),
+          });
+        } catch (err) {
+          log.fault('ws-apm socket.io', err);
+          return original.apply(this, arguments as unknown as unknown[]);
+        }
+        // socket.io settles on its next tick (connects and calls the app's handler, or sends
+        // CONNECT_ERROR): that tick is queued inside the connect, and ours right after it ends it.
+        const done = function (this: unknown, err?: unknown): unknown {
+          const out = channels.run(opening, fn, this, arguments as unknown as unknown[]);
+          process.nextTick(settle, opening, socket, err);
+          return out;
+        };
+        return channels.run(opening, original, this, [socket, done]);
+      },
+    );
+  }
+
+  function patchSocket(proto: Record<string, unknown>): void {
+    patches.wrap(proto, 'run', (original: AnyFn) =>
+      function run(this: IoSocket, event: unknown, fn: AnyFn): unknown {
+        if (!Array.isArray(event) || typeof fn !== 'function') return original.apply(this, arguments as unknown as unknown[]);
+        let traced: EventRun | undefined;
+        try {
+          traced = events.received(this, event[0], transportOf(this));
+        } catch (err) {
+          log.fault('ws-apm socket.io', err);
+        }
+        if (traced === undefined) return original.apply(this, arguments as unknown as unknown[]);
+        const ev = traced;
+        const socket = this;
+        const done = function (this: unknown, err?: unknown): unknown {
+          process.nextTick(enter, ev, socket);
+          const out = events.run(ev, fn, this, arguments as unknown as unknown[]);
+          process.nextTick(leave, ev, err);
+          return out;
+        };
+        try {
+          return events.run(ev, original, this, [event, done]);
+        } catch (err) {
+          events.ended(ev, err);
+          throw err;
+        }
+      },
+    );
+
+    // socket.io calls the listeners through the parent class's emitUntyped (`super.emitUntyped`).
+    const parent = Object.getPrototypeOf(proto) as Record<string, unknown> | null;
+    if (parent !== null && typeof parent.emitUntyped === 'function') {
+      patches.wrap(parent, 'emitUntyped', (original: AnyFn) =>
+        function emitUntyped(this: unknown): unknown {
+          const current = dispatching;
+          if (current === undefined || current.socket !== this) return original.apply(this, arguments as unknown as unknown[]);
+          dispatching = undefined;
+          try {
+            return original.apply(this, arguments as unknown as unknown[]);
+          } catch (err) {
+            events.failed(current.run, err);
+            throw err;
+          }
+        },
+      );
+    }
+
+    patchSends(proto, events, patches);
+
+    // An ack the client sent back for an event the server emitted: its callback runs inside `WS RECEIVE {namespace} ack`.
+    patches.wrap(proto, 'onack', (original: AnyFn) =>
+      function onack(this: IoSocket): unknown {
+        return events.handle(this, ACK_NAME, transportOf(this), original, this, arguments as unknown as unknown[]);
+      },
+    );
+
+    patches.wrap(proto, '_onclose', (original: AnyFn) =>
+      function _onclose(this: object): unknown {
+        try {
+          channels.closed(this);
+        } catch (err) {
+          log.fault('ws-apm socket.io', err);
+        }
+        return original.apply(this, arguments as unknown as unknown[]);
+      },
+    );
+  }
+
+  /** socket.io's own file next to its entry (the same module instance socket.io uses), or undefined. */
+  function internal(baseDir: string | undefined, file: string, name: string): Ctor | undefined {
+    if (baseDir === undefined) return undefined;
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-var-requires
+      return asClass((require(path.join(baseDir, 'dist', file)) as Record<string, unknown>)[name]);
+    } catch (err) {
+      log.debug(`socket.io ${file} not found (${(err as Error).message}): its broadcasts are not recorded`);
+      return undefined;
+    }
+  }
+
+  return {
+    name: PROTOCOL,
+    modules: ['socket.io'],
+    entry: /[\\/]node_modules[\\/]socket\.io[\\/]dist[\\/]index\.js$/,
+
+    detect(exports) {
+      const { server, socket, namespace } = classes(exports);
+      return (
+        server !== undefined &&
+        typeof socket?.prototype.run === 'function' &&
+        typeof socket.prototype.packet === 'function' &&
+        typeof namespace?.prototype.run === 'function' &&
+        typeof server.prototype.bind === 'function'
+      );
+    },
+
+    patch(exports, baseDir) {
+      const { server, socket, namespace } = classes(exports);
+      if (server === undefined || socket === undefined || namespace === undefined) return false;
+      if (seen.has(socket.prototype)) return true;
+      seen.add(socket.prototype);
+      const broadcast = internal(baseDir, 'broadcast-operator.js', 'BroadcastOperator');
+      const client = internal(baseDir, 'client.js', 'Client');
+      standAside(socket.prototype, 'on');
+      standAside(socket.prototype, 'emit');
+      standAside(server.prototype, 'on');
+      if (broadcast !== undefined) standAside(broadcast.prototype, 'emit');
+      patchNamespace(namespace.prototype);
+      patchSocket(socket.prototype);
+      if (broadcast !== undefined && client !== undefined) patchBroadcasts(broadcast.prototype, client.prototype, events, patches);
+      patches.wrap(server.prototype, 'bind', (original: AnyFn) =>
+        function bind(this: unknown, engine: unknown): unknown {
+          try {
+            patchEngine(engine, patches, claim);
+          } catch (err) {
+            log.fault('ws-apm socket.io', err);
+          }
+          return original.apply(this, arguments as unknown as unknown[]);
+        },
+      );
+      return true;
+    },
+
+    unpatch() {
+      patches.unwrapAll();
+    },
+  };
+}
