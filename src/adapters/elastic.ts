@@ -9,10 +9,12 @@ import type { Adapter } from '../tracer/adapter';
 import { noopAdapter } from '../tracer/noop';
 import { ElasticAdapter } from './elastic-adapter';
 import { loadedAgent, resolveAgent, type ElasticAgent } from './elastic-agent';
+import { ELASTIC_START_PRELOAD, isPreloaded } from './preloads';
 
 /**
  * True when Elastic APM should be the backend under `auto`: the agent is already started
- * in this process, or `ELASTIC_APM_SERVER_URL` is set. Never loads the agent.
+ * in this process, or `ELASTIC_APM_SERVER_URL` is set, or `elastic-apm-node/start` is
+ * preloaded after ws-apm (settings possibly only in its config file). Never loads the agent.
  */
 export function elasticDetected(env: NodeJS.ProcessEnv): boolean {
   try {
@@ -21,7 +23,7 @@ export function elasticDetected(env: NodeJS.ProcessEnv): boolean {
     // A broken agent copy: fall back to the environment.
   }
   const url = env.ELASTIC_APM_SERVER_URL;
-  return typeof url === 'string' && url.trim() !== '';
+  return (typeof url === 'string' && url.trim() !== '') || isPreloaded(ELASTIC_START_PRELOAD);
 }
 
 /**
@@ -38,16 +40,49 @@ export function createElasticAdapter(config: Config): Adapter {
   }
   let startedByUs = false;
   let agentWsWasOn = false;
+  let later = false;
   try {
     if (!agent.isStarted()) {
-      agent.start({ disableInstrumentations: withWs(agent._conf?.disableInstrumentations ?? envList('ELASTIC_APM_DISABLE_INSTRUMENTATIONS')) });
-      startedByUs = true;
+      // `-r ws-apm/register -r elastic-apm-node/start`: the agent's own preload runs right
+      // after this one and starts the agent (from its env or config file) before the app
+      // does anything; a start() here would make that one throw and end the process.
+      // The adapter records from the moment the agent is started (it checks per operation).
+      later = isPreloaded(ELASTIC_START_PRELOAD);
+      if (!later) {
+        agent.start({ disableInstrumentations: withWs(agent._conf?.disableInstrumentations ?? envList('ELASTIC_APM_DISABLE_INSTRUMENTATIONS')) });
+        startedByUs = true;
+      }
     }
-    agentWsWasOn = disableAgentWs(agent);
+    if (!later) agentWsWasOn = disableAgentWs(agent);
   } catch (err) {
     log.fault('elastic agent start', err);
   }
-  return new ElasticAdapter(agent, config, startedByUs, agentWsWasOn);
+  const adapter = new ElasticAdapter(agent, config, startedByUs, agentWsWasOn);
+  if (later) afterStart(agent, () => {
+    if (disableAgentWs(agent)) adapter.dropAgentWsSpans();
+  });
+  return adapter;
+}
+
+/**
+ * Run `fn` right after the agent's next start() (its own preload's), before the app loads
+ * ws: the agent reads its configuration anew in start(), so ws-apm's changes to it wait.
+ */
+function afterStart(agent: ElasticAgent, fn: () => void): void {
+  const own = Object.prototype.hasOwnProperty.call(agent, 'start');
+  const start = agent.start;
+  const target = agent as { start: ElasticAgent['start'] };
+  target.start = function (this: ElasticAgent, ...args: Parameters<ElasticAgent['start']>) {
+    if (own) target.start = start;
+    else delete (target as { start?: unknown }).start;
+    const result = start.apply(this, args);
+    try {
+      fn();
+    } catch (err) {
+      log.fault('elastic agent start', err);
+    }
+    return result;
+  };
 }
 
 function envList(name: string): string[] {

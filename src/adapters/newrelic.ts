@@ -57,14 +57,19 @@ import {
   parentHeaders, pickHeaders,
 } from './newrelic-context';
 import { NewRelicMetrics } from './newrelic-metrics';
+import { isPreloaded, NEWRELIC_PRELOAD } from './preloads';
 import { endInContext, NR_TRANSACTION_GROUP, startSegment, startTransaction } from './newrelic-ops';
 
 /** Name of the transaction `runWithRemote` starts. */
 export const NR_HANDOFF_NAME = 'WS HANDOFF';
 
-/** Is New Relic in use: the agent is loaded, or a license key is configured. */
+/**
+ * Is New Relic in use: the agent is loaded, or a license key is configured, or `-r newrelic`
+ * comes after ws-apm's preload (settings possibly only in newrelic.js). Loading the agent
+ * here first is what that preload would do: it is a require-time singleton.
+ */
 export function newrelicDetected(env: NodeJS.ProcessEnv): boolean {
-  if (loadedAgent() !== undefined) return true;
+  if (loadedAgent() !== undefined || isPreloaded(NEWRELIC_PRELOAD)) return true;
   const key = env.NEW_RELIC_LICENSE_KEY;
   return typeof key === 'string' && key.trim() !== '';
 }
