@@ -10,6 +10,8 @@ import { once } from 'node:events';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, test } from 'node:test';
+import { preloadedModules } from '../src/adapters/preloads';
+import { mainIsEsm } from '../src/esm-hook';
 import { cleanEnv, FIXTURES } from './helpers/child';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -85,5 +87,30 @@ describe('start forms (console backend)', () => {
     assert.doesNotMatch(ran.stderr, /ERROR|rejected/);
     assert.match(ran.stderr, /websocket\.server\.connections\{\/chat,accepted\}=1/);
     assert.equal(ran.stderr.match(/\[ws-apm\] warn: a WebSocket upgrade was accepted by a copy of ws that ws-apm has not instrumented/g)?.length, 1, ran.stderr);
+  });
+});
+
+describe('reading the command line', () => {
+  test('preloads from the node arguments and NODE_OPTIONS, in every spelling Node accepts', () => {
+    assert.deepEqual(
+      preloadedModules(
+        ['-r', 'ws-apm/register', '--require=elastic-apm-node/start', '--import', 'x.mjs', '--max-old-space-size=100'],
+        '--import=./a.mjs -r newrelic --loader "./my loader.mjs" --inspect',
+      ),
+      ['./a.mjs', 'newrelic', './my loader.mjs', 'ws-apm/register', 'elastic-apm-node/start', 'x.mjs'],
+    );
+    assert.deepEqual(preloadedModules([], undefined), []);
+  });
+
+  test('the main module is judged ESM or CommonJS as Node loads it', () => {
+    const at = (...p: string[]): string[] => ['node', path.join(APPS, ...p)];
+    assert.equal(mainIsEsm(at('esm', 'app.js'), []), true, '"type": "module"');
+    assert.equal(mainIsEsm(at('esm', 'app'), []), true, 'without its extension');
+    assert.equal(mainIsEsm(at('cjs', 'app.js'), []), false, 'no "type", CommonJS syntax');
+    assert.equal(mainIsEsm(at('typeless', 'app.js'), []), true, 'no "type", ESM syntax');
+    assert.equal(mainIsEsm(at('tracing.cjs'), []), false, '.cjs');
+    assert.equal(mainIsEsm(['node', path.join(FIXTURES, 'otel', 'server.mjs')], []), true, '.mjs');
+    assert.equal(mainIsEsm(at('cjs', 'app.js'), ['--experimental-default-type=module']), true, 'default type module');
+    assert.equal(mainIsEsm(['node'], []), false, 'no main module (-e, REPL)');
   });
 });
