@@ -15,8 +15,11 @@ const INSTALLED = Symbol.for('ws-apm.esm-hook');
 type Global = typeof globalThis & { [INSTALLED]?: true | string };
 
 /**
- * Install import-in-the-middle's loader hook once per process. It must see the app's
- * first `import`, so it is installed by the preload, before the main module loads.
+ * Install import-in-the-middle's loader hook once per process. It must see the app's first
+ * `import`, so it is installed by the preload, before the main module loads. Where Node runs
+ * module hooks in-thread (`module.registerHooks`, Node 22.22.3+ / 24.11.1+) they are used:
+ * the off-thread `module.register` starts a hooks thread that runs every `-r` preload of
+ * the app a second time, and on Node 22 some preloads (elastic-apm-node) crash in it.
  * Returns undefined when the hook is active, else why not.
  */
 export function installEsmHook(): string | undefined {
@@ -24,18 +27,35 @@ export function installEsmHook(): string | undefined {
   if (g[INSTALLED] === true) return undefined;
   if (typeof g[INSTALLED] === 'string') return g[INSTALLED];
   let reason: string | undefined;
-  const register = (module as { register?: (specifier: string, parent: string, options: object) => void }).register;
-  if (typeof register !== 'function') {
-    reason = `module.register is not available on Node ${process.versions.node}`;
-  } else {
-    try {
-      register('import-in-the-middle/hook.mjs', pathToFileURL(__filename).href, { data: { include: ['ws', 'undici'] } });
-    } catch (err) {
-      reason = err instanceof Error ? err.message : String(err);
+  const options = { include: ['ws', 'undici'] };
+  try {
+    if (!registerInThread(options)) {
+      const register = (module as { register?: (specifier: string, parent: string, options: object) => void }).register;
+      if (typeof register !== 'function') {
+        reason = `module.register is not available on Node ${process.versions.node}`;
+      } else {
+        register('import-in-the-middle/hook.mjs', pathToFileURL(__filename).href, { data: options });
+      }
     }
+  } catch (err) {
+    reason = err instanceof Error ? err.message : String(err);
   }
   g[INSTALLED] = reason ?? true;
   return reason;
+}
+
+/** import-in-the-middle's in-thread hooks, when this Node runs them correctly (ESM files, loaded by require(esm)). */
+function registerInThread(options: object): boolean {
+  if (typeof (module as { registerHooks?: unknown }).registerHooks !== 'function') return false;
+  try {
+    const { supportsSyncHooks } = require('import-in-the-middle/supports-sync-hooks.mjs') as { supportsSyncHooks(): boolean };
+    if (!supportsSyncHooks()) return false;
+  } catch {
+    return false; // no require(esm) here
+  }
+  const { register } = require('import-in-the-middle/register-hooks.mjs') as { register(options: object): void };
+  register(options);
+  return true;
 }
 
 /**
