@@ -13,6 +13,7 @@ import { describe, test } from 'node:test';
 import { preloadedModules } from '../src/adapters/preloads';
 import { mainIsEsm } from '../src/esm-hook';
 import { cleanEnv, FIXTURES } from './helpers/child';
+import { agentEnv, startIntake } from './helpers/elastic-intake';
 
 const ROOT = path.resolve(__dirname, '..');
 const REGISTER_CJS = path.join(ROOT, 'dist', 'register.js');
@@ -88,6 +89,34 @@ describe('start forms (console backend)', () => {
     assert.match(ran.stderr, /websocket\.server\.connections\{\/chat,accepted\}=1/);
     assert.equal(ran.stderr.match(/\[ws-apm\] warn: a WebSocket upgrade was accepted by a copy of ws that ws-apm has not instrumented/g)?.length, 1, ran.stderr);
   });
+});
+
+describe('the Elastic agent started in the app\'s own code, after -r ws-apm/register started it from the environment', () => {
+  for (const [label, options, warned] of [
+    ['without options: the call changes nothing', undefined, false],
+    ['with options: the call is absorbed and the options it cannot apply are named once', { transactionSampleRate: 1 }, true],
+  ] as const) {
+    test(label, async () => {
+      const intake = await startIntake();
+      try {
+        const env = agentEnv(intake.url, { START_OPTIONS: options ? JSON.stringify(options) : '' }) as Record<string, string>;
+        const ran = await runApp('cjs', ['-r', REGISTER_CJS, 'starts-elastic.js'], env);
+        assert.equal(ran.code, 0, ran.stderr);
+        assert.match(ran.stdout, /STARTED true\nGOT echo hello\nDONE/);
+        const warnings = ran.stderr.split('\n').filter((l) => l !== '');
+        if (warned) {
+          assert.equal(warnings.length, 1, ran.stderr);
+          assert.match(warnings[0], /^\[ws-apm\] warn: elastic-apm-node was already started by ws-apm .*options are not applied \(transactionSampleRate\)/);
+        } else {
+          assert.deepEqual(warnings, []);
+        }
+        await intake.waitFor('WS RECEIVE and WS CLOSE', () => intake.transactions('WS RECEIVE /chat').length > 0 && intake.transactions('WS CLOSE /chat').length > 0);
+        assert.equal(intake.transactions('WS CONNECT /chat')[0]?.outcome, 'success');
+      } finally {
+        await intake.close();
+      }
+    });
+  }
 });
 
 describe('reading the command line', () => {

@@ -57,6 +57,7 @@ export function createElasticAdapter(config: Config): Adapter {
   } catch (err) {
     log.fault('elastic agent start', err);
   }
+  if (startedByUs) absorbAppStart(agent);
   const adapter = new ElasticAdapter(agent, config, startedByUs, agentWsWasOn);
   if (later) afterStart(agent, () => {
     if (disableAgentWs(agent)) adapter.dropAgentWsSpans();
@@ -82,6 +83,33 @@ function afterStart(agent: ElasticAgent, fn: () => void): void {
       log.fault('elastic agent start', err);
     }
     return result;
+  };
+}
+
+/**
+ * ws-apm started the agent (no agent preload in sight), and the app's own code may start it
+ * too, as Elastic's docs show (`require('elastic-apm-node').start()` first in the main
+ * module): without ws-apm that call works, with it the agent would throw "Do not call
+ * .start() more than once" and end the app. That one call is absorbed: without options it
+ * would have read the same environment and config file; options it cannot apply any more
+ * are named once.
+ */
+function absorbAppStart(agent: ElasticAgent): void {
+  const target = agent as { start: ElasticAgent['start'] };
+  const own = Object.prototype.hasOwnProperty.call(agent, 'start');
+  const start = agent.start;
+  target.start = function (this: ElasticAgent, options?: Record<string, unknown>) {
+    if (own) target.start = start;
+    else delete (target as { start?: unknown }).start;
+    const keys = options !== null && typeof options === 'object' ? Object.keys(options) : [];
+    if (keys.length > 0) {
+      log.warn(
+        `elastic-apm-node was already started by ws-apm from its ELASTIC_APM_* environment and config file; ` +
+          `the app's start() options are not applied (${keys.join(', ')}): set them in elastic-apm-node.js or ` +
+          'ELASTIC_APM_* variables, or start the agent before ws-apm (node -r elastic-apm-node/start -r ws-apm/register)',
+      );
+    }
+    return this;
   };
 }
 
