@@ -16,9 +16,9 @@ import { after, before, describe, test } from 'node:test';
 import { cleanEnv } from './helpers/child';
 import { startIntake } from './helpers/elastic-intake';
 import { OtlpReceiver, otlpEnv } from './helpers/otlp-receiver';
+import { pack, ROOT } from './helpers/packed';
 
 const exec = promisify(execFile);
-const ROOT = path.resolve(__dirname, '..');
 const BUILT = existsSync(path.join(ROOT, 'dist', 'register.js'));
 
 /** The packages each backend's README install line adds to `npm install ws-apm`. */
@@ -169,8 +169,7 @@ describe('installed from the packed tarball, one set-up per backend', { skip: !B
 
   before(async () => {
     packDir = mkdtempSync(path.join(os.tmpdir(), 'ws-apm-pack-'));
-    const { stdout } = await exec('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', packDir], { cwd: ROOT, env: npmEnv() });
-    const tarball = path.join(packDir, (JSON.parse(stdout) as Array<{ filename: string }>)[0]!.filename);
+    const tarball = pack(packDir).tarball!;
     // One at a time: npm installs share its cache, and the host is shared.
     for (const [backend, extra] of Object.entries(SETUPS)) setups.set(backend, await install(tarball, extra));
   });

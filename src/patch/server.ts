@@ -25,6 +25,7 @@ function isWebSocketUpgrade(req: IncomingMessage | undefined): boolean {
 /** Handshakes in progress, by upgrade request (the http event and handleUpgrade see the same one). */
 export class ServerHandshakes {
   private readonly pending = new WeakMap<object, { readonly hs: Handshake; readonly release: () => void }>();
+  private warned = false;
 
   constructor(private readonly tracer: Tracer) {}
 
@@ -52,6 +53,20 @@ export class ServerHandshakes {
     return hs;
   }
 
+  /** A 101 went out that no instrumented ws took: accepted, and said once. */
+  private untracked(req: object, hs: Handshake): void {
+    if (!this.pending.has(req)) return;
+    this.settle(req);
+    this.tracer.handshakes.acceptedUntracked(hs);
+    if (this.warned) return;
+    this.warned = true;
+    log.warn(
+      'a WebSocket upgrade was accepted by a copy of ws that ws-apm has not instrumented: the messages, sends and ' +
+        'closes of such connections are not recorded. ws loaded with `import` is seen through the loader hook of ' +
+        '`node --import ws-apm/register` (NODE_OPTIONS="--import ws-apm/register"); a bundled ws needs instrument({ ws })',
+    );
+  }
+
   /** ws accepted the upgrade: stop watching the socket. */
   settle(req: object): void {
     const known = this.pending.get(req);
@@ -71,6 +86,9 @@ export class ServerHandshakes {
       const text = typeof chunk === 'string' ? chunk.slice(0, 16) : Buffer.isBuffer(chunk) ? chunk.toString('latin1', 0, 16) : '';
       const m = STATUS_LINE.exec(text);
       if (m) status = Number(m[1]);
+      // ws writes its 101 and hands the socket to the (patched) connection callback in the
+      // same synchronous run. Still pending after it: a ws copy (or library) ws-apm did not patch.
+      if (status === 101) queueMicrotask(() => this.untracked(req, hs));
     };
     // Shadow write/end on this socket only until the handshake settles. They are set back
     // to the inherited functions rather than deleted: deleting properties from a socket
@@ -100,7 +118,9 @@ export class ServerHandshakes {
     };
     const onClose = (): void => {
       this.settle(req);
-      this.tracer.handshakes.rejected(hs, status);
+      // A 101 is an accepted upgrade, never a rejection.
+      if (status === 101) this.tracer.handshakes.acceptedUntracked(hs);
+      else this.tracer.handshakes.rejected(hs, status);
     };
     socket.once('close', onClose);
     return release;

@@ -103,6 +103,17 @@ export class Handshakes {
     return runAndEnd<R>(core, hs.op, cb, thisArg, args, ACCEPTED);
   }
 
+  /**
+   * A 101 was written but no instrumented ws took the socket (a copy of ws ws-apm never saw,
+   * or another WebSocket library): accepted, though its messages and close are not tracked.
+   */
+  acceptedUntracked(hs: Handshake): void {
+    if (hs.settled) return;
+    hs.settled = true;
+    hs.info.metrics.accepted.value++;
+    this.core.adapter.end(hs.op, { attributes: ACCEPTED });
+  }
+
   /** The app or ws answered with a status other than 101, or the socket closed first. */
   rejected(hs: Handshake, status: number | undefined): void {
     if (hs.settled) return;
@@ -120,6 +131,7 @@ export class Handshakes {
 }
 
 const ACCEPTED: Attributes = Object.freeze({ [S.ATTR_HTTP_RESPONSE_STATUS_CODE]: 101 });
+
 
 /** The port of a Host header (`h:8080`, `[::1]:8080`), else the scheme's default. */
 function hostPort(host: string | undefined, encrypted: boolean): number {

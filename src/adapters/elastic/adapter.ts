@@ -208,7 +208,7 @@ export class ElasticAdapter implements Adapter<ElasticOp, string> {
   }
 
   /** When the app started the agent with its ws instrumentation on, drop that span. */
-  private dropAgentWsSpans(): void {
+  dropAgentWsSpans(): void {
     try {
       this.agent.addSpanFilter?.((payload) =>
         payload.name === AGENT_WS_SPAN_NAME && payload.type === 'websocket' ? false : payload,

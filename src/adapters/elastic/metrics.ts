@@ -109,7 +109,8 @@ export class ElasticMetrics {
 
   /** Register a gauge for every counter cell, and a summary for every histogram cell with values, not seen yet. */
   scan(): void {
-    if (!this.source) return;
+    // Before start() the agent drops registrations silently: wait (its preload may come after ws-apm's).
+    if (!this.source || !this.agent.isStarted()) return;
     try {
       for (const cell of this.source.counters()) {
         if (this.registeredCells.has(cell)) continue;

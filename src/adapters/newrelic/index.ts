@@ -9,6 +9,7 @@ import { noopAdapter } from '../../tracer/noop';
 import { adapterSetup, type BackendModule } from '../backend';
 import { agentInternals, agentPackageVersion, loadedAgent, requireAgent, type NrApi } from './agent';
 import { describe } from './context';
+import { isPreloaded, NEWRELIC_PRELOAD } from '../preloads';
 import { watchNewRelicConnect } from './reachability';
 
 export const newrelicBackend: BackendModule = {
@@ -17,7 +18,10 @@ export const newrelicBackend: BackendModule = {
   detect(env) {
     if (loadedAgent() !== undefined) return 'the newrelic agent is loaded';
     const key = env.NEW_RELIC_LICENSE_KEY;
-    return typeof key === 'string' && key.trim() !== '' ? 'NEW_RELIC_LICENSE_KEY is set' : undefined;
+    if (typeof key === 'string' && key.trim() !== '') return 'NEW_RELIC_LICENSE_KEY is set';
+    // `-r ws-apm/register -r newrelic` with settings possibly only in newrelic.js: loading the
+    // agent here first is what that preload would do (it is a require-time singleton).
+    return isPreloaded(NEWRELIC_PRELOAD) ? `${NEWRELIC_PRELOAD} is preloaded` : undefined;
   },
   create: (config) => adapterSetup(createNewRelicAdapter(config)),
 };
