@@ -11,7 +11,7 @@ import { performance } from 'node:perf_hooks';
 import * as S from '../semconv';
 import type { Attributes, Carrier, Parent } from './adapter';
 import { ACTIVE, ROOT, type TracerCore } from './core';
-import { fieldAt, parseMessage } from './naming';
+import { JsonFieldReader, type JsonData } from './json-field';
 import { sanitizeCarrier } from './propagation';
 import { RateLimit, Sampler, upstreamSampled } from './sampler';
 import type { RouteInfo, SocketState } from './socket-state';
@@ -45,16 +45,20 @@ export class Messages {
   private readonly sampler: Sampler;
   private readonly keepLimit: RateLimit;
   private readonly operations = new WeakMap<object, OperationSends>();
-  private readonly parse: boolean;
-  private readonly contextPath: readonly string[];
+  /** Reads the name and carried-context fields without parsing the message; null when neither is configured. */
+  private readonly fields: JsonFieldReader | null;
+  private readonly nameField: number;
+  private readonly contextField: number;
 
   constructor(private readonly core: TracerCore) {
     const config = core.config;
     this.sampler = new Sampler(config.messageSampleRate, config.messageRateLimit);
     this.keepLimit = new RateLimit(config.keepRateLimit);
-    this.contextPath = config.messageContext;
-    // JSON is parsed only when a name or a carried context is configured, once for both.
-    this.parse = core.names.enabled || config.messageContext.length > 0;
+    // JSON is read only when a name or a carried context is configured, in one pass for both.
+    const paths: (readonly string[])[] = [];
+    this.nameField = core.names.enabled ? paths.push(config.messageName) - 1 : -1;
+    this.contextField = config.messageContext.length > 0 ? paths.push(config.messageContext) - 1 : -1;
+    this.fields = paths.length > 0 ? new JsonFieldReader(paths) : null;
   }
 
   /**
@@ -72,13 +76,17 @@ export class Messages {
     metrics.sizeIn.record(size);
     if (!listening) return emit.apply(ws, args);
 
-    const message = this.parse ? parseMessage(data, binary, size, core.config.messageNameMaxBytes) : undefined;
-    const name = message !== undefined && core.names.enabled ? core.names.name(message) : undefined;
-    const started = performance.now();
+    let name: string | undefined;
     let carried: Carrier | undefined;
+    const fields = this.fields;
+    if (fields !== null && !binary && size !== 0 && size <= core.config.messageNameMaxBytes && fields.read(data as JsonData)) {
+      if (this.nameField !== -1) name = core.names.name(fields.string(this.nameField));
+      if (this.contextField !== -1 && !state.ignored) carried = this.carried(fields.object(this.contextField));
+      fields.release();
+    }
+    const started = performance.now();
     let sampled = false;
     if (!state.ignored) {
-      carried = message !== undefined && this.contextPath.length > 0 ? this.carried(message) : undefined;
       const upstream = carried !== undefined ? upstreamSampled(carried) : undefined;
       sampled = upstream ?? this.sampler.sample(started);
     }
@@ -237,9 +245,8 @@ export class Messages {
     return this.core.config.traceOrphanSends && this.sampler.sample(performance.now()) ? ROOT : undefined;
   }
 
-  private carried(message: unknown): Carrier | undefined {
-    const field = fieldAt(message, this.contextPath);
-    if (field === null || typeof field !== 'object' || Array.isArray(field)) return undefined;
+  private carried(field: Record<string, unknown> | undefined): Carrier | undefined {
+    if (field === undefined) return undefined;
     return sanitizeCarrier(field as Carrier, this.core.adapter.propagationHeaders);
   }
 

@@ -76,31 +76,6 @@ function pathOf(url: string | undefined): string {
   return path === '' ? '/' : path;
 }
 
-/** A JSON message, parsed at most once per message and only when something needs a field of it. */
-export function parseMessage(data: unknown, isBinary: boolean, size: number, maxBytes: number): unknown {
-  if (isBinary || size > maxBytes || size === 0) return undefined;
-  let text: string;
-  if (typeof data === 'string') text = data;
-  else if (Buffer.isBuffer(data)) text = data.toString('utf8');
-  else return undefined;
-  const first = text.charCodeAt(0);
-  if (first !== 0x7b /* { */ && first !== 0x5b /* [ */) return undefined;
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
-
-/** The value at a JSON field path (`meta.action`, `0`), or undefined. */
-export function fieldAt(value: unknown, path: readonly string[]): unknown {
-  for (const segment of path) {
-    if (value === null || typeof value !== 'object') return undefined;
-    value = (value as Record<string, unknown>)[segment];
-  }
-  return value;
-}
-
 /** Extracts a message's name from a JSON field path, with a cap on distinct names. */
 export class MessageNamer {
   private readonly path: readonly string[];
@@ -117,11 +92,10 @@ export class MessageNamer {
   }
 
   /**
-   * The name in a parsed message, or undefined when it has none (field missing or not a
-   * string); `other` for names too long, oddly shaped, or past the cap. Never throws.
+   * The name a message's field value gives (`JsonFieldReader.string()` at `path`), or
+   * undefined when it has none; `other` for names too long, oddly shaped, or past the cap.
    */
-  name(message: unknown): string | undefined {
-    const value = fieldAt(message, this.path);
+  name(value: string | undefined): string | undefined {
     if (typeof value !== 'string' || value.length === 0) return undefined;
     if (value.length > MAX_NAME_LENGTH || !/^[\w.:/-]+$/.test(value)) return OTHER;
     if (this.names.has(value)) return value;
