@@ -53,7 +53,8 @@ export class Messages {
   constructor(private readonly core: TracerCore) {
     const config = core.config;
     this.sampler = new Sampler(config.messageSampleRate, config.messageRateLimit);
-    this.keepLimit = new RateLimit(config.keepRateLimit);
+    // Failures come in bursts: keep up to a second's budget of them at once.
+    this.keepLimit = new RateLimit(config.keepRateLimit, Math.max(1, config.keepRateLimit));
     // JSON is read only when a name or a carried context is configured, in one pass for both.
     const paths: (readonly string[])[] = [];
     this.nameField = core.names.enabled ? paths.push(config.messageName) - 1 : -1;
