@@ -197,7 +197,7 @@ describe('failed and slow messages are kept when not sampled', () => {
     const seconds = (performance.now() - start) / 1000;
     await waitForSpans('WS RECEIVE /chat', 5);
     const kept = spansNamed('WS RECEIVE /chat').length;
-    // A burst of failures is kept up to a second's budget, then 5 per second.
+    // A burst of failures is kept up to a second's budget (the bucket's size), then 5 per second.
     assert.ok(kept >= 5 && kept <= 5 + Math.ceil(5 * seconds), `${kept} kept in ${seconds} s`);
   });
 

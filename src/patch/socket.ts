@@ -19,14 +19,33 @@ const OPEN = 1;
 
 export function patchWebSocket(proto: object, tracer: Tracer, upgrades: ClientUpgrades, patches: Patches): void {
   const { messages, closes, heartbeats } = tracer;
+  // The listeners' argument list, reused: ws's emit applies it before any listener runs, and a
+  // message emitted from inside a listener (while it is in use) gets a fresh one.
+  const args2: unknown[] = ['message', undefined];
+  const args3: unknown[] = ['message', undefined, undefined];
+  let argsInUse = false;
 
   patches.wrap(proto, 'emit', (original: AnyFn) =>
     function emit(this: WsSocket, event: unknown, a?: unknown, b?: unknown): unknown {
       const argc = arguments.length;
       if (event === 'message' && (argc === 2 || argc === 3)) {
         // The listeners get exactly ws's arguments: ws 8 passes isBinary, ws 7 does not.
-        const args = argc === 2 ? [event, a] : [event, a, b];
-        return messages.receive(this, a, sizeOf(a), receivedBinary(a, b), this.listenerCount('message') > 0, original, args);
+        if (argsInUse) {
+          const args = argc === 2 ? [event, a] : [event, a, b];
+          return messages.receive(this, a, sizeOf(a), receivedBinary(a, b), this.listenerCount('message') > 0, original, args);
+        }
+        const args = argc === 2 ? args2 : args3;
+        args[1] = a;
+        if (argc === 3) args[2] = b;
+        argsInUse = true;
+        try {
+          return messages.receive(this, a, sizeOf(a), receivedBinary(a, b), this.listenerCount('message') > 0, original, args);
+        } finally {
+          // Nothing of the app's is retained between messages.
+          args[1] = undefined;
+          if (argc === 3) args[2] = undefined;
+          argsInUse = false;
+        }
       }
       switch (event) {
         case 'close':

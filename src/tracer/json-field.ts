@@ -147,6 +147,34 @@ export class JsonFieldReader {
     return this.slice(start + 1, end - 1);
   }
 
+  /**
+   * A hash of the string at path `i` when it is plain (no escape, no control character),
+   * else -1: with `stringIs()`, a caller finds a string it has seen before without decoding it.
+   */
+  stringHash(i: number): number {
+    const start = this.starts[i];
+    if (start === -1 || !this.valid || this.unit(start) !== QUOTE) return -1;
+    const end = this.ends[i] - 1;
+    let h = 0x811c9dc5;
+    for (let k = start + 1; k < end; k++) {
+      const c = this.unit(k);
+      if (c < 0x20 || c === BACKSLASH) return -1;
+      h = Math.imul(h ^ c, 0x01000193);
+    }
+    // Small enough to stay a small integer (no heap number as a Map key).
+    return (h ^ (h >>> 30)) & 0x3fffffff;
+  }
+
+  /** Is the string at path `i` exactly `s`, unit for unit (so only ASCII `s` can match a Buffer)? */
+  stringIs(i: number, s: string): boolean {
+    const start = this.starts[i];
+    if (start === -1 || !this.valid || this.ends[i] - start - 2 !== s.length) return false;
+    for (let k = 0; k < s.length; k++) {
+      if (this.unit(start + 1 + k) !== s.charCodeAt(k)) return false;
+    }
+    return true;
+  }
+
   /** The plain object at path `i` of the last message read (parsed alone), or undefined. */
   object(i: number): Record<string, unknown> | undefined {
     const start = this.starts[i];

@@ -53,8 +53,7 @@ export class Messages {
   constructor(private readonly core: TracerCore) {
     const config = core.config;
     this.sampler = new Sampler(config.messageSampleRate, config.messageRateLimit);
-    // Failures come in bursts: keep up to a second's budget of them at once.
-    this.keepLimit = new RateLimit(config.keepRateLimit, Math.max(1, config.keepRateLimit));
+    this.keepLimit = new RateLimit(config.keepRateLimit);
     // JSON is read only when a name or a carried context is configured, in one pass for both.
     const paths: (readonly string[])[] = [];
     this.nameField = core.names.enabled ? paths.push(config.messageName) - 1 : -1;
@@ -81,7 +80,7 @@ export class Messages {
     let carried: Carrier | undefined;
     const fields = this.fields;
     if (fields !== null && !binary && size !== 0 && size <= core.config.messageNameMaxBytes && fields.read(data as JsonData)) {
-      if (this.nameField !== -1) name = core.names.name(fields.string(this.nameField));
+      if (this.nameField !== -1) name = core.names.nameAt(fields, this.nameField);
       if (this.contextField !== -1 && !state.ignored) carried = this.carried(fields.object(this.contextField));
       fields.release();
     }
@@ -106,7 +105,7 @@ export class Messages {
       throw err;
     } finally {
       const elapsed = performance.now() - started;
-      metrics.process(name).record(elapsed / 1000);
+      metrics.process(name).recordMicros(Math.round(elapsed * 1000));
       if (!state.ignored && (threw ? core.config.keepErrors : core.config.keepSlowMs > 0 && elapsed >= core.config.keepSlowMs)) {
         this.keep(state, data, binary, size, name, started, elapsed, threw, error);
       }

@@ -4,9 +4,12 @@
  * with secrets removed before they are recorded anywhere.
  */
 import type { Config } from '../config';
+import type { JsonFieldReader } from './json-field';
 
 export const OTHER = 'other';
 const MAX_NAME_LENGTH = 64;
+/** What a message name may be made of (a regex literal in a function is a new object per call). */
+const NAME = /^[\w.:/-]+$/;
 
 interface RouteTemplate {
   readonly template: string;
@@ -81,6 +84,8 @@ export class MessageNamer {
   private readonly path: readonly string[];
   private readonly maxNames: number;
   private readonly names = new Set<string>();
+  /** Field values already named, by the reader's hash: a repeated name costs no string. */
+  private readonly seen = new Map<number, { readonly raw: string; readonly name: string | undefined }>();
 
   constructor(config: Pick<Config, 'messageName' | 'maxMessageNames'>) {
     this.path = config.messageName;
@@ -91,14 +96,28 @@ export class MessageNamer {
     return this.path.length > 0;
   }
 
+  /** The name at field `i` of the message `reader` has just read (see `name()`). */
+  nameAt(reader: JsonFieldReader, i: number): string | undefined {
+    const hash = reader.stringHash(i);
+    if (hash !== -1) {
+      const hit = this.seen.get(hash);
+      if (hit !== undefined && reader.stringIs(i, hit.raw)) return hit.name;
+    }
+    const raw = reader.string(i);
+    const name = this.name(raw);
+    // A value's name never changes (the set of names only grows), so it can be remembered.
+    if (hash !== -1 && raw !== undefined && this.seen.size < this.maxNames * 2) this.seen.set(hash, { raw, name });
+    return name;
+  }
+
   /**
    * The name a message's field value gives (`JsonFieldReader.string()` at `path`), or
    * undefined when it has none; `other` for names too long, oddly shaped, or past the cap.
    */
   name(value: string | undefined): string | undefined {
     if (typeof value !== 'string' || value.length === 0) return undefined;
-    if (value.length > MAX_NAME_LENGTH || !/^[\w.:/-]+$/.test(value)) return OTHER;
     if (this.names.has(value)) return value;
+    if (value.length > MAX_NAME_LENGTH || !NAME.test(value)) return OTHER;
     if (this.names.size >= this.maxNames) return OTHER;
     this.names.add(value);
     return value;

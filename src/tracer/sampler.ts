@@ -18,7 +18,7 @@ export class RateLimit {
   private tokens: number;
   private last = 0;
 
-  /** `burst`: how many may pass at once after a quiet spell; by default a tenth of a second's worth. */
+  /** `burst`: how many may pass at once after a quiet spell; by default a second's worth. */
   constructor(private readonly limit: number, readonly burst = defaultBurst(limit)) {
     this.perMs = limit / 1000;
     this.tokens = burst;
@@ -42,9 +42,13 @@ export class RateLimit {
   }
 }
 
-/** A tenth of a second's budget, at least one: small enough that a flood is sampled across the second. */
+/**
+ * A second's budget: what a quiet second would have allowed at once (a burst of replies, a
+ * reconnect storm) still passes whole, as it did with whole-second windows; a sustained flood
+ * empties the bucket within its first second and is then sampled evenly.
+ */
 export function defaultBurst(limit: number): number {
-  return Math.max(1, Math.ceil(limit / 10));
+  return Math.max(1, limit);
 }
 
 export class Sampler {
