@@ -45,6 +45,9 @@ function check(reader: JsonFieldReader, data: JsonData, text: string, label: str
     const where = `${label}: at ${PATHS[p].join('.')} of ${JSON.stringify(text.slice(0, 300))}`;
     const want = reference(text, PATHS[p]);
     const got = { string: reader.string(p), object: reader.object(p) };
+    // A hash only for a plain string, which then reads as itself (names are found by it undecoded).
+    const hash = reader.stringHash(p);
+    if (hash !== -1) assert.ok(got.string !== undefined && reader.stringIs(p, got.string) === (label === 'string' || /^[\x00-\x7f]*$/.test(got.string)), `hash ${where}`);
     if (!valid && (got.string !== undefined || got.object !== undefined)) {
       // The one documented difference: bad content inside a string the reader skipped.
       const loose = reference(lenient(text), PATHS[p]);
@@ -233,6 +236,19 @@ describe('reading a JSON field without parsing the message', () => {
       const bytes = Buffer.concat([prefix, middle, suffix]);
       check(reader, bytes, bytes.toString('utf8'), 'bytes');
     }
+  });
+
+  test('a known name is found by its hash without decoding, the same from a Buffer and a string', () => {
+    const reader = new JsonFieldReader([['type']]);
+    reader.read(Buffer.from('{"type":"chat","n":1}'));
+    const fromBytes = reader.stringHash(0);
+    assert.equal(reader.stringIs(0, 'chat'), true);
+    assert.equal(reader.stringIs(0, 'chap'), false);
+    reader.read('{ "type" : "chat" }');
+    assert.equal(reader.stringHash(0), fromBytes);
+    reader.read('{"type":"ch\\u0061t"}');
+    assert.equal(reader.stringHash(0), -1, 'an escaped string is decoded, not hashed');
+    assert.equal(reader.string(0), 'chat');
   });
 
   test('every shape ws delivers: Buffer, ArrayBuffer, Uint8Array, fragments, string', () => {
