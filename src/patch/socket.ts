@@ -103,6 +103,18 @@ function tracedSend(
   messages: Tracer['messages'], op: unknown, send: AnyFn, ws: object, argc: number, data: unknown, options: unknown, cb: unknown,
 ): unknown {
   const callback = typeof options === 'function' ? options : cb;
+  if (typeof callback !== 'function') {
+    // No callback (the common case): ended when send returns, with no closure per send.
+    let result: unknown;
+    try {
+      result = callWithArgc(send, ws, argc, data, options, cb);
+    } catch (err) {
+      messages.sendEnded(op, err);
+      throw err;
+    }
+    messages.sendEnded(op, undefined);
+    return result;
+  }
   let ended = false;
   const finish = (err: unknown): void => {
     if (ended) return;
@@ -110,18 +122,13 @@ function tracedSend(
     messages.sendEnded(op, err);
   };
   try {
-    if (typeof callback === 'function') {
-      const wrapped = function (this: unknown, err?: unknown): unknown {
-        finish(err);
-        return callback.apply(this, arguments as unknown as unknown[]);
-      };
-      return typeof options === 'function'
-        ? callWithArgc(send, ws, argc, data, wrapped, cb)
-        : callWithArgc(send, ws, argc, data, options, wrapped);
-    }
-    const result = callWithArgc(send, ws, argc, data, options, cb);
-    finish(undefined);
-    return result;
+    const wrapped = function (this: unknown, err?: unknown): unknown {
+      finish(err);
+      return callback.apply(this, arguments as unknown as unknown[]);
+    };
+    return typeof options === 'function'
+      ? callWithArgc(send, ws, argc, data, wrapped, cb)
+      : callWithArgc(send, ws, argc, data, options, wrapped);
   } catch (err) {
     finish(err);
     throw err;
