@@ -154,10 +154,14 @@ export class Messages {
     const core = this.core;
     const info = state.info;
     let attributes = messageAttributes(info.receiveAttributes, state, size, binary);
-    attributes[S.ATTR_WS_MESSAGE_NAME] = name;
     const body = core.config.captureBody === 'all' ? this.captureBody(data, binary, size) : undefined;
-    attributes[S.ATTR_WS_MESSAGE_BODY] = body;
-    if (kept !== undefined) attributes = { ...attributes, [S.ATTR_WS_MESSAGE_KEPT]: kept };
+    // Only what this message has: an undefined attribute still costs the SDK copies and checks per span.
+    if (name !== undefined || body !== undefined || kept !== undefined) {
+      attributes = { ...attributes };
+      if (name !== undefined) attributes[S.ATTR_WS_MESSAGE_NAME] = name;
+      if (body !== undefined) attributes[S.ATTR_WS_MESSAGE_BODY] = body;
+      if (kept !== undefined) attributes[S.ATTR_WS_MESSAGE_KEPT] = kept;
+    }
     return core.adapter.start({
       name: receiveName(info, name),
       role: 'receive',
@@ -280,8 +284,8 @@ function sendAttributes(sends: OperationSends): Attributes {
 function messageAttributes(scratch: Attributes, state: SocketState, size: number, binary: boolean): Attributes {
   scratch[S.ATTR_MESSAGING_MESSAGE_BODY_SIZE] = size;
   scratch[S.ATTR_WS_MESSAGE_TYPE] = binary ? 'binary' : 'text';
-  scratch[S.ATTR_ENDUSER_ID] = state.user;
-  return scratch;
+  // The scratch is the route's, shared by its sockets: a socket's user goes on a copy.
+  return state.user === undefined ? scratch : { ...scratch, [S.ATTR_ENDUSER_ID]: state.user };
 }
 
 function receiveName(info: RouteInfo, name: string | undefined): string {
