@@ -28,6 +28,8 @@ const OBJECT = 1;
 const ARRAY = 2;
 /** Strings shorter than this are scanned in JS; longer ones are skipped natively (memchr). */
 const SHORT_STRING = 48;
+/** Container stacks deeper than this are dropped after the message. */
+const MAX_KEPT_DEPTH = 4096;
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
@@ -187,6 +189,8 @@ export class JsonFieldReader {
     this.bytes = null;
     this.text = '';
     this.valid = false;
+    // A deeply nested message grew the container stack: do not keep it.
+    if (this.kinds.length > MAX_KEPT_DEPTH) this.kinds = new Uint8Array(64);
   }
 
   private unit(i: number): number {
