@@ -113,6 +113,35 @@ function memoryTargets(memory) {
   return list;
 }
 
+// Issue 20 ("what is ours"): ws-apm ÷ the backend alone, and every message ÷ the least code that makes the same spans.
+const OURS = [
+  { label: 'ws-apm off ÷ bare ws', key: 'wsapm-off', vs: 'bare', max: 1.02 },
+  { label: 'OTel, defaults ÷ OTel SDK alone', key: 'otel-defaults', vs: 'otel-sdk-alone', max: 1.05, maxNames: 1.08 },
+  { label: 'Elastic, defaults ÷ agent alone', key: 'elastic-defaults', vs: 'elastic-alone', max: 1.05, maxNames: 1.08 },
+  { label: 'New Relic, defaults ÷ agent alone', key: 'newrelic-defaults', vs: 'newrelic-alone', max: 1.05, maxNames: 1.08 },
+  { label: 'OTel, every message ÷ OTel floor', key: 'otel-every', vs: 'otel-floor', max: 1.10, maxNames: null },
+  { label: 'OTel floor ÷ OTel SDK alone (what two spans per echo cost)', key: 'otel-floor', vs: 'otel-sdk-alone', max: null, maxNames: null },
+];
+
+/** Rows of the "what is ours" table: per-round ratios (server CPU µs per message), medians, per pass and size. */
+function ours(report) {
+  const cols = [];
+  for (const passKey of ['echo', 'names']) {
+    const p = report.passes[passKey];
+    if (!p || !p.rounds) continue;
+    for (const size of p.sizes) cols.push({ passKey, size, names: passKey === 'names', rounds: p.rounds });
+  }
+  const rows = OURS.map((o) => ({
+    label: o.label,
+    cells: cols.map((c) => {
+      const r = crossRatio(c.rounds, o.key, o.vs, c.size);
+      const max = c.names ? (o.maxNames === undefined ? o.max : o.maxNames) : o.max;
+      return { r, max, met: r && max != null ? r.median <= max : null };
+    }),
+  }));
+  return { cols, rows };
+}
+
 const yn = (m) => (m == null ? '–' : m ? 'met' : '**missed**');
 const sizeLabel = (size) => (size >= 1024 ? `${size / 1024} KiB` : `${size} B`);
 
@@ -153,6 +182,20 @@ function markdown(report) {
     for (const t of tg) {
       const on = t.onApplies ? `| ${t.namesOn ? cell(t.namesOn) : 'not run'} | ${yn(t.metOn)} ` : '| n/a | ';
       L.push(`| ${t.label} | ${t.now} | ≤ ${fmt(t.max)} | ${t.namesOff ? cell(t.namesOff) : 'not run'} | ${yn(t.metOff)} ${on}|`);
+    }
+    L.push('');
+  }
+
+  // ---- what is ours
+  const o = ours(report);
+  if (o.cols.length && o.rows.some((r) => r.cells.some((c) => c.r))) {
+    L.push('## What is ours (issue 20: server CPU µs per message, ratios per round, medians)');
+    L.push('');
+    L.push(`| ratio | ${o.cols.map((c) => `${c.names ? 'names on' : 'names off'}, ${sizeLabel(c.size)}`).join(' | ')} |`);
+    L.push(`|---|${o.cols.map(() => '---').join('|')}|`);
+    for (const row of o.rows) {
+      const cells = row.cells.map((c) => (c.r ? `${cell(c.r)}${c.max != null ? ` (≤ ${fmt(c.max)}: ${yn(c.met)})` : ''}` : '–'));
+      L.push(`| ${row.label} | ${cells.join(' | ')} |`);
     }
     L.push('');
   }
@@ -255,4 +298,4 @@ function summarizeSink(d) {
   return parts.join('; ') || 'nothing';
 }
 
-module.exports = { summarize, targets, memoryTargets, markdown, fmt, fmtInt, cell, median, spread, TARGETS };
+module.exports = { summarize, targets, memoryTargets, ours, markdown, fmt, fmtInt, cell, median, spread, TARGETS, OURS };

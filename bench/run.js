@@ -5,7 +5,8 @@
 //                                interleaved rounds, then memory (10,000 idle connections, 10,000 churn cycles)
 //   node bench/run.js --quick    short run for CI: proves the harness works and that every variant exercised its
 //                                instrumentation with the sampling it was given; exits 1 if not. Never asserts timings.
-// Options: --rounds N (every pass), --names-rounds N, --broadcast-rounds N, --passes echo,names,broadcast,
+// Options: --rounds N (every pass), --names-rounds N, --broadcast-rounds N, --sizes 64,16384 (echo and names passes),
+//          --passes echo,names,broadcast,
 //          --names (only the names-on pass), --no-names, --no-broadcast, --variants 1,4,11 (by number; bare is
 //          always added), --no-memory, --no-throughput (memory only), --no-pin, --otlp-protocol http/protobuf|http/json,
 //          --newrelic DIR (a newrelic package directory to preload instead of node_modules/newrelic, e.g. 14.x for
@@ -63,9 +64,9 @@ const MODE = QUICK
     broadcastRounds: 3,
     conns: 8,
     inflight: 32,
-    sizes: [64, 4096],
-    // names on: 64 B only (the size the targets are about), to keep the run short
-    namesSizes: [64],
+    // 64 B (the targets' size) and 16 KiB (where reading a message name costs most), names off and on
+    sizes: [64, 16384],
+    namesSizes: [64, 16384],
     warmupMs: 700,
     durationMs: 2000,
     // measured for 2 s, longer (up to 10 s) until 100 broadcasts completed: slow variants on a loaded machine
@@ -81,6 +82,7 @@ const MODE = QUICK
 if (opt('--rounds', null) != null) MODE.rounds = MODE.namesRounds = MODE.broadcastRounds = Number(opt('--rounds'));
 MODE.namesRounds = Number(opt('--names-rounds', MODE.namesRounds));
 MODE.broadcastRounds = Number(opt('--broadcast-rounds', MODE.broadcastRounds));
+if (opt('--sizes', null) != null) MODE.sizes = MODE.namesSizes = opt('--sizes').split(',').map(Number);
 const ONLY = opt('--variants', null);
 const DO_MEMORY = !flag('--no-memory');
 const DO_THROUGHPUT = !flag('--no-throughput');
@@ -483,7 +485,7 @@ async function main() {
     } else if (v.preload.some((p) => p == null)) {
       v.skipped = 'not run: agent not installed';
     }
-    if (v.backend === 'newrelic' && !v.skipped) {
+    if ((v.backend === 'newrelic' || v.agent === 'newrelic') && !v.skipped) {
       const dir = path.dirname(v.preload[0]);
       const ver = pkgVersion(dir);
       if (nodeMajor >= 22 && Number(String(ver).split('.')[0]) < 14) {
@@ -602,7 +604,7 @@ async function main() {
       if (v.patchedFns && v.fingerprintPass === pass.key) {
         const wsPatched = v.patchedFns.filter((k) => !k.startsWith('http.'));
         if (v.patched && wsPatched.length === 0) ver.problems.push(`nothing in ws was patched${v.patchedFns.length ? ` (only ${v.patchedFns.join(', ')})` : ''}`);
-        if (!v.patched && v.patchedFns.length > 0) ver.problems.push(`expected no patching, but changed: ${v.patchedFns.join(', ')}`);
+        if (v.patched === false && v.patchedFns.length > 0) ver.problems.push(`expected no patching, but changed: ${v.patchedFns.join(', ')}`);
       }
       if (v.sink) {
         if (!ver.sink) ver.problems.push('sink not read');

@@ -131,6 +131,25 @@ function defineVariants({ quick, otlpProtocol, newrelicDir }) {
       note: 'server-side sockets are not traced by this instrumentation (it subclasses the exported WebSocket; '
         + 'ws servers construct the original class): only handshake spans, no message/send spans',
     },
+    // What ws-apm owns (issue 20): each backend alone, as an app runs it without ws-apm, and the OTel floor.
+    {
+      id: 13, key: 'otel-sdk-alone', label: 'OTel SDK alone (started as an app does, no instrumentation)', short: 'OTel SDK alone',
+      backend: 'alone', sink: 'otlp', preload: [path.join(BENCH, 'preload', 'otel-sdk-alone.js')], env: (s) => otelEnv(s.otlp),
+    },
+    {
+      id: 14, key: 'elastic-alone', label: 'elastic-apm-node alone (elastic-apm-node/start)', short: 'Elastic agent alone',
+      backend: 'alone', sink: 'elastic', preload: [elasticStart], drainMinMs: 1000, drainQuietMs: 1000, env: (s) => elasticEnv(s),
+    },
+    {
+      id: 15, key: 'newrelic-alone', label: 'newrelic alone (-r newrelic)', short: 'New Relic agent alone',
+      backend: 'alone', agent: 'newrelic', sink: 'newrelic', preload: [newrelicMain], drainMinMs: quick ? 2200 : 6500,
+      env: (s) => newrelicEnv(s),
+    },
+    {
+      id: 16, key: 'otel-floor', label: 'OTel floor (bench/preload/otel-floor.js: SDK + WS RECEIVE and WS SEND, nothing else)',
+      short: 'OTel floor', backend: 'floor', sink: 'otlp', preload: [path.join(BENCH, 'preload', 'otel-floor.js')], patched: true,
+      env: (s) => otelEnv(s.otlp),
+    },
   ].map((v) => ({ requires: [], ...v }));
 }
 
@@ -145,7 +164,8 @@ function definePasses(mode) {
     {
       key: 'names', title: 'Echo, names on (`WS_APM_MESSAGE_NAME=type`, JSON messages)', workload: 'echo', names: true,
       sizes: mode.namesSizes, rounds: mode.namesRounds,
-      variants: ['bare', 'wsapm-off', 'wsapm-api', 'otel-defaults', 'otel-1pct', 'otel-every', 'elastic-defaults', 'newrelic-defaults', 'dd-trace'],
+      variants: ['bare', 'wsapm-off', 'wsapm-api', 'otel-defaults', 'otel-1pct', 'otel-every', 'elastic-defaults', 'newrelic-defaults', 'dd-trace',
+        'otel-sdk-alone', 'elastic-alone', 'newrelic-alone', 'otel-floor'],
     },
     {
       key: 'broadcast', title: `Broadcast 1 → ${mode.broadcast.conns.toLocaleString('en-US')}`, workload: 'broadcast', names: false,
@@ -190,6 +210,11 @@ function check(v, d, info, dflt) {
     if (drained && !(d.traces >= Math.min(100, msgs / 10))) problems.push(`dummy Datadog agent received ${d.traces} traces for ${msgs} messages (message traces missing)`);
     return problems;
   }
+  if (v.backend === 'floor') {
+    if (drained && !(count(d, /^span WS RECEIVE /) > 0 && count(d, /^span WS SEND /) > 0)) problems.push(`OTLP sink received no floor span; names: ${spanNames(d)}`);
+    return problems;
+  }
+  if (v.backend === 'alone') return problems;
   if (v.backend === 'community') {
     if (drained && !(d.spans > 0)) problems.push('OTLP sink received no span');
     return problems;

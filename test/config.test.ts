@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { DEFAULT_REDACT_QUERY_PARAMS, editDistance, ENV_VARS, loadConfig } from '../src/config';
-import { MessageNamer, OTHER, parseMessage, queryParam, RouteNamer, UrlRedactor } from '../src/tracer/naming';
+import { JsonFieldReader } from '../src/tracer/json-field';
+import { MessageNamer, OTHER, queryParam, RouteNamer, UrlRedactor } from '../src/tracer/naming';
 import { isValidTraceparent, sanitizeCarrier } from '../src/tracer/propagation';
 
 /** Capture what ws-apm writes to stderr while `fn` runs. */
@@ -183,12 +184,14 @@ describe('naming', () => {
 
   test('message names: only short strings from text JSON under the byte limit, then capped', () => {
     const n = new MessageNamer({ messageName: ['meta', 'action'], maxMessageNames: 2 });
-    const name = (v: unknown, binary = false): string | undefined => {
+    const reader = new JsonFieldReader([['meta', 'action']]);
+    const name = (v: unknown): string | undefined => {
       const text = typeof v === 'string' ? v : JSON.stringify(v);
-      return n.name(parseMessage(text, binary, Buffer.byteLength(text), 200));
+      // The byte limit is the tracer's (WS_APM_MESSAGE_NAME_MAX_BYTES), applied before reading.
+      if (Buffer.byteLength(text) > 200) return undefined;
+      return reader.read(Buffer.from(text)) ? n.name(reader.string(0)) : undefined;
     };
     assert.equal(name({ meta: { action: 'join' } }), 'join');
-    assert.equal(name({ meta: { action: 'join' } }, true), undefined);
     assert.equal(name({ meta: { action: 5 } }), undefined);
     assert.equal(name({ meta: { action: { deep: 1 } } }), undefined);
     assert.equal(name({ meta: 'x' }), undefined);
@@ -200,7 +203,8 @@ describe('naming', () => {
     assert.equal(name({ meta: { action: 'join' } }), 'join');
     assert.equal(name({ meta: { action: 'join' }, pad: 'x'.repeat(300) }), undefined, 'over the byte limit');
     const deep = '['.repeat(5000) + ']'.repeat(5000);
-    assert.equal(n.name(parseMessage(deep, false, 64, 200)), undefined);
+    assert.equal(reader.read(deep), true);
+    assert.equal(n.name(reader.string(0)), undefined);
   });
 
   test('redaction: secret query parameters and credentials never survive', () => {

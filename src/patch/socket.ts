@@ -19,19 +19,41 @@ const OPEN = 1;
 
 export function patchWebSocket(proto: object, tracer: Tracer, upgrades: ClientUpgrades, patches: Patches): void {
   const { messages, closes, heartbeats } = tracer;
+  // The listeners' argument list, reused: ws's emit applies it before any listener runs, and a
+  // message emitted from inside a listener (while it is in use) gets a fresh one.
+  const args2: unknown[] = ['message', undefined];
+  const args3: unknown[] = ['message', undefined, undefined];
+  let argsInUse = false;
 
   patches.wrap(proto, 'emit', (original: AnyFn) =>
     function emit(this: WsSocket, event: unknown, a?: unknown, b?: unknown): unknown {
       const argc = arguments.length;
       if (event === 'message' && (argc === 2 || argc === 3)) {
         // The listeners get exactly ws's arguments: ws 8 passes isBinary, ws 7 does not.
-        const args = argc === 2 ? [event, a] : [event, a, b];
+        let args: unknown[];
+        const reused = !argsInUse;
+        if (reused) {
+          args = argc === 2 ? args2 : args3;
+          args[1] = a;
+          if (argc === 3) args[2] = b;
+          argsInUse = true;
+        } else {
+          // A message emitted from inside a listener: the shared array is in use.
+          args = argc === 2 ? [event, a] : [event, a, b];
+        }
         try {
           return messages.receive(this, a, sizeOf(a), receivedBinary(a, b), this.listenerCount('message') > 0, original, args);
         } catch (err) {
           // The app's exception, re-thrown unchanged; ws will not emit this socket's close.
           closes.listenerThrew(this);
           throw err;
+        } finally {
+          if (reused) {
+            // Nothing of the app's is retained between messages.
+            args[1] = undefined;
+            if (argc === 3) args[2] = undefined;
+            argsInUse = false;
+          }
         }
       }
       switch (event) {
@@ -90,6 +112,18 @@ function tracedSend(
   messages: Tracer['messages'], op: unknown, send: AnyFn, ws: object, argc: number, data: unknown, options: unknown, cb: unknown,
 ): unknown {
   const callback = typeof options === 'function' ? options : cb;
+  if (typeof callback !== 'function') {
+    // No callback (the common case): ended when send returns, with no closure per send.
+    let result: unknown;
+    try {
+      result = callWithArgc(send, ws, argc, data, options, cb);
+    } catch (err) {
+      messages.sendEnded(op, err);
+      throw err;
+    }
+    messages.sendEnded(op, undefined);
+    return result;
+  }
   let ended = false;
   const finish = (err: unknown): void => {
     if (ended) return;
@@ -97,18 +131,13 @@ function tracedSend(
     messages.sendEnded(op, err);
   };
   try {
-    if (typeof callback === 'function') {
-      const wrapped = function (this: unknown, err?: unknown): unknown {
-        finish(err);
-        return callback.apply(this, arguments as unknown as unknown[]);
-      };
-      return typeof options === 'function'
-        ? callWithArgc(send, ws, argc, data, wrapped, cb)
-        : callWithArgc(send, ws, argc, data, options, wrapped);
-    }
-    const result = callWithArgc(send, ws, argc, data, options, cb);
-    finish(undefined);
-    return result;
+    const wrapped = function (this: unknown, err?: unknown): unknown {
+      finish(err);
+      return callback.apply(this, arguments as unknown as unknown[]);
+    };
+    return typeof options === 'function'
+      ? callWithArgc(send, ws, argc, data, wrapped, cb)
+      : callWithArgc(send, ws, argc, data, options, wrapped);
   } catch (err) {
     finish(err);
     throw err;

@@ -67,6 +67,14 @@ export class HistogramCell {
     if (this.forward !== undefined) this.forwardValue(value);
   }
 
+  /**
+   * `record(micros / 1e6)` for a duration in whole microseconds: an integer argument is passed
+   * as a small integer, where a fractional one is a heap number allocated per call.
+   */
+  recordMicros(micros: number): void {
+    this.record(micros / 1e6);
+  }
+
   resetInterval(): void {
     this.intervalMin = Infinity;
     this.intervalMax = -Infinity;

@@ -12,7 +12,7 @@ import * as S from '../semconv';
 import type { Attributes, Carrier, Parent } from './adapter';
 import { ACTIVE, ROOT, type TracerCore } from './core';
 import type { Frames } from './frames';
-import { fieldAt, parseMessage } from './naming';
+import { JsonFieldReader, type JsonData } from './json-field';
 import { sanitizeCarrier } from './propagation';
 import { RateLimit, Sampler, upstreamSampled } from './sampler';
 import type { RouteInfo, SocketState } from './socket-state';
@@ -46,17 +46,21 @@ export class Messages {
   private readonly sampler: Sampler;
   private readonly keepLimit: RateLimit;
   private readonly operations = new WeakMap<object, OperationSends>();
-  private readonly parse: boolean;
-  private readonly contextPath: readonly string[];
+  /** Reads the name and carried-context fields without parsing the message; null when neither is configured. */
+  private readonly fields: JsonFieldReader | null;
+  private readonly nameField: number;
+  private readonly contextField: number;
 
   /** `frames`: where the frames of sockets a protocol claimed go (tracer/frames.ts). */
   constructor(private readonly core: TracerCore, private readonly frames?: Frames) {
     const config = core.config;
     this.sampler = new Sampler(config.messageSampleRate, config.messageRateLimit);
     this.keepLimit = new RateLimit(config.keepRateLimit);
-    this.contextPath = config.messageContext;
-    // JSON is parsed only when a name or a carried context is configured, once for both.
-    this.parse = core.names.enabled || config.messageContext.length > 0;
+    // JSON is read only when a name or a carried context is configured, in one pass for both.
+    const paths: (readonly string[])[] = [];
+    this.nameField = core.names.enabled ? paths.push(config.messageName) - 1 : -1;
+    this.contextField = config.messageContext.length > 0 ? paths.push(config.messageContext) - 1 : -1;
+    this.fields = paths.length > 0 ? new JsonFieldReader(paths) : null;
   }
 
   /**
@@ -75,13 +79,17 @@ export class Messages {
     metrics.sizeIn.record(size);
     if (!listening) return emit.apply(ws, args);
 
-    const message = this.parse ? parseMessage(data, binary, size, core.config.messageNameMaxBytes) : undefined;
-    const name = message !== undefined && core.names.enabled ? core.names.name(message) : undefined;
-    const started = performance.now();
+    let name: string | undefined;
     let carried: Carrier | undefined;
+    const fields = this.fields;
+    if (fields !== null && !binary && size !== 0 && size <= core.config.messageNameMaxBytes && fields.read(data as JsonData)) {
+      if (this.nameField !== -1) name = core.names.nameAt(fields, this.nameField);
+      if (this.contextField !== -1 && !state.ignored) carried = this.carried(fields.object(this.contextField));
+      fields.release();
+    }
+    const started = performance.now();
     let sampled = false;
     if (!state.ignored) {
-      carried = message !== undefined && this.contextPath.length > 0 ? this.carried(message) : undefined;
       const upstream = carried !== undefined ? upstreamSampled(carried) : undefined;
       sampled = upstream ?? this.sampler.sample(started);
     }
@@ -100,7 +108,7 @@ export class Messages {
       throw err;
     } finally {
       const elapsed = performance.now() - started;
-      metrics.process(name).record(elapsed / 1000);
+      metrics.process(name).recordMicros(Math.round(elapsed * 1000));
       if (!state.ignored && (threw ? core.config.keepErrors : core.config.keepSlowMs > 0 && elapsed >= core.config.keepSlowMs)) {
         this.keep(state, data, binary, size, name, started, elapsed, threw, error);
       }
@@ -149,10 +157,14 @@ export class Messages {
     const core = this.core;
     const info = state.info;
     let attributes = messageAttributes(info.receiveAttributes, state, size, binary);
-    attributes[S.ATTR_WS_MESSAGE_NAME] = name;
     const body = core.config.captureBody === 'all' ? this.captureBody(data, binary, size) : undefined;
-    attributes[S.ATTR_WS_MESSAGE_BODY] = body;
-    if (kept !== undefined) attributes = { ...attributes, [S.ATTR_WS_MESSAGE_KEPT]: kept };
+    // Only what this message has: an undefined attribute still costs the SDK copies and checks per span.
+    if (name !== undefined || body !== undefined || kept !== undefined) {
+      attributes = { ...attributes };
+      if (name !== undefined) attributes[S.ATTR_WS_MESSAGE_NAME] = name;
+      if (body !== undefined) attributes[S.ATTR_WS_MESSAGE_BODY] = body;
+      if (kept !== undefined) attributes[S.ATTR_WS_MESSAGE_KEPT] = kept;
+    }
     return core.adapter.start({
       name: receiveName(info, name),
       role: 'receive',
@@ -277,9 +289,8 @@ export class Messages {
     return this.core.config.traceOrphanSends && this.sampler.sample(performance.now()) ? ROOT : undefined;
   }
 
-  private carried(message: unknown): Carrier | undefined {
-    const field = fieldAt(message, this.contextPath);
-    if (field === null || typeof field !== 'object' || Array.isArray(field)) return undefined;
+  private carried(field: Record<string, unknown> | undefined): Carrier | undefined {
+    if (field === undefined) return undefined;
     return sanitizeCarrier(field as Carrier, this.core.adapter.propagationHeaders);
   }
 
@@ -313,8 +324,8 @@ function sendAttributes(sends: OperationSends): Attributes {
 function messageAttributes(scratch: Attributes, state: SocketState, size: number, binary: boolean): Attributes {
   scratch[S.ATTR_MESSAGING_MESSAGE_BODY_SIZE] = size;
   scratch[S.ATTR_WS_MESSAGE_TYPE] = binary ? 'binary' : 'text';
-  scratch[S.ATTR_ENDUSER_ID] = state.user;
-  return scratch;
+  // The scratch is the route's, shared by its sockets: a socket's user goes on a copy.
+  return state.user === undefined ? scratch : { ...scratch, [S.ATTR_ENDUSER_ID]: state.user };
 }
 
 function receiveName(info: RouteInfo, name: string | undefined): string {

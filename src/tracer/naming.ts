@@ -4,9 +4,12 @@
  * with secrets removed before they are recorded anywhere.
  */
 import type { Config } from '../config';
+import type { JsonFieldReader } from './json-field';
 
 export const OTHER = 'other';
 const MAX_NAME_LENGTH = 64;
+/** What a message name may be made of (a regex literal in a function is a new object per call). */
+const NAME = /^[\w.:/-]+$/;
 
 interface RouteTemplate {
   readonly template: string;
@@ -76,36 +79,13 @@ function pathOf(url: string | undefined): string {
   return path === '' ? '/' : path;
 }
 
-/** A JSON message, parsed at most once per message and only when something needs a field of it. */
-export function parseMessage(data: unknown, isBinary: boolean, size: number, maxBytes: number): unknown {
-  if (isBinary || size > maxBytes || size === 0) return undefined;
-  let text: string;
-  if (typeof data === 'string') text = data;
-  else if (Buffer.isBuffer(data)) text = data.toString('utf8');
-  else return undefined;
-  const first = text.charCodeAt(0);
-  if (first !== 0x7b /* { */ && first !== 0x5b /* [ */) return undefined;
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
-
-/** The value at a JSON field path (`meta.action`, `0`), or undefined. */
-export function fieldAt(value: unknown, path: readonly string[]): unknown {
-  for (const segment of path) {
-    if (value === null || typeof value !== 'object') return undefined;
-    value = (value as Record<string, unknown>)[segment];
-  }
-  return value;
-}
-
 /** Extracts a message's name from a JSON field path, with a cap on distinct names. */
 export class MessageNamer {
   private readonly path: readonly string[];
   private readonly maxNames: number;
   private readonly names = new Set<string>();
+  /** Field values already named, by the reader's hash: a repeated name costs no string. */
+  private readonly seen = new Map<number, { readonly raw: string; readonly name: string | undefined }>();
 
   constructor(config: Pick<Config, 'messageName' | 'maxMessageNames'>) {
     this.path = config.messageName;
@@ -116,15 +96,28 @@ export class MessageNamer {
     return this.path.length > 0;
   }
 
+  /** The name at field `i` of the message `reader` has just read (see `name()`). */
+  nameAt(reader: JsonFieldReader, i: number): string | undefined {
+    const hash = reader.stringHash(i);
+    if (hash !== -1) {
+      const hit = this.seen.get(hash);
+      if (hit !== undefined && reader.stringIs(i, hit.raw)) return hit.name;
+    }
+    const raw = reader.string(i);
+    const name = this.name(raw);
+    // A value's name never changes (the set of names only grows), so it can be remembered.
+    if (hash !== -1 && raw !== undefined && this.seen.size < this.maxNames * 2) this.seen.set(hash, { raw, name });
+    return name;
+  }
+
   /**
-   * The name in a parsed message, or undefined when it has none (field missing or not a
-   * string); `other` for names too long, oddly shaped, or past the cap. Never throws.
+   * The name a message's field value gives (`JsonFieldReader.string()` at `path`), or
+   * undefined when it has none; `other` for names too long, oddly shaped, or past the cap.
    */
-  name(message: unknown): string | undefined {
-    const value = fieldAt(message, this.path);
+  name(value: string | undefined): string | undefined {
     if (typeof value !== 'string' || value.length === 0) return undefined;
-    if (value.length > MAX_NAME_LENGTH || !/^[\w.:/-]+$/.test(value)) return OTHER;
     if (this.names.has(value)) return value;
+    if (value.length > MAX_NAME_LENGTH || !NAME.test(value)) return OTHER;
     if (this.names.size >= this.maxNames) return OTHER;
     this.names.add(value);
     return value;

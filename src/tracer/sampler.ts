@@ -6,25 +6,49 @@
 import { HEADER_TRACEPARENT } from '../semconv';
 import type { Carrier } from './adapter';
 
-/** At most `limit` events per second (0 = no limit), in whole-second windows. */
+/**
+ * At most `limit` events per second (0 = no limit), spread over the second: a token bucket
+ * refilled continuously from the clock the caller already read, holding at most `burst`
+ * tokens. Under a steady flood one event passes every 1/limit s, so what is traced
+ * represents the whole second, not its first milliseconds; over any interval of t seconds
+ * at most `burst + limit × t` pass.
+ */
 export class RateLimit {
-  private window = -1;
-  private count = 0;
+  private readonly perMs: number;
+  private tokens: number;
+  private last = 0;
 
-  constructor(private readonly limit: number) {}
+  /** `burst`: how many may pass at once after a quiet spell; by default a second's worth. */
+  constructor(private readonly limit: number, readonly burst = defaultBurst(limit)) {
+    this.perMs = limit / 1000;
+    this.tokens = burst;
+  }
 
   /** `nowMs`: a monotonic clock in milliseconds (performance.now()). */
   allow(nowMs: number): boolean {
     if (this.limit === 0) return true;
-    const window = Math.floor(nowMs / 1000);
-    if (window !== this.window) {
-      this.window = window;
-      this.count = 0;
+    let tokens = this.tokens;
+    if (nowMs > this.last) {
+      tokens += (nowMs - this.last) * this.perMs;
+      if (tokens > this.burst) tokens = this.burst;
+      this.last = nowMs;
     }
-    if (this.count >= this.limit) return false;
-    this.count++;
+    if (tokens < 1) {
+      this.tokens = tokens;
+      return false;
+    }
+    this.tokens = tokens - 1;
     return true;
   }
+}
+
+/**
+ * A second's budget: what a quiet second would have allowed at once (a burst of replies, a
+ * reconnect storm) still passes whole, as it did with whole-second windows; a sustained flood
+ * empties the bucket within its first second and is then sampled evenly.
+ */
+export function defaultBurst(limit: number): number {
+  return Math.max(1, limit);
 }
 
 export class Sampler {

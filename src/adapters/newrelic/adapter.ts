@@ -113,7 +113,14 @@ export class NewRelicAdapter implements Adapter<NrOp, NrRef> {
   /** Outside any transaction: the agent records nothing nested and starts no trace downstream. */
   runUnsampled<A extends unknown[], R>(_carrier: Carrier | undefined, fn: (...args: A) => R, thisArg: unknown, args: A): R {
     const clean = this.clean;
-    return clean === undefined ? fn.apply(thisArg, args) : this.within(clean, fn, thisArg, args);
+    if (clean === undefined) return fn.apply(thisArg, args);
+    // Already outside any transaction: a switch would cost a context frame per message (Node 24).
+    const als = this.tracer._contextManager?._asyncLocalStorage;
+    if (als !== undefined) {
+      const current = als.getStore();
+      if (current === undefined || (!current.transaction && !current.segment)) return fn.apply(thisArg, args);
+    }
+    return this.within(clean, fn, thisArg, args);
   }
 
   active(): object | undefined {

@@ -48,6 +48,8 @@ export interface NrTracer {
   /** Runs a function in a context without wrapping it (13.x and 14.x); bindFunction is the fallback. */
   readonly _contextManager?: {
     runInContext<R>(context: NrContext, fn: (...args: any[]) => R, thisArg: unknown, args: ArrayLike<unknown>): R;
+    /** Its store (13.x and 14.x): read directly, since getContext() makes a new Context when there is none. */
+    readonly _asyncLocalStorage?: { getStore(): NrContext | undefined };
   };
 }
 
