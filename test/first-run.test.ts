@@ -3,6 +3,7 @@
  * down or never answers. Each is one clear line on stderr, and the app runs exactly as without
  * ws-apm. Child processes under `-r ws-apm/register`, everything on 127.0.0.1.
  */
+import { isStartupLine } from './helpers/stderr';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import http from 'node:http';
@@ -39,10 +40,8 @@ async function echoOnce(server: Child, path: string): Promise<string> {
 
 /** ws-apm's lines on the child's stderr, less the start-up summary every process writes once. */
 function ourLines(child: Child): string[] {
-  return child.stderr().split('\n').filter((l) => l.startsWith('[ws-apm]') && !STARTUP_LINE.test(l));
+  return child.stderr().split('\n').filter((l) => l.startsWith('[ws-apm]') && !isStartupLine(l));
 }
-
-const STARTUP_LINE = /^\[ws-apm\] info: ws-apm \S+ (reporting to|is not instrumenting)/;
 
 /** Resolve once the child has written `count` of ws-apm's lines to stderr. */
 async function linesWritten(child: Child, count: number): Promise<string[]> {

@@ -418,8 +418,13 @@ function assertServerSide(c: FakeCollector, run: ClientServerRun): void {
     && e.intrinsics.transactionName === 'OtherTransaction/WebSocket/WS RECEIVE /chat'));
 
   const events = c.customEvents.filter((e) => e.intrinsics.type === 'WebSocketConnection' && e.app === SERVER_APP);
-  assert.equal(events.length, 1, 'the closed connection (the other never closes: its listener threw)');
-  const event = events[0].attributes;
+  // ws never emits 'close' for the socket whose listener threw; ws-apm records it as broken
+  // when its TCP connection ends (1006).
+  assert.equal(events.length, 2, 'the closed connection and the one whose listener threw');
+  const brokenEvent = events.find((e) => e.attributes.broken === true)?.attributes;
+  assert.ok(brokenEvent, 'the socket whose listener threw ends broken');
+  assert.deepEqual(pick(brokenEvent, ['route', 'code', 'initiator']), { route: '/chat', code: 1006, initiator: 'network' });
+  const event = events.find((e) => e.attributes.broken === false)!.attributes;
   assert.deepEqual(pick(event, ['route', 'code', 'reason', 'initiator', 'messagesIn', 'messagesOut', 'bytesIn', 'broken']), {
     route: '/chat', code: 1000, reason: 'done', initiator: 'client', messagesIn: 2, messagesOut: 2, bytesIn: 10, broken: false,
   });

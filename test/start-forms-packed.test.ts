@@ -9,6 +9,7 @@
  * exit cleanly, print nothing unexpected, and deliver the server's WS CONNECT (accepted),
  * WS RECEIVE, WS SEND and WS CLOSE.
  */
+import { isStartupLine, startupBackend } from './helpers/stderr';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -257,7 +258,8 @@ function describeCase(c: Case): string {
 /** Stdout lines an app may print besides its own (agents' start-up logs at info level). */
 function unexpectedOutput(c: Case, out: Outcome): string[] {
   const stdout = out.stdout.split('\n').filter((l) => l !== '' && !/^(GOT echo hello|DONE)$/.test(l));
-  const stderr = out.stderr.split('\n').filter((l) => l !== '' && !(c.backend === 'console' && /^\d\d:\d\d:\d\d\.\d{3} WS |^metrics /.test(l)));
+  // The start-up report is expected (checked by the caller); the console backend's lines too.
+  const stderr = out.stderr.split('\n').filter((l) => l !== '' && !isStartupLine(l) && !(c.backend === 'console' && /^\d\d:\d\d:\d\d\.\d{3} WS |^metrics /.test(l)));
   return [...stdout.map((l) => `stdout: ${l}`), ...stderr.map((l) => `stderr: ${l}`)];
 }
 
@@ -300,6 +302,7 @@ describe('start-form matrix on the packed package', () => {
       const { out, seen } = await resultOf(c);
       assert.equal(out.code, 0, `exit code; stderr:\n${out.stderr}`);
       assert.match(out.stdout, /GOT echo hello\nDONE/);
+      assert.equal(startupBackend(out.stderr), c.backend === 'otel-app-sdk' ? 'otel' : c.backend, `the start-up line names the backend:\n${out.stderr}`);
       assert.deepEqual(unexpectedOutput(c, out), [], 'no other output');
       assert.deepEqual(
         Object.fromEntries([...seen].filter(([name]) => /^WS (CONNECT|RECEIVE|SEND|CLOSE) \/chat$/.test(name))),

@@ -4,6 +4,7 @@
  * repository's build, with the console backend: the server's handshake is accepted and
  * its messages, sends and close are recorded, whatever the start form.
  */
+import { isStartupLine, startupBackend } from './helpers/stderr';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -48,7 +49,8 @@ function assertRecorded(ran: Ran): void {
   assert.equal(ran.code, 0, ran.stderr);
   assert.match(ran.stdout, /GOT echo hello\nDONE/);
   // The console backend writes its lines to stderr; nothing else may be there.
-  const other = ran.stderr.split('\n').filter((l) => l !== '' && !/^\d\d:\d\d:\d\d\.\d{3} WS |^metrics /.test(l));
+  const other = ran.stderr.split('\n').filter((l) => l !== '' && !isStartupLine(l) && !/^\d\d:\d\d:\d\d\.\d{3} WS |^metrics /.test(l));
+  assert.equal(startupBackend(ran.stderr), 'console', ran.stderr);
   assert.deepEqual(other, [], ran.stderr);
   const connect = ran.stderr.split('\n').filter((l) => / WS CONNECT \/chat /.test(l));
   assert.equal(connect.length, 1, ran.stdout);

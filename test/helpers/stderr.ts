@@ -18,3 +18,23 @@ export function captureStderr(): CapturedStderr {
     },
   };
 }
+
+/**
+ * ws-apm's start-up report (src/startup.ts, level info): the summary line, naming the backend
+ * it reports to, and one line per ws copy instrumented after it.
+ */
+const STARTUP_SUMMARY = /^\[ws-apm\] info: ws-apm \S+ (?:reporting to (\S+?)[ ;]|is not instrumenting ws:)/;
+const STARTUP_LATER_COPY = /^\[ws-apm\] info: instrumented ws \S+ \((?:CommonJS|ESM)\)$/;
+
+export function isStartupLine(line: string): boolean {
+  return STARTUP_SUMMARY.test(line) || STARTUP_LATER_COPY.test(line);
+}
+
+/** The backend the start-up summary in `stderr` names ('none' when it says nothing is instrumented). */
+export function startupBackend(stderr: string): string | undefined {
+  for (const line of stderr.split('\n')) {
+    const m = STARTUP_SUMMARY.exec(line);
+    if (m) return m[1] ?? 'none';
+  }
+  return undefined;
+}
