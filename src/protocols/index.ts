@@ -8,6 +8,7 @@
  */
 import type { FrameWrites } from '../patch/frames';
 import type { Tracer } from '../tracer/tracer';
+import { graphqlWs } from './graphql-ws';
 import { socketIo } from './socketio';
 import { socketIoClient } from './socketio/client';
 
@@ -35,4 +36,4 @@ export interface Protocol {
 export type ProtocolFactory = (context: ProtocolContext) => Protocol;
 
 /** Every protocol ws-apm knows, in the order they are hooked. */
-export const PROTOCOLS: readonly ProtocolFactory[] = [socketIo, socketIoClient];
+export const PROTOCOLS: readonly ProtocolFactory[] = [socketIo, socketIoClient, graphqlWs];

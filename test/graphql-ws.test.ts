@@ -1,0 +1,112 @@
+/**
+ * graphql-ws (GraphQL subscriptions over ws), with the real graphql-ws server (`useServer` on a
+ * ws server) and client (ws as its WebSocket): a subscribe is an operation named by the GraphQL
+ * operation, its results are sends under it, every next/error/complete is counted per
+ * operation, its ping/pong are heartbeats, and neither connection_init's payload nor the
+ * variables are recorded; on OpenTelemetry (in memory), Elastic and New Relic.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { SpanKind } from '@opentelemetry/api';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { getInstrumentation, instrument, type InstrumentOptions } from '../src/index';
+import { run } from './helpers/child';
+import { agentEnv, startIntake } from './helpers/elastic-intake';
+import { FakeCollector, agentHome } from './helpers/newrelic-collector';
+import { startFixture } from './helpers/newrelic-fixture';
+import { collectMetrics, metricValue, registerMemorySdk, resetSpans, spans, spansNamed } from './helpers/otel-memory';
+
+registerMemorySdk();
+
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const { scenario } = require('./fixtures/graphql-ws/scenario') as {
+  scenario(secrets: { token: string; secret: string }): Promise<{ named: number; anonymous: number; query: number }>;
+};
+
+const TOKEN = 'tok-connection-init-7f3a';
+const SECRET = 'var-secret-91c2';
+const ROUTE = '/graphql';
+
+async function use(options: InstrumentOptions = {}): Promise<void> {
+  await getInstrumentation()?.uninstrument();
+  instrument({ backend: 'otel', startSdk: false, flushOnExit: false, logLevel: 'silent', ...options });
+  resetSpans();
+}
+
+function childrenOf(parent: ReadableSpan): ReadableSpan[] {
+  return spans().filter((s) => s.parentSpanContext?.spanId === parent.spanContext().spanId);
+}
+
+/** The server's operation of that name (the client's link to its client connect, the server's to its handshake). */
+function serverSide(name: string): ReadableSpan[] {
+  const handshakes = new Set(spans().filter((s) => s.kind === SpanKind.SERVER).map((s) => s.spanContext().spanId));
+  return spansNamed(name).filter((s) => s.links.some((l) => handshakes.has(l.context.spanId)));
+}
+
+/** `websocket.messages` of the current cumulative metrics, by attributes. */
+function messages(match: Record<string, unknown>): Promise<number> {
+  return metricValue('websocket.messages', { 'websocket.route': ROUTE, ...match });
+}
+
+describe('graphql-ws on OpenTelemetry (in memory)', () => {
+  test('a subscribe is WS RECEIVE {route} {operation} on the server, its results WS SEND children; named by operationName, else by type', async () => {
+    await use();
+    assert.deepEqual(await scenario({ token: TOKEN, secret: SECRET }), { named: 3, anonymous: 2, query: 1 });
+    const [named] = serverSide('WS RECEIVE /graphql OnGreeting');
+    assert.ok(named, spans().map((s) => s.name).join());
+    assert.equal(named.kind, SpanKind.CONSUMER);
+    assert.equal(named.attributes['websocket.protocol'], 'graphql-ws');
+    assert.equal(named.attributes['websocket.message.name'], 'OnGreeting');
+    // Its 3 `next` and its `complete`, sent after graphql-ws's first await, in its context.
+    const sends = childrenOf(named);
+    assert.deepEqual(sends.map((s) => s.name), Array(4).fill('WS SEND /graphql OnGreeting'));
+    assert.ok(sends.every((s) => s.kind === SpanKind.PRODUCER));
+    const [anonymous] = serverSide('WS RECEIVE /graphql subscription anonymous');
+    assert.equal(childrenOf(anonymous).length, 3);
+    const [query] = serverSide('WS RECEIVE /graphql query anonymous');
+    assert.equal(childrenOf(query).length, 2);
+    // connection_init, ping and pong are no operations; the client's side runs its sink inside each result.
+    assert.deepEqual(spansNamed('WS RECEIVE /graphql'), []);
+    assert.equal(spansNamed('WS RECEIVE /graphql OnGreeting').length, 1 + 3);
+    assert.doesNotMatch(JSON.stringify(spans().map((s) => [s.name, s.attributes])), new RegExp(`${TOKEN}|${SECRET}`));
+  });
+
+  test('next, error and complete are counted per operation; ping and pong are heartbeats, never messages', async () => {
+    await use();
+    const before = await collectMetrics();
+    const count = (match: Record<string, unknown>): number =>
+      (before.get('websocket.messages') ?? [])
+        .filter((p) => p.attributes['websocket.route'] === ROUTE && Object.entries(match).every(([k, v]) => p.attributes[k] === v))
+        .reduce((sum, p) => sum + p.value, 0);
+    const server = { 'websocket.side': 'server' };
+    const base = {
+      in: count({ ...server, 'websocket.direction': 'in' }),
+      out: count({ ...server, 'websocket.direction': 'out' }),
+      next: count({ ...server, 'websocket.message.name': 'OnGreeting', 'websocket.protocol.message': 'next' }),
+      rtt: 0,
+    };
+    const rtt = async (): Promise<number> =>
+      ((await collectMetrics()).get('websocket.heartbeat.rtt') ?? [])
+        .filter((p) => p.attributes['websocket.route'] === ROUTE && p.attributes['websocket.side'] === 'client')
+        .reduce((sum, p) => sum + (p.count ?? 0), 0);
+    base.rtt = await rtt();
+    await scenario({ token: TOKEN, secret: SECRET });
+    const named = { ...server, 'websocket.message.name': 'OnGreeting' };
+    assert.equal((await messages({ ...named, 'websocket.protocol.message': 'next' })) - base.next, 3);
+    assert.ok((await messages({ ...named, 'websocket.protocol.message': 'complete' })) >= 1);
+    assert.ok((await messages({ ...server, 'websocket.message.name': 'subscription anonymous', 'websocket.protocol.message': 'next' })) >= 2);
+    // However many pings the client's keep-alive sent: in, connection_init and 3 subscribes;
+    // out, connection_ack, 3 + 2 + 1 results and 3 completes.
+    assert.equal((await messages({ ...server, 'websocket.direction': 'in' })) - base.in, 4);
+    assert.equal((await messages({ ...server, 'websocket.direction': 'out' })) - base.out, 10);
+    assert.ok((await rtt()) > base.rtt, 'the client measured at least one ping → pong round trip');
+  });
+
+  test('WS_APM_PROTOCOL=none leaves graphql-ws sockets plain ws: every frame a WS RECEIVE {route}', async () => {
+    await use({ protocol: 'none' });
+    await scenario({ token: TOKEN, secret: SECRET });
+    assert.deepEqual(spans().filter((s) => /OnGreeting|anonymous/.test(s.name)), []);
+    assert.ok(spansNamed('WS RECEIVE /graphql').length >= 4);
+    await getInstrumentation()?.uninstrument();
+  });
+});
