@@ -110,3 +110,70 @@ describe('graphql-ws on OpenTelemetry (in memory)', () => {
     await getInstrumentation()?.uninstrument();
   });
 });
+
+describe('graphql-ws on the agents (an unchanged CommonJS app, -r ws-apm/register)', { timeout: 240_000 }, () => {
+  const env = { GQL_TOKEN: TOKEN, GQL_SECRET: SECRET };
+
+  test('Elastic: a messaging transaction per subscribe named by operation, next counted per operation, ping/pong heartbeats and no messages; schema-valid', async () => {
+    const intake = await startIntake();
+    try {
+      const app = run(['-r', 'ws-apm/register', 'app.js'], agentEnv(intake.url, { WS_APM_BACKEND: 'elastic', LINGER: '1500', ...env }) as Record<string, string>, 'graphql-ws');
+      assert.deepEqual(await app.exited(), { code: 0, signal: null }, app.stderr());
+      assert.match(app.stdout(), /RESULTS \{"named":3,"anonymous":2,"query":1\}/);
+      // The results are sent after the transaction ended (graphql-ws executes asynchronously):
+      // Elastic records each as a transaction of its own in the subscribe's trace, its child.
+      const subscribe = await intake.waitFor('the subscribe transaction', () =>
+        intake.transactions('WS RECEIVE /graphql OnGreeting').find((t) => intake.transactions('WS SEND /graphql OnGreeting').some((s) => s.parent_id === t.id)),
+      );
+      assert.equal(subscribe.type, 'messaging');
+      assert.equal(subscribe.context?.tags?.websocket_protocol, 'graphql-ws');
+      const sends = intake.transactions('WS SEND /graphql OnGreeting').filter((s) => s.parent_id === subscribe.id);
+      assert.equal(sends.length, 4);
+      assert.ok(sends.every((s) => s.trace_id === subscribe.trace_id));
+      assert.ok(intake.transactions('WS RECEIVE /graphql subscription anonymous').length >= 1);
+      assert.deepEqual(intake.transactions('WS RECEIVE /graphql'), []);
+      const next = await intake.waitFor('next counted per operation', () =>
+        intake.of('metricset').find((m) => m.tags?.websocket_side === 'server' && m.tags?.websocket_message_name === 'OnGreeting' && m.tags?.websocket_protocol_message === 'next'),
+      );
+      assert.equal(next.samples['websocket.messages'].value, 3);
+      // Of the frames the server received, only connection_init is a plain message: pings are heartbeats.
+      const plainIn = intake.of('metricset').filter((m) =>
+        m.tags?.websocket_side === 'server' && m.tags?.websocket_route === '/graphql' && m.tags?.websocket_direction === 'in' && m.tags?.websocket_message_type === 'text' && m.tags?.websocket_message_name === undefined && m.samples['websocket.messages'] !== undefined,
+      );
+      assert.equal(plainIn.at(-1)?.samples['websocket.messages'].value, 1);
+      const rtt = intake.of('metricset').find((m) => m.tags?.websocket_side === 'client' && m.samples['websocket.heartbeat.rtt.count'] !== undefined);
+      assert.ok((rtt?.samples['websocket.heartbeat.rtt.count'].value ?? 0) >= 1);
+      assert.doesNotMatch(JSON.stringify(intake.events), new RegExp(`${TOKEN}|${SECRET}`));
+      assert.deepEqual(intake.invalid, [], 'every intake event matches the APM Server schema');
+    } finally {
+      await intake.close();
+    }
+  });
+
+  test('New Relic: a message transaction per subscribe named by operation, next counted per operation, heartbeats measured', async () => {
+    const c = await FakeCollector.start({ mode: 'normal' });
+    const home = agentHome(c.port, c.certPem, 'ws-apm-graphql-ws');
+    try {
+      const app = startFixture('../graphql-ws/app.js', { ...home.env, ...env }, { execArgv: ['-r', 'ws-apm/register'] });
+      const result = await app.done;
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stdout, /RESULTS \{"named":3,"anonymous":2,"query":1\}/);
+      await c.waitFor(() => c.calls.includes('shutdown'), 'the agent to shut down');
+      const names = c.transactions.map((t) => String(t.intrinsics.name));
+      assert.ok(names.includes('OtherTransaction/WebSocket/WS RECEIVE /graphql OnGreeting'), names.join());
+      assert.ok(names.includes('OtherTransaction/WebSocket/WS RECEIVE /graphql query anonymous'), names.join());
+      assert.ok(!names.includes('OtherTransaction/WebSocket/WS RECEIVE /graphql'), names.join());
+      const wsMetrics = c.metrics.map((m) => m.name).filter((n) => n.includes('WebSocket'));
+      assert.equal(c.metric('Custom/WebSocket/Messages/out/graphql/OnGreeting/next')?.callCount, 3, wsMetrics.join());
+      assert.equal(c.metric('Custom/WebSocket/Messages/in/graphql/OnGreeting/subscribe')?.callCount, 1, wsMetrics.join());
+      assert.ok((c.metric('Custom/WebSocket/Client/HeartbeatRtt/graphql')?.callCount ?? 0) >= 1, wsMetrics.join());
+      // Of the frames the server received, only connection_init is a plain message: pings are heartbeats.
+      assert.equal(c.metric('Custom/WebSocket/Messages/in/graphql')?.callCount, 1, wsMetrics.join());
+      assert.doesNotMatch(JSON.stringify([c.transactions, c.spans, c.errors, c.customEvents]), new RegExp(`${TOKEN}|${SECRET}`));
+      assert.deepEqual(c.problems, []);
+    } finally {
+      home.cleanup();
+      await c.close();
+    }
+  });
+});
