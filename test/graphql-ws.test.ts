@@ -6,9 +6,12 @@
  * variables are recorded; on OpenTelemetry (in memory), Elastic and New Relic.
  */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
 import { SpanKind } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { WebSocket, WebSocketServer } from 'ws';
 import { getInstrumentation, instrument, type InstrumentOptions } from '../src/index';
 import { run } from './helpers/child';
 import { agentEnv, startIntake } from './helpers/elastic-intake';
@@ -102,6 +105,25 @@ describe('graphql-ws on OpenTelemetry (in memory)', () => {
     assert.ok((await rtt()) > base.rtt, 'the client measured at least one ping → pong round trip');
   });
 
+  test('WS_APM_PROTOCOL=graphql-ws reads every ws socket as graphql-ws, whatever its subprotocol (auto: only graphql-transport-ws)', async () => {
+    for (const protocol of ['graphql-ws', 'auto'] as const) {
+      await use({ protocol });
+      const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, path: '/bare' });
+      await once(wss, 'listening');
+      const received = new Promise((resolve) => wss.once('connection', (ws) => ws.once('message', resolve)));
+      const client = new WebSocket(`ws://127.0.0.1:${(wss.address() as AddressInfo).port}/bare`);
+      await once(client, 'open');
+      client.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { operationName: 'Bare', query: 'subscription Bare { x }' } }));
+      await received;
+      client.close();
+      await once(client, 'close');
+      await new Promise((resolve) => wss.close(resolve));
+      const names = spans().filter((s) => s.kind === SpanKind.CONSUMER).map((s) => s.name);
+      assert.deepEqual(names, [protocol === 'auto' ? 'WS RECEIVE /bare' : 'WS RECEIVE /bare Bare']);
+    }
+    await getInstrumentation()?.uninstrument();
+  });
+
   test('WS_APM_PROTOCOL=none leaves graphql-ws sockets plain ws: every frame a WS RECEIVE {route}', async () => {
     await use({ protocol: 'none' });
     await scenario({ token: TOKEN, secret: SECRET });
@@ -163,6 +185,13 @@ describe('graphql-ws on the agents (an unchanged CommonJS app, -r ws-apm/registe
       assert.ok(names.includes('OtherTransaction/WebSocket/WS RECEIVE /graphql OnGreeting'), names.join());
       assert.ok(names.includes('OtherTransaction/WebSocket/WS RECEIVE /graphql query anonymous'), names.join());
       assert.ok(!names.includes('OtherTransaction/WebSocket/WS RECEIVE /graphql'), names.join());
+      // Its results, sent after it ended: transactions of their own, its children.
+      const subscribe = c.transactions.filter((t) => t.intrinsics.name === 'OtherTransaction/WebSocket/WS RECEIVE /graphql OnGreeting');
+      const sends = c.transactions.filter((t) => /WS SEND \/graphql OnGreeting$/.test(String(t.intrinsics.name)));
+      assert.equal(sends.length, 4, names.join());
+      // One server subscribe (its 4 results) and 3 results the client received, each its own trace.
+      const traces = new Set(subscribe.map((r) => r.intrinsics.traceId));
+      assert.equal(sends.filter((t) => traces.has(t.intrinsics.traceId)).length, sends.length, JSON.stringify(sends.map((t) => t.intrinsics)));
       const wsMetrics = c.metrics.map((m) => m.name).filter((n) => n.includes('WebSocket'));
       assert.equal(c.metric('Custom/WebSocket/Messages/out/graphql/OnGreeting/next')?.callCount, 3, wsMetrics.join());
       assert.equal(c.metric('Custom/WebSocket/Messages/in/graphql/OnGreeting/subscribe')?.callCount, 1, wsMetrics.join());
