@@ -21,7 +21,6 @@ import { collectMetrics, metricValue, registerMemorySdk, resetSpans, spans, span
 
 registerMemorySdk();
 
-// eslint-disable-next-line @typescript-eslint/no-var-requires
 const { scenario } = require('./fixtures/graphql-ws/scenario') as {
   scenario(secrets: { token: string; secret: string }): Promise<{ named: number; anonymous: number; query: number }>;
 };

@@ -21,7 +21,7 @@ import { FrameKind, type FrameMeaning } from '../tracer/frames';
 import { JsonFieldReader, type JsonData } from '../tracer/json-field';
 import type { Protocol, ProtocolContext } from './index';
 
-export const PROTOCOL = 'graphql-ws';
+const PROTOCOL = 'graphql-ws';
 const SUBPROTOCOL = 'graphql-transport-ws';
 
 /** Operations in flight per socket that are remembered by id; past this, new ones count as plain messages. */
@@ -38,7 +38,7 @@ const QUERY = 3;
 const OPERATION = /(?:^|[\s}])(query|mutation|subscription)\b\s*([_A-Za-z][_0-9A-Za-z]*)?\s*[({@]/;
 
 /** The operation a subscribe starts, by its capped name, and the document's name for it. */
-export function operationName(operationName: string | undefined, query: string | undefined): string {
+function operationName(operationName: string | undefined, query: string | undefined): string {
   if (operationName !== undefined && operationName !== '') return operationName;
   if (query === undefined) return 'operation anonymous';
   const head = query.length > MAX_QUERY_SCAN ? query.slice(0, MAX_QUERY_SCAN) : query;
