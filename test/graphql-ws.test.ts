@@ -7,10 +7,13 @@
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
 import { SpanKind } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { Server as IoServer } from 'socket.io';
+import { io as connectIo } from 'socket.io-client';
 import { WebSocket, WebSocketServer } from 'ws';
 import { getInstrumentation, instrument, type InstrumentOptions } from '../src/index';
 import { run } from './helpers/child';
@@ -120,6 +123,24 @@ describe('graphql-ws on OpenTelemetry (in memory)', () => {
       const names = spans().filter((s) => s.kind === SpanKind.CONSUMER).map((s) => s.name);
       assert.deepEqual(names, [protocol === 'auto' ? 'WS RECEIVE /bare' : 'WS RECEIVE /bare Bare']);
     }
+    await getInstrumentation()?.uninstrument();
+  });
+
+  test('WS_APM_PROTOCOL=none also leaves socket.io plain ws: engine.io frames are WS RECEIVE /socket.io/, no event operations', async () => {
+    await use({ protocol: 'none' });
+    const server = http.createServer();
+    const io = new IoServer(server);
+    const handled = new Promise((resolve) => io.of('/chat').on('connection', (socket) => socket.on('hello', resolve)));
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const c = connectIo(`http://127.0.0.1:${(server.address() as AddressInfo).port}/chat`, { transports: ['websocket'], forceNew: true, reconnection: false });
+    c.emit('hello');
+    await handled;
+    c.close();
+    io.close();
+    server.closeAllConnections();
+    assert.deepEqual(spans().filter((s) => s.name.includes('/chat')).map((s) => s.name), []);
+    assert.ok(spansNamed('WS RECEIVE /socket.io/').length >= 1, spans().map((s) => s.name).join());
     await getInstrumentation()?.uninstrument();
   });
 
