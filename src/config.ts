@@ -9,6 +9,8 @@ import { log, type LogLevel } from './logger';
 export type Backend = 'auto' | 'otel' | 'console' | 'none' | 'elastic' | 'newrelic';
 export type MessageParent = 'link' | 'handshake';
 export type CaptureBody = 'off' | 'all';
+/** Which protocol over ws a socket speaks: by its negotiated subprotocol (`auto`), none, or this one for every socket. */
+export type WsProtocol = 'auto' | 'none' | 'graphql-ws' | 'socket.io';
 
 export interface Config {
   readonly enabled: boolean;
@@ -23,6 +25,7 @@ export interface Config {
   readonly routes: readonly string[];
   readonly ignoreRoutes: readonly string[];
   readonly messageParent: MessageParent;
+  readonly protocol: WsProtocol;
   readonly messageSampleRate: number;
   /** Traced messages per second per process, after the sample rate; 0 = no limit. */
   readonly messageRateLimit: number;
@@ -148,6 +151,10 @@ const SETTINGS: { readonly [K in keyof Config]: Setting<Config[K]> } = {
     env: 'WS_APM_IGNORE_ROUTES', fallback: [], accepted: 'comma-separated paths or templates such as /health,/internal/*', parse: list(ROUTE),
   },
   messageParent: { env: 'WS_APM_MESSAGE_PARENT', fallback: 'link', accepted: 'link or handshake', parse: oneOf(['link', 'handshake'] as const) },
+  protocol: {
+    env: 'WS_APM_PROTOCOL', fallback: 'auto', accepted: 'auto, none, graphql-ws or socket.io',
+    parse: oneOf(['auto', 'none', 'graphql-ws', 'socket.io'] as const),
+  },
   messageSampleRate: { env: 'WS_APM_MESSAGE_SAMPLE_RATE', fallback: 1, accepted: 'a number from 0 to 1', parse: rate },
   messageRateLimit: {
     env: 'WS_APM_MESSAGE_RATE_LIMIT', fallback: 100, accepted: 'an integer from 0 (no limit) to 1000000', parse: int(0, 1_000_000),

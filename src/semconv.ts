@@ -68,6 +68,8 @@ export const ATTR_WS_TRANSPORT = 'websocket.transport';
 export const ATTR_WS_ACK = 'websocket.message.ack';
 /** On a broadcast: how many sockets it was written to. */
 export const ATTR_WS_BROADCAST_RECIPIENTS = 'websocket.broadcast.recipients';
+/** On `websocket.messages` of a protocol's message that belongs to a named event: its protocol type (graphql-ws `next`). */
+export const ATTR_WS_PROTOCOL_MESSAGE = 'websocket.protocol.message';
 
 // Metrics (recorded by src/tracer/metrics.ts, which says which attributes each carries).
 export const METRIC_ACTIVE_CONNECTIONS = 'websocket.server.active_connections';

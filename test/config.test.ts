@@ -33,6 +33,7 @@ describe('configuration', () => {
     assert.deepEqual(c.messageName, []);
     assert.equal(c.maxMessageNames, 100);
     assert.equal(c.messageParent, 'link');
+    assert.equal(c.protocol, 'auto');
     assert.equal(c.messageSampleRate, 1);
     assert.equal(c.traceOrphanSends, false);
     assert.equal(c.captureBody, 'off');
@@ -53,6 +54,7 @@ describe('configuration', () => {
       WS_APM_ROUTES: '/rooms/:id, /files/*',
       WS_APM_IGNORE_ROUTES: '/health',
       WS_APM_MESSAGE_PARENT: 'handshake',
+      WS_APM_PROTOCOL: 'none',
       WS_APM_MESSAGE_SAMPLE_RATE: '0.25',
       WS_APM_TRACE_ORPHAN_SENDS: 'yes',
       WS_APM_TRACE_HEARTBEAT: '1',
@@ -78,7 +80,7 @@ describe('configuration', () => {
       {
         enabled: false, backend: 'console', messageName: ['meta', 'action'], maxMessageNames: 7, messageContext: ['meta', 'trace'],
         messageNameMaxBytes: 1024,
-        maxRoutes: 9, routes: ['/rooms/:id', '/files/*'], ignoreRoutes: ['/health'], messageParent: 'handshake',
+        maxRoutes: 9, routes: ['/rooms/:id', '/files/*'], ignoreRoutes: ['/health'], messageParent: 'handshake', protocol: 'none',
         messageSampleRate: 0.25, traceOrphanSends: true, traceHeartbeat: true, captureBody: 'all', captureBodyMaxBytes: 64,
         redactQueryParams: ['sig', 'ticket'], propagationQueryParam: 'tp', logLevel: 'debug', flushTimeoutMs: 500,
         messageRateLimit: 0, keepErrors: false, keepSlowMs: 0, keepRateLimit: 3, maxSendSpans: 2,
@@ -100,6 +102,7 @@ describe('configuration', () => {
       WS_APM_KEEP_ERRORS: 'maybe',
       WS_APM_KEEP_SLOW_MS: '1.5',
       WS_APM_MAX_SEND_SPANS: '-3',
+      WS_APM_PROTOCOL: 'graphql',
     };
     let c!: ReturnType<typeof loadConfig>;
     const lines = stderrOf(() => (c = loadConfig({}, bad)));
@@ -119,6 +122,7 @@ describe('configuration', () => {
     assert.equal(c.keepErrors, true);
     assert.equal(c.keepSlowMs, 250);
     assert.equal(c.maxSendSpans, 10);
+    assert.equal(c.protocol, 'auto');
   });
 
   test('an unknown WS_APM_* variable: one warning naming the nearest valid setting, once per process, and the default kept', () => {

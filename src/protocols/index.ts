@@ -3,11 +3,14 @@
  * `detect` (is this export object the library, in a version the module handles), `patch`
  * (its prototypes, reversibly, once per copy) and `unpatch`. The patch layer hooks their loads
  * the way it hooks ws (src/patch/modules.ts); the module turns the protocol's dispatch into the
- * tracer's neutral calls (tracer/events.ts, tracer/frames.ts). A new protocol is one more
- * entry in PROTOCOLS.
+ * tracer's neutral calls (tracer/events.ts, tracer/frames.ts). A protocol spoken on the ws
+ * socket itself (graphql-ws) loads and patches nothing: its factory claims the sockets that
+ * negotiated its subprotocol (`tracer.frames.claimSubprotocol`). A new protocol is one more
+ * entry in PROTOCOLS; `WS_APM_PROTOCOL` chooses among them.
  */
 import type { FrameWrites } from '../patch/frames';
 import type { Tracer } from '../tracer/tracer';
+import { graphqlWs } from './graphql-ws';
 import { socketIo } from './socketio';
 import { socketIoClient } from './socketio/client';
 
@@ -35,4 +38,4 @@ export interface Protocol {
 export type ProtocolFactory = (context: ProtocolContext) => Protocol;
 
 /** Every protocol ws-apm knows, in the order they are hooked. */
-export const PROTOCOLS: readonly ProtocolFactory[] = [socketIo, socketIoClient];
+export const PROTOCOLS: readonly ProtocolFactory[] = [socketIo, socketIoClient, graphqlWs];

@@ -9,7 +9,7 @@ import * as S from '../semconv';
 import type { Carrier, Parent } from './adapter';
 import { ROOT, type TracerCore } from './core';
 import { sanitizeCarrier } from './propagation';
-import type { RouteInfo } from './socket-state';
+import type { RouteInfo, SocketState } from './socket-state';
 
 type AnyFn = (...args: any[]) => any;
 
@@ -132,6 +132,15 @@ export class Channels {
     const info = core.routeInfo(route, 'client');
     const ref = rec.over !== undefined ? core.sockets.get(rec.over)?.ref : undefined;
     this.channels.set(key, this.channel(rec.protocol, info, core.routes.isIgnored(route, rec.route), ref, false));
+  }
+
+  /**
+   * A protocol spoken on the ws socket itself (graphql-ws): the socket is the channel, with no
+   * connect of its own (the ws handshake is it) and nothing counted twice; its events link to
+   * (or are children of) the socket's handshake or client connect, like its messages.
+   */
+  adopt(ws: object, protocol: string, state: SocketState): void {
+    if (!this.channels.has(ws)) this.channels.set(ws, this.channel(protocol, state.info, state.ignored, state.ref, false));
   }
 
   private channel(protocol: string, info: RouteInfo, ignored: boolean, ref: unknown, counted: boolean): Channel {

@@ -70,6 +70,9 @@ export class TracerCore {
     return info;
   }
 
+  /** Set when a protocol chooses sockets by their subprotocol (tracer/frames.ts): sees each socket once tracked. */
+  onTrack: ((ws: object) => void) | undefined;
+
   /** Start tracking an open socket whose handshake (or client connect) left `ref`. */
   track(ws: object, side: Side, info: RouteInfo, ignored: boolean, ends: Endpoints, ref: unknown): SocketState {
     const links = ref !== undefined ? [ref] : undefined;
@@ -100,6 +103,7 @@ export class TracerCore {
       frames: undefined,
     };
     this.sockets.set(ws, state);
+    this.onTrack?.(ws);
     return state;
   }
 

@@ -105,6 +105,19 @@ export class Events {
   }
 
   /**
+   * A send on channel `key` that names its event, whose write the caller ends (graphql-ws's
+   * `next` of an operation, through tracer/frames.ts): `WS SEND {route} {name}` under the active
+   * operation, or undefined for no span. `name` is already capped.
+   */
+  sendStarted(key: object, name: string): unknown {
+    const channel = this.channels.get(key);
+    if (channel === undefined || channel.ignored) return undefined;
+    const parent = this.messages.parentOfSend(0);
+    if (parent === undefined) return undefined;
+    return this.startSend(channel.info, channel.protocol, name, false, parent);
+  }
+
+  /**
    * Run `fn`, which hands a received event (or ack) of channel `key` to the app's listeners
    * synchronously, inside the event's operation (socket.io-client, an ack's callback).
    */
@@ -208,7 +221,7 @@ export class Events {
   }
 
   /** An event's name, bounded: at most `maxMessageNames` distinct names, then `other`. */
-  private name(event: unknown): string {
+  name(event: unknown): string {
     if (typeof event !== 'string' || event.length === 0) return OTHER;
     if (this.names.has(event)) return event;
     if (event.length > MAX_NAME_LENGTH || !/^[\w .:/-]+$/.test(event)) return OTHER;

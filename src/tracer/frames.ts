@@ -6,7 +6,10 @@
  * frames ws writes without `WebSocket#send` (engine.io writes a broadcast's pre-encoded frame
  * through ws's sender), so the out-count is every data frame ws writes.
  */
+import { log } from '../logger';
+import type { Channels } from './channels';
 import type { TracerCore } from './core';
+import type { Events } from './events';
 import type { Heartbeats } from './heartbeat';
 import type { SocketState } from './socket-state';
 
@@ -19,10 +22,30 @@ export type FrameKind = (typeof FrameKind)[keyof typeof FrameKind];
 /** Reads the kind of a frame (its data as ws gives or takes it); must be cheap and never throw. */
 export type FrameClassifier = (data: unknown, binary: boolean) => FrameKind;
 
+/**
+ * A protocol's message that belongs to one of its named events (graphql-ws: a `next` of
+ * operation `OnMessage`): counted in `websocket.messages` under its name and protocol type;
+ * with `operation`, a received one runs its listeners as `WS RECEIVE {route} {name}` and a sent
+ * one is `WS SEND {route} {name}` under the active operation. Readers return the same object
+ * for the same meaning (it is not copied).
+ */
+export interface FrameMeaning {
+  /** Capped by the protocol (`tracer.events.name`). */
+  readonly name: string;
+  /** The protocol's message type, from a fixed set (`next`, `error`, `complete`, `subscribe`). */
+  readonly message: string;
+  readonly operation: boolean;
+}
+
+/** Reads a frame of `ws` (received, or sent when `out`): a kind, or a meaning (a message); must never throw into the app (guarded). */
+export type FrameReader = (ws: object, data: unknown, binary: boolean, out: boolean) => FrameKind | FrameMeaning;
+
 /** A protocol's claim on one socket's frames. */
 export interface FrameClaim {
   readonly protocol: string;
   readonly classify: FrameClassifier;
+  /** Instead of `classify`, for a protocol that names its messages (and then runs them as events of the socket's channel). */
+  readonly read?: FrameReader;
   /** Data frames `WebSocket#send` counted that ws has not written yet (so `written()` skips them). */
   pendingSends: number;
 }
@@ -31,7 +54,61 @@ export class Frames {
   /** Client connections a protocol recognises by their URL (engine.io's `EIO=` query parameter). */
   private readonly byUrl: { readonly protocol: string; readonly url: RegExp; readonly classify: FrameClassifier }[] = [];
 
+  /** Protocols that sockets choose by their negotiated subprotocol (graphql-ws), or every socket when `subprotocol` is undefined. */
+  private readonly bySubprotocol: { readonly protocol: string; readonly subprotocol: string | undefined; readonly read: FrameReader }[] = [];
+  private events: Events | undefined;
+  private channels: Channels | undefined;
+
   constructor(private readonly core: TracerCore, private readonly heartbeats: Heartbeats) {}
+
+  /** The tracer's protocol parts (built after this one): a named frame's operation is an event of the socket's channel. */
+  attach(events: Events, channels: Channels): void {
+    this.events = events;
+    this.channels = channels;
+  }
+
+  /**
+   * A protocol claims every tracked socket, server or client, whose negotiated subprotocol is
+   * `subprotocol` (every socket when undefined); the socket is its own channel.
+   */
+  claimSubprotocol(protocol: string, subprotocol: string | undefined, read: FrameReader): void {
+    this.bySubprotocol.push({ protocol, subprotocol, read });
+    this.core.onTrack = (ws) => {
+      try {
+        this.tracked(ws);
+      } catch (err) {
+        log.fault('ws-apm frames', err);
+      }
+    };
+  }
+
+  /** A socket is tracked: claimed if a protocol recognises its subprotocol (a client's is known once ws finished its upgrade). */
+  private tracked(ws: object): void {
+    const subprotocol = (ws as { protocol?: unknown }).protocol;
+    if (typeof subprotocol === 'string' && subprotocol !== '') this.bySubprotocolOf(ws, subprotocol);
+    else if (this.core.sockets.get(ws)?.side === 'client') {
+      // ws sets a client's subprotocol right after its `upgrade` event, before any frame is read.
+      queueMicrotask(() => {
+        try {
+          const late = (ws as { protocol?: unknown }).protocol;
+          this.bySubprotocolOf(ws, typeof late === 'string' ? late : '');
+        } catch {
+          // A socket we cannot read is left to the plain ws path.
+        }
+      });
+    } else this.bySubprotocolOf(ws, '');
+  }
+
+  private bySubprotocolOf(ws: object, subprotocol: string): void {
+    for (const entry of this.bySubprotocol) {
+      if (entry.subprotocol !== undefined && entry.subprotocol !== subprotocol) continue;
+      const state = this.core.sockets.get(ws);
+      if (state === undefined || state.frames !== undefined) return;
+      state.frames = { protocol: entry.protocol, classify: readerKind, read: entry.read, pendingSends: 0 };
+      this.channels?.adopt(ws, entry.protocol, state);
+      return;
+    }
+  }
 
   /** A protocol claims every client socket whose URL matches `url`. */
   claimUrls(protocol: string, url: RegExp, classify: FrameClassifier): void {
@@ -64,24 +141,34 @@ export class Frames {
 
   /** A frame arrived on a claimed socket: a heartbeat, or a message counted; listeners run plainly. */
   received(ws: object, state: SocketState, claim: FrameClaim, data: unknown, size: number, binary: boolean, emit: AnyFn, args: unknown[]): unknown {
-    const kind = safeClassify(claim, data, binary);
-    if (kind === FrameKind.Pong) this.heartbeats.pong(ws);
-    else if (kind === FrameKind.Message) {
+    const read = claim.read !== undefined ? safeRead(claim.read, ws, data, binary, false) : safeClassify(claim, data, binary);
+    if (read === FrameKind.Pong) this.heartbeats.pong(ws);
+    else if (read !== FrameKind.Ping) {
       const metrics = state.info.metrics;
       state.messagesIn++;
       state.bytesIn += size;
-      (binary ? metrics.inBinary : metrics.inText).value++;
+      if (typeof read === 'object') metrics.protocolMessages(false, binary, read.name, read.message).value++;
+      else (binary ? metrics.inBinary : metrics.inText).value++;
       metrics.sizeIn.record(size);
+      if (typeof read === 'object' && read.operation && this.events !== undefined) return this.events.handle(ws, read.name, undefined, emit, ws, args);
     }
     return emit.apply(ws, args);
   }
 
-  /** `WebSocket#send` on a claimed, open socket: counted (or a heartbeat); never a span of its own. */
-  sent(ws: object, state: SocketState, claim: FrameClaim, data: unknown, size: number, binary: boolean): void {
+  /**
+   * `WebSocket#send` on a claimed, open socket: counted (or a heartbeat). No span of its own,
+   * except a protocol's named operation message (`WS SEND {route} {name}`, returned to be
+   * ended when the write completes).
+   */
+  sent(ws: object, state: SocketState, claim: FrameClaim, data: unknown, size: number, binary: boolean): unknown {
     claim.pendingSends++;
-    const kind = safeClassify(claim, data, binary);
-    if (kind === FrameKind.Ping) this.heartbeats.ping(ws);
-    else if (kind === FrameKind.Message) this.countOut(state, size, binary);
+    const read = claim.read !== undefined ? safeRead(claim.read, ws, data, binary, true) : safeClassify(claim, data, binary);
+    if (read === FrameKind.Ping) this.heartbeats.ping(ws);
+    else if (typeof read === 'object') {
+      this.countOut(state, size, binary, state.info.metrics.protocolMessages(true, binary, read.name, read.message));
+      if (read.operation && this.events !== undefined) return this.events.sendStarted(ws, read.name);
+    } else if (read === FrameKind.Message) this.countOut(state, size, binary);
+    return undefined;
   }
 
   /** ws wrote a data frame on a claimed socket; those that did not come through `send()` are counted here. */
@@ -96,12 +183,25 @@ export class Frames {
     this.countOut(state, size, binary);
   }
 
-  private countOut(state: SocketState, size: number, binary: boolean): void {
+  private countOut(state: SocketState, size: number, binary: boolean, cell?: { value: number }): void {
     const metrics = state.info.metrics;
     state.messagesOut++;
     state.bytesOut += size;
-    (binary ? metrics.outBinary : metrics.outText).value++;
+    (cell ?? (binary ? metrics.outBinary : metrics.outText)).value++;
     metrics.sizeOut.record(size);
+  }
+}
+
+/** The classifier of a claim that has a reader (never called: `read` is). */
+function readerKind(): FrameKind {
+  return FrameKind.Message;
+}
+
+function safeRead(read: FrameReader, ws: object, data: unknown, binary: boolean, out: boolean): FrameKind | FrameMeaning {
+  try {
+    return read(ws, data, binary, out);
+  } catch {
+    return FrameKind.Message;
   }
 }
 

@@ -193,8 +193,7 @@ export class Messages {
     const state = core.sockets.get(ws);
     if (state === undefined || !open) return undefined;
     if (state.frames !== undefined && this.frames !== undefined) {
-      this.frames.sent(ws, state, state.frames, data, size, binary);
-      return undefined;
+      return this.frames.sent(ws, state, state.frames, data, size, binary);
     }
     const metrics = state.info.metrics;
     state.messagesOut++;

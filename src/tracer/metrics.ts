@@ -10,6 +10,7 @@ import {
   ATTR_WS_DIRECTION,
   ATTR_WS_MESSAGE_NAME,
   ATTR_WS_MESSAGE_TYPE,
+  ATTR_WS_PROTOCOL_MESSAGE,
   ATTR_WS_ROUTE,
   ATTR_WS_SIDE,
   METRIC_ACTIVE_CONNECTIONS,
@@ -63,6 +64,7 @@ export class RouteMetrics {
   private readonly processUnnamed: HistogramCell;
   private readonly processNamed = new Map<string, HistogramCell>();
   private readonly durations = new Map<string, HistogramCell>();
+  private readonly labelled = new Map<string, CounterCell>();
 
   constructor(private readonly registry: Metrics, readonly route: string, side: Side) {
     const base = { [ATTR_WS_ROUTE]: route, [ATTR_WS_SIDE]: side };
@@ -97,6 +99,27 @@ export class RouteMetrics {
     if (cell === undefined) {
       cell = this.registry.histogram(METRIC_MESSAGE_PROCESS_DURATION, { [ATTR_WS_ROUTE]: this.route, [ATTR_WS_MESSAGE_NAME]: name });
       this.processNamed.set(name, cell);
+    }
+    return cell;
+  }
+
+  /**
+   * `websocket.messages` of a protocol's message that belongs to a named event (graphql-ws: a
+   * `next` of operation `OnMessage`), counted here instead of the route's plain cells; `name`
+   * is capped by the caller, `message` is one of the protocol's few message types.
+   */
+  protocolMessages(out: boolean, binary: boolean, name: string, message: string): CounterCell {
+    const key = `${out ? 'o' : 'i'}${binary ? 'b' : 't'}${message}\u0000${name}`;
+    let cell = this.labelled.get(key);
+    if (cell === undefined) {
+      cell = this.registry.cell(METRIC_MESSAGES, {
+        ...this.base,
+        [ATTR_WS_DIRECTION]: out ? 'out' : 'in',
+        [ATTR_WS_MESSAGE_TYPE]: binary ? 'binary' : 'text',
+        [ATTR_WS_MESSAGE_NAME]: name,
+        [ATTR_WS_PROTOCOL_MESSAGE]: message,
+      });
+      this.labelled.set(key, cell);
     }
     return cell;
   }

@@ -49,6 +49,7 @@ export class Tracer {
     this.messages = new Messages(core, this.frames);
     this.channels = new Channels(core);
     this.events = new Events(core, this.messages, this.channels);
+    this.frames.attach(this.events, this.channels);
     this.closes = new Closes(core);
     this.handoff = new Handoff(core);
   }

@@ -11,7 +11,7 @@
 import type { Attributes, CounterCell, HistogramCell, MetricSource } from '../../tracer/adapter';
 import { log } from '../../logger';
 import {
-  ATTR_MESSAGING_DESTINATION_NAME, ATTR_WS_CONNECTION_OUTCOME, ATTR_WS_DIRECTION, ATTR_WS_MESSAGE_NAME, ATTR_WS_ROUTE,
+  ATTR_MESSAGING_DESTINATION_NAME, ATTR_WS_CONNECTION_OUTCOME, ATTR_WS_DIRECTION, ATTR_WS_MESSAGE_NAME, ATTR_WS_PROTOCOL_MESSAGE, ATTR_WS_ROUTE,
   ATTR_WS_SIDE, inSeconds, METRIC_ACTIVE_CONNECTIONS, METRIC_CONNECTION_DURATION, METRIC_CONNECTIONS,
   METRIC_CONNECTIONS_BROKEN, METRIC_HEARTBEAT_RTT, METRIC_MESSAGE_PROCESS_DURATION, METRIC_MESSAGE_SIZE, METRIC_MESSAGES,
 } from '../../semconv';
@@ -175,5 +175,8 @@ export function metricName(name: string, attributes: Attributes): string {
   const path = String(route).replace(/^\/+/, '');
   out += `/${path === '' ? '(root)' : path}`;
   const messageName = attributes[ATTR_WS_MESSAGE_NAME];
-  return messageName === undefined ? out : `${out}/${messageName}`;
+  if (messageName === undefined) return out;
+  // A protocol's message of a named event (graphql-ws: `.../OnMessage/next`).
+  const protocolMessage = attributes[ATTR_WS_PROTOCOL_MESSAGE];
+  return protocolMessage === undefined ? `${out}/${messageName}` : `${out}/${messageName}/${protocolMessage}`;
 }

@@ -9,7 +9,7 @@
 import { log } from '../../logger';
 import { Patches } from '../../patch/wrap';
 import type { Protocol, ProtocolContext } from '../index';
-import { ACK_NAME, asClass, patchSends, PROTOCOL } from './packets';
+import { ACK_NAME, asClass, chosen, patchSends, PROTOCOL } from './packets';
 
 type AnyFn = (...args: any[]) => any;
 
@@ -51,6 +51,7 @@ export function socketIoClient({ tracer }: ProtocolContext): Protocol {
     },
 
     patch(exports) {
+      if (!chosen(tracer.config.protocol)) return false;
       const proto = clientSocketClass(exports)?.prototype;
       if (proto === undefined) return false;
       if (seen.has(proto)) return true;

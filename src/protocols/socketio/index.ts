@@ -24,7 +24,7 @@ import type { Protocol, ProtocolContext } from '../index';
 import { standAside } from './aside';
 import { patchBroadcasts } from './broadcast';
 import { engineFrame, patchEngine } from './engine';
-import { ACK_NAME, asClass, type Ctor, patchSends, PROTOCOL } from './packets';
+import { ACK_NAME, asClass, chosen, type Ctor, patchSends, PROTOCOL } from './packets';
 
 type AnyFn = (...args: any[]) => any;
 
@@ -221,6 +221,8 @@ export function socketIo({ tracer, frameWrites }: ProtocolContext): Protocol {
     },
 
     patch(exports, baseDir) {
+      // WS_APM_PROTOCOL=none (or another protocol): its traffic stays plain ws messages.
+      if (!chosen(tracer.config.protocol)) return false;
       const { server, socket, namespace } = classes(exports);
       if (server === undefined || socket === undefined || namespace === undefined) return false;
       if (seen.has(socket.prototype)) return true;

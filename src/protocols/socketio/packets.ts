@@ -10,6 +10,11 @@ type AnyFn = (...args: any[]) => any;
 export type Ctor = { prototype: Record<string, unknown> };
 
 export const PROTOCOL = 'socket.io';
+/** Is socket.io instrumented under `WS_APM_PROTOCOL` (`auto`, or `socket.io` itself)? */
+export function chosen(protocol: string): boolean {
+  return protocol === 'auto' || protocol === PROTOCOL;
+}
+
 /** The name of a received acknowledgement's operation. */
 export const ACK_NAME = 'ack';
 
