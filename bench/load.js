@@ -7,6 +7,9 @@
 //       not yet delivered to every connection; every connection (the sender too) counts what it receives.
 //       The measured window lasts durationMs, longer if needed to complete minMessages broadcasts (at most
 //       maxDurationMs): a slow variant on a loaded machine still gets enough messages for a stable figure.
+//   sio: true (throughput and broadcast): the same over socket.io's protocol, spoken by hand on a ws client (the
+//       load generator stays as cheap as for ws): engine.io open, CONNECT to `/`, then `42["echo","xx…"]` /
+//       `42["bcast","xx…"]` events of exactly `size` bytes; engine.io pings are answered, only events are counted
 //   {mode:'idle', port, conns, concurrency}    then waits for `close` on stdin
 //   {mode:'churn', port, cycles, concurrency}
 // Progress and results are printed as `BENCH {json}` lines.
@@ -15,7 +18,8 @@ const { performance } = require('node:perf_hooks');
 const WebSocket = require('ws');
 
 const opts = JSON.parse(process.argv[2]);
-const url = `ws://127.0.0.1:${opts.port}/bench`;
+const SIO = !!opts.sio;
+const url = SIO ? `ws://127.0.0.1:${opts.port}/socket.io/?EIO=4&transport=websocket` : `ws://127.0.0.1:${opts.port}/bench`;
 // Zero mask: ws skips the XOR on the client (server-side work is unchanged); no UTF-8 check on echoes.
 const clientOptions = { perMessageDeflate: false, skipUTF8Validation: true, generateMask() {} };
 
@@ -29,11 +33,42 @@ function connect() {
     const onError = (err) => resolve({ ws: null, err });
     ws.once('error', onError);
     ws.once('open', () => {
+      if (SIO) return sioHandshake(ws, onError, resolve);
       ws.off('error', onError);
       ws.on('error', () => {});
       resolve({ ws, err: null });
     });
   });
+}
+
+// socket.io over engine.io 4, by hand: the server opens (`0{...}`), the client connects to namespace `/` (`40`),
+// the server confirms (`40{"sid":...}`). Afterwards `sioFrame` answers pings and tells events from the rest.
+function sioHandshake(ws, onError, resolve) {
+  const onMessage = (data) => {
+    const s = data.toString();
+    if (s[0] === '0') ws.send('40');
+    else if (s.startsWith('40')) {
+      ws.off('message', onMessage);
+      ws.off('error', onError);
+      ws.on('error', () => {});
+      ws.on('message', (d) => {
+        if (d.length === 1 && d[0] === 0x32) ws.send('3'); // engine.io ping → pong
+      });
+      resolve({ ws, err: null });
+    } else if (s.startsWith('44')) onError(new Error(`socket.io connect refused: ${s}`));
+  };
+  ws.on('message', onMessage);
+}
+
+/** True for a socket.io event frame (`42...`); engine.io pings are answered by sioHandshake's listener. */
+const sioEvent = (data) => data.length > 1 && data[0] === 0x34 && data[1] === 0x32;
+
+/** `42["<event>","xx…"]` of exactly `size` bytes. */
+function sioPayload(event, size) {
+  const head = `42["${event}","`;
+  const pad = size - head.length - 2;
+  if (pad < 0) throw new Error(`message size ${size} too small for a socket.io event`);
+  return Buffer.from(`${head}${'x'.repeat(pad)}"]`);
 }
 
 async function pool(total, concurrency, task) {
@@ -103,7 +138,7 @@ function namedPayload(name, size) {
 async function throughput() {
   const { conns, inflight, size, warmupMs, durationMs, names } = opts;
   // same byte size either way, so bare ws pays the same for both
-  const payloads = names ? NAMES.map((n) => namedPayload(n, size)) : [Buffer.alloc(size, 'x')];
+  const payloads = SIO ? [sioPayload('echo', size)] : names ? NAMES.map((n) => namedPayload(n, size)) : [Buffer.alloc(size, 'x')];
   const nPayloads = payloads.length;
   let seq = 0;
   const sendOpts = { binary: false };
@@ -128,6 +163,7 @@ async function throughput() {
     let head = 0;
     let tail = 0;
     ws.on('message', (data) => {
+      if (SIO && !sioEvent(data)) return;
       const now = performance.now();
       const sent = ring[head];
       head = (head + 1) % inflight;
@@ -179,7 +215,7 @@ async function throughput() {
 // counter increment per delivery, so the load generator stays far cheaper than the server's 1,000 sends.
 async function broadcast() {
   const { conns, window, size, warmupMs, durationMs, minMessages = 0, maxDurationMs = durationMs, drainMs = 15000 } = opts;
-  const payload = Buffer.alloc(size, 'x');
+  const payload = SIO ? sioPayload('bcast', size) : Buffer.alloc(size, 'x');
   const sendOpts = { binary: false };
   const sockets = [];
   let failed = 0;
@@ -218,7 +254,8 @@ async function broadcast() {
       sender.send(payload, sendOpts);
     }
   };
-  const onMessage = () => {
+  const onMessage = (data) => {
+    if (SIO && !sioEvent(data)) return;
     delivered++;
     if (measuring) mDelivered++;
     if (delivered >= (completed + 1) * n) {

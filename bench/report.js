@@ -95,6 +95,30 @@ function targets(report) {
   });
 }
 
+// Issue 19 (socket.io): ws-apm at its defaults ≤ 1.10 × bare socket.io, and cheaper than OpenTelemetry's socket.io
+// instrumentation (both with the same OTel SDK); server CPU µs per (incoming) message, per-round ratios, medians.
+const SOCKETIO_TARGETS = [
+  { label: 'ws-apm + OTel SDK, defaults ÷ bare socket.io', key: 'otel-defaults', vs: 'bare', max: 1.10 },
+  { label: 'ws-apm + OTel SDK, defaults ÷ OTel socket.io instrumentation', key: 'otel-defaults', vs: 'otel-socketio', max: 1.00, strict: true },
+  { label: 'ws-apm + OTel SDK, every event ÷ OTel socket.io instrumentation', key: 'otel-every', vs: 'otel-socketio', max: null },
+  { label: 'OTel socket.io instrumentation ÷ bare socket.io', key: 'otel-socketio', vs: 'bare', max: null },
+  { label: 'OTel SDK alone ÷ bare socket.io', key: 'otel-sdk-alone', vs: 'bare', max: null },
+];
+
+function socketioTargets(report) {
+  const passes = ['socketio-echo', 'socketio-broadcast'].map((k) => report.passes[k]).filter((p) => p && p.rounds && p.rounds.length);
+  return {
+    passes: passes.map((p) => p.key),
+    rows: SOCKETIO_TARGETS.map((t) => ({
+      ...t,
+      cells: passes.map((p) => {
+        const r = crossRatio(p.rounds, t.key, t.vs, p.sizes[0]);
+        return { r, met: r && t.max != null ? (t.strict ? r.median < t.max : r.median <= t.max) : null };
+      }),
+    })),
+  };
+}
+
 function memoryTargets(memory) {
   const list = [];
   const bareHeap = memory.bare && memory.bare.idle.heapPerConn;
@@ -161,6 +185,12 @@ function markdown(report) {
     + `(\`for (const c of wss.clients) c.send(...)\`), at most ${cfg.broadcast.window} broadcasts not yet delivered everywhere; ${cfg.broadcast.warmupMs} ms warm-up then ${cfg.broadcast.durationMs} ms measured `
     + `(longer, up to ${cfg.broadcast.maxDurationMs} ms, until ${cfg.broadcast.minMessages} broadcasts completed). `
     + 'Server CPU per incoming message, and per delivered message (÷ sends).');
+  if (Object.values(report.passes).some((p) => p.server === 'socketio')) {
+    L.push('- socket.io passes: socket.io 4 on the same http server (`transports: [\'websocket\']`); the load generator speaks socket.io\'s protocol over a plain ws '
+      + 'client. Echo: the same connections and messages in flight as the ws echo, events `42["echo","xx…"]` of the message size, the server does '
+      + '`socket.on(\'echo\', (d) => socket.emit(\'echo\', d))`. Room broadcast: the same connections as the ws broadcast, every socket in one room, '
+      + '`socket.on(\'bcast\', (d) => io.to(\'all\').emit(\'bcast\', d))`. "bare" in these passes is bare socket.io.');
+  }
   const order = Object.values(report.passes).map((p) => `${p.key} ×${p.roundsRun}`).join(', ');
   L.push(`- Rounds: ${order}, interleaved (round 1 of every pass, then round 2, …); every variant's server started fresh for each pass and round, `
     + 'variants in numeric order.');
@@ -200,6 +230,21 @@ function markdown(report) {
     L.push('');
   }
 
+  // ---- socket.io targets
+  const st = socketioTargets(report);
+  if (st.passes.length && st.rows.some((r) => r.cells.some((c) => c.r))) {
+    L.push('## socket.io (issue 19: server CPU µs per incoming message, ratios per round, medians)');
+    L.push('');
+    L.push(`| ratio | target | ${st.passes.map((k) => (k === 'socketio-echo' ? 'echo' : 'room broadcast')).join(' | ')} |`);
+    L.push(`|---|---|${st.passes.map(() => '---').join('|')}|`);
+    for (const row of st.rows) {
+      if (!row.cells.some((c) => c.r)) continue;
+      const target = row.max == null ? '–' : `${row.strict ? '<' : '≤'} ${fmt(row.max)}`;
+      L.push(`| ${row.label} | ${target} | ${row.cells.map((c) => (c.r ? `${cell(c.r)}${row.max != null ? ` ${yn(c.met)}` : ''}` : '–')).join(' | ')} |`);
+    }
+    L.push('');
+  }
+
   // ---- pass tables
   for (const p of Object.values(report.passes)) {
     if (!p.summary) continue;
@@ -215,8 +260,10 @@ function markdown(report) {
         L.push('|---|---|---|---|---|---|---|---|---|---|');
       }
       for (const key of p.variantKeys) {
-        const v = report.variants.find((x) => x.key === key);
-        if (!v) continue;
+        const found = report.variants.find((x) => x.key === key);
+        if (!found) continue;
+        // in the socket.io passes, the bare server is bare socket.io (on ws)
+        const v = p.server === 'socketio' && key === 'bare' ? { ...found, label: 'bare socket.io 4 (on ws 8)' } : found;
         if (v.skipped) { L.push(`| ${v.id} | ${v.label} | ${v.skipped} |${' |'.repeat(7)}`); continue; }
         const s = p.summary[key] && p.summary[key][size];
         if (!s || !s.msgPerSec.abs) { L.push(`| ${v.id} | ${v.label} | failed: ${(p.errors && p.errors[key]) || 'no result'} |${' |'.repeat(7)}`); continue; }
@@ -270,8 +317,9 @@ function markdown(report) {
   L.push('|---|---|---|---|---|---|');
   for (const p of Object.values(report.passes)) {
     for (const key of p.variantKeys) {
-      const v = report.variants.find((x) => x.key === key);
-      if (!v) continue;
+      const found = report.variants.find((x) => x.key === key);
+      if (!found) continue;
+      const v = p.server === 'socketio' && key === 'bare' ? { ...found, label: 'bare socket.io 4 (on ws 8)' } : found;
       if (v.skipped) { L.push(`| ${p.key} | ${v.id} | ${v.label} | – | – | ${v.skipped} |`); continue; }
       const c = (p.verification && p.verification[key]) || {};
       const tel = [c.summary, c.sink ? summarizeSink(c.sink) : null].filter(Boolean).join('; ') || '–';
@@ -298,4 +346,4 @@ function summarizeSink(d) {
   return parts.join('; ') || 'nothing';
 }
 
-module.exports = { summarize, targets, memoryTargets, ours, markdown, fmt, fmtInt, cell, median, spread, TARGETS, OURS };
+module.exports = { summarize, targets, memoryTargets, ours, socketioTargets, markdown, fmt, fmtInt, cell, median, spread, TARGETS, OURS };

@@ -6,7 +6,7 @@
 //   node bench/run.js --quick    short run for CI: proves the harness works and that every variant exercised its
 //                                instrumentation with the sampling it was given; exits 1 if not. Never asserts timings.
 // Options: --rounds N (every pass), --names-rounds N, --broadcast-rounds N, --sizes 64,16384 (echo and names passes),
-//          --passes echo,names,broadcast,
+//          --passes echo,names,broadcast,socketio (socketio = socketio-echo,socketio-broadcast), --socketio-rounds N, --no-socketio,
 //          --names (only the names-on pass), --no-names, --no-broadcast, --variants 1,4,11 (by number; bare is
 //          always added), --no-memory, --no-throughput (memory only), --no-pin, --otlp-protocol http/protobuf|http/json,
 //          --newrelic DIR (a newrelic package directory to preload instead of node_modules/newrelic, e.g. 14.x for
@@ -40,6 +40,7 @@ const MODE = QUICK
     rounds: 1,
     namesRounds: 1,
     broadcastRounds: 1,
+    socketioRounds: 1,
     conns: 8,
     inflight: 32,
     // timings are not asserted in quick mode: one size, short windows
@@ -62,6 +63,7 @@ const MODE = QUICK
     rounds: 3,
     namesRounds: 3,
     broadcastRounds: 3,
+    socketioRounds: 3,
     conns: 8,
     inflight: 32,
     // 64 B (the targets' size) and 16 KiB (where reading a message name costs most), names off and on
@@ -79,17 +81,20 @@ const MODE = QUICK
     settleMs: 2000,
     flushEnv: {},
   };
-if (opt('--rounds', null) != null) MODE.rounds = MODE.namesRounds = MODE.broadcastRounds = Number(opt('--rounds'));
+if (opt('--rounds', null) != null) MODE.rounds = MODE.namesRounds = MODE.broadcastRounds = MODE.socketioRounds = Number(opt('--rounds'));
+MODE.socketioRounds = Number(opt('--socketio-rounds', MODE.socketioRounds));
 MODE.namesRounds = Number(opt('--names-rounds', MODE.namesRounds));
 MODE.broadcastRounds = Number(opt('--broadcast-rounds', MODE.broadcastRounds));
 if (opt('--sizes', null) != null) MODE.sizes = MODE.namesSizes = opt('--sizes').split(',').map(Number);
 const ONLY = opt('--variants', null);
 const DO_MEMORY = !flag('--no-memory');
 const DO_THROUGHPUT = !flag('--no-throughput');
-let PASS_KEYS = (opt('--passes', 'echo,names,broadcast')).split(',');
+// `socketio` = both socket.io passes (socketio-echo, socketio-broadcast)
+let PASS_KEYS = (opt('--passes', 'echo,names,broadcast,socketio')).split(',').flatMap((k) => (k === 'socketio' ? ['socketio-echo', 'socketio-broadcast'] : [k]));
 if (flag('--names')) PASS_KEYS = ['names'];
 if (flag('--no-names')) PASS_KEYS = PASS_KEYS.filter((k) => k !== 'names');
 if (flag('--no-broadcast')) PASS_KEYS = PASS_KEYS.filter((k) => k !== 'broadcast');
+if (flag('--no-socketio')) PASS_KEYS = PASS_KEYS.filter((k) => !k.startsWith('socketio'));
 const OTLP_PROTOCOL = opt('--otlp-protocol', 'http/protobuf');
 const OUT_DIR = path.resolve(opt('--out', path.join(BENCH, 'results')));
 const CPU_PROF = flag('--cpu-prof');
@@ -225,14 +230,6 @@ function killAll() {
 process.on('exit', killAll);
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => { killAll(); process.exit(130); });
 
-function killAll() {
-  for (const c of children) {
-    try { c.proc.kill('SIGKILL'); } catch { /* already gone */ }
-  }
-}
-process.on('exit', killAll);
-for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => { killAll(); process.exit(130); });
-
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function startSink(kind) {
@@ -279,6 +276,7 @@ async function startServer(variant, sinks, pass, extraEnv = {}) {
   }
   for (const p of variant.preload) args.push('-r', p);
   args.push(path.join(BENCH, 'server.js'));
+  if (pass && pass.server === 'socketio') args.push('--socketio');
   if (pass && pass.workload === 'broadcast') args.push('--broadcast');
   const env = cleanEnv({ ...variant.env(sinks), ...(pass && pass.names ? { WS_APM_MESSAGE_NAME: 'type' } : {}), ...MODE.flushEnv, ...extraEnv });
   const c = new Child(`server:${variant.key}`, args, env, PIN ? 0 : null);
@@ -329,9 +327,10 @@ async function measured(server, sink, load, startTimeoutMs) {
   countWindows(server, load);
   const serverMsgs = s1.messages - s0.messages;
   const sd = delta(k0, k1);
-  // message telemetry only (WS RECEIVE / WS SEND spans, transactions, events; Datadog: traces): handshake spans
-  // exported late by a batching exporter must not count against the window's messages
-  const exported = sd ? sd.traces + Object.entries(sd.names).filter(([n]) => /WS (RECEIVE|SEND) /.test(n)).reduce((a, [, c]) => a + c, 0) : null;
+  // message telemetry only (WS RECEIVE / WS SEND spans, transactions, events; Datadog: traces; OTel's socket.io
+  // instrumentation: `receive /`, `send /`): handshake spans exported late by a batching exporter must not count
+  // against the window's messages
+  const exported = sd ? sd.traces + Object.entries(sd.names).filter(([n]) => /WS (RECEIVE|SEND) |^span (receive|send) \//.test(n)).reduce((a, [, c]) => a + c, 0) : null;
   const cpuUs = s1.cpuUs - s0.cpuUs;
   return {
     r,
@@ -353,16 +352,16 @@ async function measured(server, sink, load, startTimeoutMs) {
   };
 }
 
-async function echoRun(server, sink, size, names) {
-  const load = runLoad({ mode: 'throughput', port: server.port, conns: MODE.conns, inflight: MODE.inflight, size, names, warmupMs: MODE.warmupMs, durationMs: MODE.durationMs, waitStop: true });
+async function echoRun(server, sink, size, names, sio) {
+  const load = runLoad({ mode: 'throughput', port: server.port, sio, conns: MODE.conns, inflight: MODE.inflight, size, names, warmupMs: MODE.warmupMs, durationMs: MODE.durationMs, waitStop: true });
   const { res } = await measured(server, sink, load, 60000);
   return { size, ...res };
 }
 
-async function broadcastRun(server, sink, size) {
+async function broadcastRun(server, sink, size, sio) {
   const B = MODE.broadcast;
   const load = runLoad({
-    mode: 'broadcast', port: server.port, conns: B.conns, window: B.window, size,
+    mode: 'broadcast', port: server.port, sio, conns: B.conns, window: B.window, size,
     warmupMs: B.warmupMs, durationMs: B.durationMs, minMessages: B.minMessages, maxDurationMs: B.maxDurationMs, waitStop: true,
   });
   const { r, res } = await measured(server, sink, load, 180000);
@@ -455,6 +454,7 @@ function machine(loadStart) {
       ws: pkg('ws'), 'ws-apm': pkgVersion(ROOT),
       '@opentelemetry/sdk-node': pkg('@opentelemetry/sdk-node'), 'dd-trace': pkg('dd-trace'),
       'opentelemetry-instrumentation-ws': pkg('opentelemetry-instrumentation-ws'),
+      'socket.io': pkg('socket.io'), 'engine.io': pkg('engine.io'), '@opentelemetry/instrumentation-socket.io': pkg('@opentelemetry/instrumentation-socket.io'),
       'elastic-apm-node': pkg('elastic-apm-node'), newrelic: NEWRELIC_DIR ? pkgVersion(path.resolve(NEWRELIC_DIR)) : pkg('newrelic'),
     },
   };
@@ -496,7 +496,7 @@ async function main() {
   }
   const byKey = new Map(variants.map((v) => [v.key, v]));
   const passes = definePasses(MODE).filter((p) => PASS_KEYS.includes(p.key)).map((p) => {
-    const keys = (p.variants || variants.map((v) => v.key)).filter((k) => byKey.has(k));
+    const keys = (p.variants || variants.filter((v) => !v.onlyPasses).map((v) => v.key)).filter((k) => byKey.has(k));
     if (!keys.includes('bare')) keys.unshift('bare');
     return { ...p, variantKeys: keys, rounds: DO_THROUGHPUT ? p.rounds : 0, results: [], verification: {}, errors: {} };
   });
@@ -539,7 +539,8 @@ async function main() {
           }
           round[key] = {};
           for (const size of pass.sizes) {
-            const res = pass.workload === 'broadcast' ? await broadcastRun(server, sink, size) : await echoRun(server, sink, size, pass.names);
+            const sio = pass.server === 'socketio';
+            const res = pass.workload === 'broadcast' ? await broadcastRun(server, sink, size, sio) : await echoRun(server, sink, size, pass.names, sio);
             round[key][size] = res;
             if (res.errors) (pass.verification[key] ||= { problems: [] }).problems.push(`${res.errors} connections closed during the ${size} B run`);
             if (res.undelivered) (pass.verification[key] ||= { problems: [] }).problems.push(`${res.undelivered} broadcast deliveries missing after the run`);
@@ -641,7 +642,7 @@ async function main() {
     if (!p.rounds) continue;
     for (const round of p.results) for (const k of Object.keys(round)) if (byKey.get(k).skipped) delete round[k];
     report.passes[p.key] = {
-      key: p.key, title: p.title, workload: p.workload, names: p.names, sizes: p.sizes, roundsRun: p.results.length,
+      key: p.key, title: p.title, workload: p.workload, server: p.server || 'ws', names: p.names, sizes: p.sizes, roundsRun: p.results.length,
       variantKeys: p.variantKeys, errors: p.errors,
       summary: summarize(p.results, p.variantKeys, p.sizes),
       verification: Object.fromEntries(Object.entries(p.verification).map(([k, ver]) => [k, { ...ver }])),

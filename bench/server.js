@@ -3,6 +3,9 @@
 // preload flags (-r ...) and environment variables set by bench/run.js.
 //   node server.js               echo: every message is sent back to its sender
 //   node server.js --broadcast   broadcast: every message is sent to every open socket (the sender too)
+//   node server.js --socketio [--broadcast]   the same two over socket.io 4 (websocket transport): echo is
+//                                `socket.on('echo', (d) => socket.emit('echo', d))`; broadcast: every socket joins
+//                                room `all`, `socket.on('bcast', (d) => io.to('all').emit('bcast', d))`
 //
 // Protocol with the orchestrator: prints `BENCH {"type":"listening","port":N}` on stdout, then answers
 // one line per command read from stdin: `stats` (CPU time, message/connection counters),
@@ -12,6 +15,7 @@ const readline = require('node:readline');
 const { WebSocketServer } = require('ws');
 
 const BROADCAST = process.argv.includes('--broadcast');
+const SOCKETIO = process.argv.includes('--socketio');
 
 let messages = 0;
 let sent = 0;
@@ -23,9 +27,40 @@ const server = http.createServer((req, res) => {
   res.writeHead(404);
   res.end();
 });
-const wss = new WebSocketServer({ server });
+// socket.io: engine.io runs its own ws server (`clients` below counts engine.io's clients)
+const io = SOCKETIO ? new (require('socket.io').Server)(server, { transports: ['websocket'], serveClient: false }) : null;
+const wss = SOCKETIO ? { clients: { get size() { return io.engine.clientsCount; } } } : new WebSocketServer({ server });
 
-wss.on('connection', (ws) => {
+if (io && BROADCAST) {
+  io.on('connection', (socket) => {
+    opened++;
+    socket.join('all');
+    socket.on('bcast', (data) => {
+      messages++;
+      bytes += data.length;
+      io.to('all').emit('bcast', data);
+      sent += io.sockets.adapter.rooms.get('all').size;
+    });
+    socket.on('disconnect', () => {
+      closed++;
+    });
+  });
+} else if (io) {
+  io.on('connection', (socket) => {
+    opened++;
+    socket.on('echo', (data) => {
+      messages++;
+      bytes += data.length;
+      socket.emit('echo', data);
+      sent++;
+    });
+    socket.on('disconnect', () => {
+      closed++;
+    });
+  });
+}
+
+if (!io) wss.on('connection', (ws) => {
   opened++;
   if (BROADCAST) {
     ws.on('message', (data, isBinary) => {
@@ -88,8 +123,11 @@ let stopping = false;
 function shutdown() {
   if (stopping) return;
   stopping = true;
-  for (const ws of wss.clients) ws.terminate();
-  wss.close();
+  if (io) io.engine.close();
+  else {
+    for (const ws of wss.clients) ws.terminate();
+    wss.close();
+  }
   server.close(() => {
     reply({ type: 'closed' });
     // Instrumentations may keep timers (exporters, harvest cycles): do not wait for them.
@@ -105,5 +143,5 @@ readline.createInterface({ input: process.stdin }).on('line', (line) => {
 }).on('close', shutdown);
 
 server.listen(0, '127.0.0.1', () => {
-  reply({ type: 'listening', port: server.address().port, pid: process.pid, node: process.version, mode: BROADCAST ? 'broadcast' : 'echo' });
+  reply({ type: 'listening', port: server.address().port, pid: process.pid, node: process.version, mode: `${SOCKETIO ? 'socketio ' : ''}${BROADCAST ? 'broadcast' : 'echo'}` });
 });

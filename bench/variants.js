@@ -150,8 +150,18 @@ function defineVariants({ quick, otlpProtocol, newrelicDir }) {
       short: 'OTel floor', backend: 'floor', sink: 'otlp', preload: [path.join(BENCH, 'preload', 'otel-floor.js')], patched: true,
       env: (s) => otelEnv(s.otlp),
     },
+    // socket.io passes only: OpenTelemetry's socket.io instrumentation (it patches socket.io, not ws).
+    {
+      id: 17, key: 'otel-socketio', label: '@opentelemetry/instrumentation-socket.io + OTel SDK', short: 'OTel socket.io instrumentation',
+      backend: 'otel-socketio', sink: 'otlp', preload: [path.join(BENCH, 'preload', 'otel-socketio.js')], onlyPasses: ['socketio-echo', 'socketio-broadcast'],
+      env: (s) => otelEnv(s.otlp),
+    },
   ].map((v) => ({ requires: [], ...v }));
 }
+
+// bare socket.io, ws-apm at defaults and every event, OpenTelemetry's socket.io instrumentation, and the SDK alone
+// (what any OTel instrumentation starts from)
+const SOCKETIO_VARIANTS = ['bare', 'otel-defaults', 'otel-every', 'otel-socketio', 'otel-sdk-alone'];
 
 // Workloads. Every pass starts each of its variants' servers fresh in every round; ratios are to bare ws in
 // the same round and pass (the names pass's bare ws gets the same JSON messages).
@@ -172,6 +182,18 @@ function definePasses(mode) {
       sizes: [mode.broadcast.size], rounds: mode.broadcastRounds,
       variants: ['bare', 'wsapm-off', 'otel-defaults', 'otel-every', 'elastic-defaults', 'newrelic-defaults', 'dd-trace'],
     },
+    // socket.io 4 on ws (websocket transport): the same two workloads as events (server.js --socketio); bare is bare
+    // socket.io. `--passes socketio` selects both.
+    {
+      key: 'socketio-echo', title: 'socket.io echo (`socket.emit` back, websocket transport)', workload: 'echo', server: 'socketio', names: false,
+      sizes: [64], rounds: mode.socketioRounds, variants: mode.name === 'quick' ? SOCKETIO_VARIANTS.filter((k) => k !== 'otel-sdk-alone') : SOCKETIO_VARIANTS,
+    },
+    {
+      key: 'socketio-broadcast', title: `socket.io room broadcast 1 → ${mode.broadcast.conns.toLocaleString('en-US')} (\`io.to(room).emit\`)`, workload: 'broadcast',
+      server: 'socketio', names: false, sizes: [mode.broadcast.size], rounds: mode.socketioRounds,
+      // quick (CI): enough to prove the broadcast path is instrumented
+      variants: mode.name === 'quick' ? ['bare', 'otel-defaults'] : SOCKETIO_VARIANTS,
+    },
   ];
 }
 
@@ -184,6 +206,8 @@ const spanNames = (d) => Object.keys(d.names || {}).join(', ') || 'none';
 // Message (WS RECEIVE) operations and send spans as each sink names them
 const RECEIVE = { otel: /^span WS RECEIVE /, elastic: /^transaction WS RECEIVE /, newrelic: /^analytic_event_data .*WS RECEIVE / };
 const SEND = { otel: /^span WS SEND /, elastic: /^span WS SEND / }; // New Relic span events are sampled by the agent
+// @opentelemetry/instrumentation-socket.io names its spans `receive /`, `send /` (operation, namespace)
+const OTEL_SOCKETIO = /^span (receive|send) \//;
 const NAMED = new RegExp(`WS RECEIVE \\S+ (${MESSAGE_NAMES.join('|')})$`);
 
 /**
@@ -215,6 +239,10 @@ function check(v, d, info, dflt) {
     return problems;
   }
   if (v.backend === 'alone') return problems;
+  if (v.backend === 'otel-socketio') {
+    if (drained && !(count(d, OTEL_SOCKETIO) > 0)) problems.push(`OTLP sink received no socket.io span; names: ${spanNames(d)}`);
+    return problems;
+  }
   if (v.backend === 'community') {
     if (drained && !(d.spans > 0)) problems.push('OTLP sink received no span');
     return problems;
@@ -241,6 +269,12 @@ function check(v, d, info, dflt) {
     problems.push(`${what}: neither ≥ 90 % of messages nor above the default rate limit's ${bound}`);
   }
   if (info.pass.names && !(count(d, NAMED) > 0)) problems.push(`names pass: no WS RECEIVE operation named by message type; names: ${spanNames(d)}`);
+  // socket.io: operations are the app's events (`WS RECEIVE / echo`), never engine.io's frames
+  if (info.pass.server === 'socketio') {
+    if (!(count(d, /WS RECEIVE \/ (echo|bcast)$/) > 0)) problems.push(`socket.io pass: no WS RECEIVE operation named by event; names: ${spanNames(d)}`);
+    const frames = count(d, /WS RECEIVE \/socket\.io\//);
+    if (frames > 0) problems.push(`socket.io pass: ${frames} engine.io frames recorded as operations (WS RECEIVE /socket.io/)`);
+  }
   const sre = SEND[v.backend];
   if (sre) {
     const sends = count(d, sre);
@@ -266,4 +300,4 @@ function checkSummary(v, d, info, dflt) {
 
 const has = (p) => fs.existsSync(path.join(ROOT, p));
 
-module.exports = { defineVariants, definePasses, check, checkSummary, wsApmDefaults, has, count, MESSAGE_NAMES, SAMPLING, ROOT, BENCH, REGISTER };
+module.exports = { defineVariants, definePasses, check, checkSummary, wsApmDefaults, has, count, MESSAGE_NAMES, SAMPLING, OTEL_SOCKETIO, ROOT, BENCH, REGISTER };
