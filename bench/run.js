@@ -225,14 +225,6 @@ function killAll() {
 process.on('exit', killAll);
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => { killAll(); process.exit(130); });
 
-function killAll() {
-  for (const c of children) {
-    try { c.proc.kill('SIGKILL'); } catch { /* already gone */ }
-  }
-}
-process.on('exit', killAll);
-for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => { killAll(); process.exit(130); });
-
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function startSink(kind) {
