@@ -7,8 +7,8 @@
 import { log, type LogLevel } from './logger';
 
 export type Backend = 'auto' | 'otel' | 'console' | 'none' | 'elastic' | 'newrelic';
-export type MessageParent = 'link' | 'handshake';
-export type CaptureBody = 'off' | 'all';
+type MessageParent = 'link' | 'handshake';
+type CaptureBody = 'off' | 'all';
 
 export interface Config {
   readonly enabled: boolean;
@@ -67,7 +67,7 @@ export const DEFAULT_REDACT_QUERY_PARAMS = [
   'token', 'access_token', 'jwt', 'auth', 'key', 'apikey', 'api_key', 'password', 'secret', 'signature',
 ];
 
-export const BACKENDS: readonly Backend[] = ['auto', 'otel', 'console', 'none', 'elastic', 'newrelic'];
+const BACKENDS: readonly Backend[] = ['auto', 'otel', 'console', 'none', 'elastic', 'newrelic'];
 
 type Parser<T> = (raw: string, name: string) => T | undefined;
 

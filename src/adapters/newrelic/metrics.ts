@@ -18,7 +18,7 @@ import {
 import type { NrApi, NrMetricStats } from './agent';
 
 /** Prefix of our custom metrics (the agent prepends `Custom/`). */
-export const NR_METRIC_PREFIX = 'WebSocket';
+const NR_METRIC_PREFIX = 'WebSocket';
 
 /** Fallback collection period when the agent exposes no harvest event (the agent's default cycle). */
 const FALLBACK_HARVEST_MS = 60_000;
