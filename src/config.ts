@@ -63,6 +63,7 @@ export type ConfigOptions = { readonly [K in keyof Config]?: OptionValue<Config[
  */
 export type Environment = Readonly<Record<string, string | undefined>>;
 
+/** @internal exported for its unit test. */
 export const DEFAULT_REDACT_QUERY_PARAMS = [
   'token', 'access_token', 'jwt', 'auth', 'key', 'apikey', 'api_key', 'password', 'secret', 'signature',
 ];
@@ -177,7 +178,10 @@ const SETTINGS: { readonly [K in keyof Config]: Setting<Config[K]> } = {
   flushTimeoutMs: { env: 'WS_APM_FLUSH_TIMEOUT_MS', fallback: 2000, accepted: 'an integer from 0 to 60000', parse: int(0, 60_000) },
 };
 
-/** Every environment variable ws-apm reads, for docs and tests. */
+/**
+ * Every environment variable ws-apm reads.
+ * @internal exported for its unit test.
+ */
 export const ENV_VARS: readonly string[] = Object.values(SETTINGS).map((s) => s.env);
 
 const warnedUnknown = new Set<string>();
@@ -215,7 +219,10 @@ function nearestName(name: string): string | undefined {
   return best ?? (typed.length >= 4 ? ENV_VARS.find((valid) => valid.slice('WS_APM_'.length).includes(typed)) : undefined);
 }
 
-/** Edits (insert, delete, substitute, swap two neighbours) that turn `a` into `b`. */
+/**
+ * Edits (insert, delete, substitute, swap two neighbours) that turn `a` into `b`.
+ * @internal exported for its unit test.
+ */
 export function editDistance(a: string, b: string): number {
   const rows: number[][] = [];
   for (let i = 0; i <= a.length; i++) {
