@@ -70,7 +70,7 @@ export const DEFAULT_REDACT_QUERY_PARAMS = [
 
 const BACKENDS: readonly Backend[] = ['auto', 'otel', 'console', 'none', 'elastic', 'newrelic'];
 
-type Parser<T> = (raw: string, name: string) => T | undefined;
+type Parser<T> = (raw: string) => T | undefined;
 
 interface Setting<T> {
   readonly env: string;
@@ -249,12 +249,12 @@ function describeValue(raw: unknown): string {
 /** Accept a programmatic value of the right type as is; anything else goes through the env parser. */
 function fromOption<T>(setting: Setting<T>, raw: unknown, key: string): T | undefined {
   if (typeof raw === typeof setting.fallback && !Array.isArray(setting.fallback)) {
-    return setting.parse(String(raw), key);
+    return setting.parse(String(raw));
   }
   if (Array.isArray(raw) && Array.isArray(setting.fallback)) {
-    return setting.parse(raw.join(key === 'messageName' || key === 'messageContext' ? '.' : ','), key);
+    return setting.parse(raw.join(key === 'messageName' || key === 'messageContext' ? '.' : ','));
   }
-  if (typeof raw === 'string') return setting.parse(raw, key);
+  if (typeof raw === 'string') return setting.parse(raw);
   return undefined;
 }
 
@@ -275,7 +275,7 @@ export function loadConfig(options: ConfigOptions = {}, env: Environment = proce
     } else {
       const raw = env[setting.env];
       if (raw !== undefined && raw.trim() !== '') {
-        value = setting.parse(raw, setting.env);
+        value = setting.parse(raw);
         if (value === undefined) {
           log.warn(
             `invalid ${setting.env}=${describeValue(raw)}: expected ${setting.accepted}; using the default ${describeValue(
