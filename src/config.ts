@@ -7,10 +7,10 @@
 import { log, type LogLevel } from './logger';
 
 export type Backend = 'auto' | 'otel' | 'console' | 'none' | 'elastic' | 'newrelic';
-export type MessageParent = 'link' | 'handshake';
-export type CaptureBody = 'off' | 'all';
+type MessageParent = 'link' | 'handshake';
+type CaptureBody = 'off' | 'all';
 /** Which protocol over ws a socket speaks: by its negotiated subprotocol (`auto`), none, or this one for every socket. */
-export type WsProtocol = 'auto' | 'none' | 'graphql-ws' | 'socket.io';
+type WsProtocol = 'auto' | 'none' | 'graphql-ws' | 'socket.io';
 
 export interface Config {
   readonly enabled: boolean;
@@ -66,13 +66,14 @@ export type ConfigOptions = { readonly [K in keyof Config]?: OptionValue<Config[
  */
 export type Environment = Readonly<Record<string, string | undefined>>;
 
+/** @internal exported for its unit test. */
 export const DEFAULT_REDACT_QUERY_PARAMS = [
   'token', 'access_token', 'jwt', 'auth', 'key', 'apikey', 'api_key', 'password', 'secret', 'signature',
 ];
 
-export const BACKENDS: readonly Backend[] = ['auto', 'otel', 'console', 'none', 'elastic', 'newrelic'];
+const BACKENDS: readonly Backend[] = ['auto', 'otel', 'console', 'none', 'elastic', 'newrelic'];
 
-type Parser<T> = (raw: string, name: string) => T | undefined;
+type Parser<T> = (raw: string) => T | undefined;
 
 interface Setting<T> {
   readonly env: string;
@@ -184,7 +185,10 @@ const SETTINGS: { readonly [K in keyof Config]: Setting<Config[K]> } = {
   flushTimeoutMs: { env: 'WS_APM_FLUSH_TIMEOUT_MS', fallback: 2000, accepted: 'an integer from 0 to 60000', parse: int(0, 60_000) },
 };
 
-/** Every environment variable ws-apm reads, for docs and tests. */
+/**
+ * Every environment variable ws-apm reads.
+ * @internal exported for its unit test.
+ */
 export const ENV_VARS: readonly string[] = Object.values(SETTINGS).map((s) => s.env);
 
 const warnedUnknown = new Set<string>();
@@ -222,7 +226,10 @@ function nearestName(name: string): string | undefined {
   return best ?? (typed.length >= 4 ? ENV_VARS.find((valid) => valid.slice('WS_APM_'.length).includes(typed)) : undefined);
 }
 
-/** Edits (insert, delete, substitute, swap two neighbours) that turn `a` into `b`. */
+/**
+ * Edits (insert, delete, substitute, swap two neighbours) that turn `a` into `b`.
+ * @internal exported for its unit test.
+ */
 export function editDistance(a: string, b: string): number {
   const rows: number[][] = [];
   for (let i = 0; i <= a.length; i++) {
@@ -249,12 +256,12 @@ function describeValue(raw: unknown): string {
 /** Accept a programmatic value of the right type as is; anything else goes through the env parser. */
 function fromOption<T>(setting: Setting<T>, raw: unknown, key: string): T | undefined {
   if (typeof raw === typeof setting.fallback && !Array.isArray(setting.fallback)) {
-    return setting.parse(String(raw), key);
+    return setting.parse(String(raw));
   }
   if (Array.isArray(raw) && Array.isArray(setting.fallback)) {
-    return setting.parse(raw.join(key === 'messageName' || key === 'messageContext' ? '.' : ','), key);
+    return setting.parse(raw.join(key === 'messageName' || key === 'messageContext' ? '.' : ','));
   }
-  if (typeof raw === 'string') return setting.parse(raw, key);
+  if (typeof raw === 'string') return setting.parse(raw);
   return undefined;
 }
 
@@ -275,7 +282,7 @@ export function loadConfig(options: ConfigOptions = {}, env: Environment = proce
     } else {
       const raw = env[setting.env];
       if (raw !== undefined && raw.trim() !== '') {
-        value = setting.parse(raw, setting.env);
+        value = setting.parse(raw);
         if (value === undefined) {
           log.warn(
             `invalid ${setting.env}=${describeValue(raw)}: expected ${setting.accepted}; using the default ${describeValue(

@@ -43,7 +43,7 @@ const RATE_LIMIT = 10;
 /** Trace-context headers any of the agents could send. */
 const TRACE_HEADERS = ['traceparent', 'tracestate', 'newrelic', 'elastic-apm-traceparent'];
 
-type Report = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Report = Record<string, any>;
 
 /** One app process, whichever agent it runs. */
 interface App {

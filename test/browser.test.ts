@@ -10,7 +10,6 @@
  * for the Redis variant, redis-server: skipped when missing, except under CI=true.
  */
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';

@@ -11,7 +11,7 @@ import { extract, getInstrumentation, instrument, inject, runWithContext } from 
 import type { Adapter } from '../src/tracer/adapter';
 import { recordingAdapter, type RecordingAdapter } from './helpers/reliability-adapter';
 import { captureStderr } from './helpers/stderr';
-import { closed, connect, nextConnection, startServer } from './helpers/ws';
+import { closed, nextConnection, startServer } from './helpers/ws';
 
 const ws = require('ws') as typeof import('ws');
 const MESSAGES = 'websocket.messages';

@@ -4,10 +4,7 @@
  * collector over HTTPS on 127.0.0.1.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { describe, test } from 'node:test';
-import { pathToFileURL } from 'node:url';
 import WebSocket from 'ws';
 import { newrelicBackend } from '../src/adapters/newrelic';
 import { metricName } from '../src/adapters/newrelic/metrics';

@@ -15,7 +15,6 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { cleanEnv, FIXTURES } from './helpers/child';
 import { type Intake, startIntake } from './helpers/elastic-intake';

@@ -51,7 +51,7 @@ const SHOWN: ReadonlyArray<readonly [string, string]> = [
 
 const METRICS_INTERVAL_MS = 10_000;
 
-export class ConsoleAdapter implements Adapter<ConsoleOp, Ref> {
+class ConsoleAdapter implements Adapter<ConsoleOp, Ref> {
   readonly name = 'console';
   private readonly storage = new AsyncLocalStorage<ConsoleOp | Ref>();
   private source: MetricSource | undefined;

@@ -8,7 +8,10 @@
 
 const PRELOAD_FLAGS = new Set(['-r', '--require', '--import', '--loader', '--experimental-loader']);
 
-/** The preloaded specifiers, NODE_OPTIONS first (Node applies them first). */
+/**
+ * The preloaded specifiers, NODE_OPTIONS first (Node applies them first).
+ * @internal exported for its unit test.
+ */
 export function preloadedModules(
   execArgv: readonly string[] = process.execArgv,
   nodeOptions: string | undefined = process.env.NODE_OPTIONS,

@@ -7,7 +7,6 @@ import path from 'node:path';
 
 export const FIXTURES = path.resolve(__dirname, '../fixtures/elastic');
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type FixtureEvent = { event: string } & Record<string, any>;
 
 export class Fixture {

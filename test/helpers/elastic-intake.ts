@@ -17,7 +17,6 @@ export type EventKind = 'metadata' | 'transaction' | 'span' | 'error' | 'metrics
 export type IntakeMode = 'ok' | 'error' | 'slow';
 
 /** Loosely typed intake event bodies (fields per the intake schema). */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type IntakeEvent = Record<string, any>;
 
 export interface Captured {

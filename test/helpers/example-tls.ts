@@ -10,7 +10,6 @@ export interface TlsFiles {
 }
 
 export async function writeSelfSignedCert(): Promise<TlsFiles> {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const selfsigned = require('selfsigned') as {
     generate(attrs: unknown, options: unknown): Promise<{ cert: string; private: string }>;
   };

@@ -247,7 +247,6 @@ function inflate(raw: Buffer, encoding: string): string {
 }
 
 async function selfSignedCert(): Promise<{ cert: string; key: string }> {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const selfsigned = require('selfsigned') as {
     generate(attrs: unknown, options: unknown): Promise<{ cert: string; private: string }>;
   };

@@ -19,7 +19,7 @@
  *   the last metricset at exit, which the agent's reporter (interval only) never sends.
  */
 
-export type Outcome = 'success' | 'failure' | 'unknown';
+type Outcome = 'success' | 'failure' | 'unknown';
 
 export interface ApmRunContext {
   currTransaction(): ApmTransaction | null;
@@ -56,7 +56,7 @@ export interface ApmSpan extends ApmGenericSpan {
   setMessageContext?(context: MessageContext): void;
 }
 
-export interface MessageContext {
+interface MessageContext {
   queue?: { name: string };
   body?: string;
 }
@@ -72,14 +72,14 @@ export interface TransactionOptions {
   startTime?: number;
 }
 
-export interface SpanOptions {
+interface SpanOptions {
   childOf?: ApmTransaction | ApmSpan;
   links?: Link[];
   startTime?: number;
   exitSpan?: boolean;
 }
 
-export interface ApmInstrumentation {
+interface ApmInstrumentation {
   createTransaction?(name: string, type: string, opts: TransactionOptions): ApmTransaction;
   currRunContext?(): ApmRunContext | null;
   withRunContext?<R>(rc: ApmRunContext, fn: (...args: unknown[]) => R, thisArg: unknown, ...args: unknown[]): R;
@@ -88,7 +88,7 @@ export interface ApmInstrumentation {
   _disableInstrumentationsSet?: Set<string>;
 }
 
-export interface ApmConf {
+interface ApmConf {
   disableInstrumentations?: string[];
   metricsInterval?: number;
   instrument?: boolean;

@@ -36,6 +36,7 @@ export const elasticBackend: BackendModule = {
  * standard `ELASTIC_APM_*` variables when the app has not started it, with the agent's
  * own `ws` instrumentation off (ws-apm reports ws; both would double-count sends).
  * When elastic-apm-node is not installed, logs a warning and returns an inert adapter.
+ * @internal exported for test/fixtures/elastic/, which drive the adapter directly.
  */
 export function createElasticAdapter(config: Config): Adapter {
   const agent = resolveAgent();

@@ -8,13 +8,13 @@ import { ATTR_WS_MESSAGE_BODY } from '../../semconv';
 import type { Attributes, AttributeValue } from '../../tracer/adapter';
 
 /** APM Server's keyword limit; the agent truncates at the same size (in bytes). */
-export const LABEL_VALUE_MAX_CHARS = 1024;
+const LABEL_VALUE_MAX_CHARS = 1024;
 const MAX_CACHED_KEYS = 1000;
 
 const keyCache = new Map<string, string>();
 
 /** `websocket.close.code` -> `websocket_close_code`. */
-export function labelKey(key: string): string {
+function labelKey(key: string): string {
   let out = keyCache.get(key);
   if (out === undefined) {
     out = key.replace(/[.*"]/g, '_');
@@ -24,7 +24,7 @@ export function labelKey(key: string): string {
 }
 
 /** A label value Elastic accepts, or undefined to skip it. */
-export function labelValue(value: unknown): AttributeValue | undefined {
+function labelValue(value: unknown): AttributeValue | undefined {
   switch (typeof value) {
     case 'string':
       return value.length > LABEL_VALUE_MAX_CHARS ? value.slice(0, LABEL_VALUE_MAX_CHARS) : value;
@@ -64,12 +64,3 @@ const NO_SKIP: ReadonlySet<string> = new Set();
 
 /** Attributes that are not labels (the body goes to the message context, if anywhere). */
 export const NOT_LABELS: ReadonlySet<string> = new Set([ATTR_WS_MESSAGE_BODY]);
-
-/** How an attribute set becomes Elastic labels (for tests). */
-export function labelsOf(attributes: Attributes): Record<string, string | number | boolean> {
-  const out: Record<string, string | number | boolean> = {};
-  forEachLabel(attributes, NOT_LABELS, (k, v) => {
-    out[k] = v;
-  });
-  return out;
-}

@@ -56,7 +56,7 @@ import { NewRelicMetrics } from './metrics';
 import { endInContext, NR_TRANSACTION_GROUP, startSegment, startTransaction } from './ops';
 
 /** Name of the transaction `runWithRemote` starts. */
-export const NR_HANDOFF_NAME = 'WS HANDOFF';
+const NR_HANDOFF_NAME = 'WS HANDOFF';
 
 export class NewRelicAdapter implements Adapter<NrOp, NrRef> {
   readonly name = 'newrelic';
@@ -136,7 +136,7 @@ export class NewRelicAdapter implements Adapter<NrOp, NrRef> {
   }
 
   /** Run `fn` in agent context `ctx`: without a wrapper where the agent allows it. */
-  private within<A extends ArrayLike<unknown>, R>(ctx: NrContext, fn: (...args: any[]) => R, thisArg: unknown, args: A): R {
+  private within<A extends unknown[], R>(ctx: NrContext, fn: (...args: A) => R, thisArg: unknown, args: A): R {
     const manager = this.tracer._contextManager;
     if (manager !== undefined) return manager.runInContext(ctx, fn, thisArg, args);
     return (this.tracer.bindFunction(fn as (...a: never[]) => unknown, ctx) as unknown as (...a: unknown[]) => R).apply(

@@ -47,13 +47,13 @@ export interface NrTracer {
   bindFunction<F extends (...args: never[]) => unknown>(fn: F, context: NrContext): F;
   /** Runs a function in a context without wrapping it (13.x and 14.x); bindFunction is the fallback. */
   readonly _contextManager?: {
-    runInContext<R>(context: NrContext, fn: (...args: any[]) => R, thisArg: unknown, args: ArrayLike<unknown>): R;
+    runInContext<A extends unknown[], R>(context: NrContext, fn: (...args: A) => R, thisArg: unknown, args: A): R;
     /** Its store (13.x and 14.x): read directly, since getContext() makes a new Context when there is none. */
     readonly _asyncLocalStorage?: { getStore(): NrContext | undefined };
   };
 }
 
-export interface NrMetricAggregator {
+interface NrMetricAggregator {
   on(event: string, listener: () => void): unknown;
   removeListener(event: string, listener: () => void): unknown;
 }
@@ -111,7 +111,6 @@ export function loadedAgent(): NrApi | undefined {
 export function requireAgent(): NrApi {
   const loaded = loadedAgent();
   if (loaded) return loaded;
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   return require('newrelic') as NrApi;
 }
 
@@ -120,7 +119,6 @@ export function agentPackageVersion(): string | undefined {
   try {
     const index = Object.keys(require.cache).find((file) => /[\\/]newrelic[\\/]index\.js$/.test(file));
     const manifest = index ? path.join(path.dirname(index), 'package.json') : 'newrelic/package.json';
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     return (require(manifest) as { version?: string }).version;
   } catch {
     return undefined;

@@ -80,7 +80,7 @@ export function parentHeaders(
   }
 }
 
-export function refHeaders(ref: NrRef): Record<string, string> {
+function refHeaders(ref: NrRef): Record<string, string> {
   const headers: Record<string, string> = { [HEADER_TRACEPARENT]: ref.traceparent! };
   if (ref.tracestate) headers[HEADER_TRACESTATE] = ref.tracestate;
   return headers;

@@ -10,7 +10,10 @@ import {
 import type { NrApi } from './agent';
 import { toCustom, type NrOp, type NrRef } from './context';
 
-/** Custom event type of the connection summary. */
+/**
+ * Custom event type of the connection summary.
+ * @internal exported for the tests that look the event up.
+ */
 export const NR_CONNECTION_EVENT = 'WebSocketConnection';
 
 /** What a close operation keeps for its summary event; undefined for the other roles. */

@@ -29,6 +29,7 @@ export const newrelicBackend: BackendModule = {
 /**
  * Create the adapter, loading the agent first unless the app already did (`-r newrelic`).
  * When the agent is missing, disabled, or the no-op stub, the adapter records nothing and says why once.
+ * @public test/fixtures/newrelic/ drive the adapter directly, through a require path knip cannot follow.
  */
 export function createNewRelicAdapter(config: Config): Adapter {
   void config; // nothing in Config is New Relic specific: the agent reads its own NEW_RELIC_* settings

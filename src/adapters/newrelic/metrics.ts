@@ -18,7 +18,7 @@ import {
 import type { NrApi, NrMetricStats } from './agent';
 
 /** Prefix of our custom metrics (the agent prepends `Custom/`). */
-export const NR_METRIC_PREFIX = 'WebSocket';
+const NR_METRIC_PREFIX = 'WebSocket';
 
 /** Fallback collection period when the agent exposes no harvest event (the agent's default cycle). */
 const FALLBACK_HARVEST_MS = 60_000;
@@ -163,6 +163,7 @@ function metricBase(name: string, client: boolean): string {
 /**
  * `WebSocket[/Client]/{Metric}[/{direction}][/{outcome}]/{route}[/{message name}]`, e.g.
  * `WebSocket/Messages/in/chat` (shown as `Custom/WebSocket/Messages/in/chat`). Route `/` becomes `(root)`.
+ * @internal exported for its unit test and the tests that look metrics up by name.
  */
 export function metricName(name: string, attributes: Attributes): string {
   let out = metricBase(name, attributes[ATTR_WS_SIDE] === 'client');

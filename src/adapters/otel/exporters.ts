@@ -28,7 +28,7 @@ const SUCCESS = 0;
 const collector = new Reachability('the OpenTelemetry collector');
 
 /** The OTLP protocol of a signal, as the SDK reads it. */
-export function otlpProtocol(signal: Signal): string {
+function otlpProtocol(signal: Signal): string {
   const specific = signal === 'traces' ? 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL' : 'OTEL_EXPORTER_OTLP_METRICS_PROTOCOL';
   return process.env[specific]?.trim() || process.env.OTEL_EXPORTER_OTLP_PROTOCOL?.trim() || 'http/protobuf';
 }
@@ -37,7 +37,7 @@ export function otlpProtocol(signal: Signal): string {
  * Where the signal's exports go, for messages: the origin (no path, no credentials) of the URL
  * the exporter posts to, per the OTLP exporter spec's precedence and defaults.
  */
-export function otlpAddress(signal: Signal, protocol = otlpProtocol(signal)): string {
+function otlpAddress(signal: Signal, protocol = otlpProtocol(signal)): string {
   const specific = process.env[signal === 'traces' ? 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT' : 'OTEL_EXPORTER_OTLP_METRICS_ENDPOINT']?.trim();
   const general = process.env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim();
   const raw = specific || general || (protocol === 'grpc' ? 'http://localhost:4317' : 'http://localhost:4318');

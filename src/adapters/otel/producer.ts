@@ -36,7 +36,7 @@ export interface MetricProducerOptions {
  * the SDK's types), for `metricProducers` of a metric reader.
  */
 export interface WsApmMetricProducer {
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the SDK's own Resource and ScopeMetrics types, which ws-apm does not import
   collect(options?: { timeoutMillis?: number }): Promise<{ resourceMetrics: { resource: any; scopeMetrics: any[] }; errors: unknown[] }>;
 }
 

@@ -35,7 +35,6 @@ export function startOwnSdk(flushTimeoutMs: number, histograms?: () => MetricSou
   if (otelSdkRegistered()) return undefined;
   let stopped = false;
   try {
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
     const sdkNode = require('@opentelemetry/sdk-node') as SdkNode;
     const vars = sdkEnv(flushTimeoutMs);
     // Readers are built under the same settings sdk-node would see (intervals, timeouts).

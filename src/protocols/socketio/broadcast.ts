@@ -7,8 +7,7 @@
 import type { Patches } from '../../patch/wrap';
 import type { Events } from '../../tracer/events';
 import { PROTOCOL } from './packets';
-
-type AnyFn = (...args: any[]) => any;
+import type { AnyFn } from '../../types';
 
 /** The broadcast being written, and how many sockets it was written to so far. */
 let broadcasting: { recipients: number } | undefined;

@@ -10,8 +10,7 @@ import { log } from '../../logger';
 import { Patches } from '../../patch/wrap';
 import type { Protocol, ProtocolContext } from '../index';
 import { ACK_NAME, asClass, chosen, patchSends, PROTOCOL } from './packets';
-
-type AnyFn = (...args: any[]) => any;
+import type { AnyFn } from '../../types';
 
 interface ClientSocket {
   readonly nsp?: unknown;

@@ -7,8 +7,7 @@
 import { log } from '../../logger';
 import { FrameKind } from '../../tracer/frames';
 import type { Patches } from '../../patch/wrap';
-
-type AnyFn = (...args: any[]) => any;
+import type { AnyFn } from '../../types';
 
 const PING = 0x32; // '2'
 const PONG = 0x33; // '3'

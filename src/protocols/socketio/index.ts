@@ -25,8 +25,7 @@ import { standAside } from './aside';
 import { patchBroadcasts } from './broadcast';
 import { engineFrame, patchEngine } from './engine';
 import { ACK_NAME, asClass, chosen, type Ctor, patchSends, PROTOCOL } from './packets';
-
-type AnyFn = (...args: any[]) => any;
+import type { AnyFn } from '../../types';
 
 interface IoSocket {
   readonly connected?: boolean;
@@ -137,6 +136,8 @@ export function socketIo({ tracer, frameWrites }: ProtocolContext): Protocol {
         }
         if (traced === undefined) return original.apply(this, arguments as unknown as unknown[]);
         const ev = traced;
+        // socket.io calls `done` with a `this` of its own, which fn gets; the socket is needed too.
+        // eslint-disable-next-line @typescript-eslint/no-this-alias
         const socket = this;
         const done = function (this: unknown, err?: unknown): unknown {
           process.nextTick(enter, ev, socket);
@@ -196,7 +197,6 @@ export function socketIo({ tracer, frameWrites }: ProtocolContext): Protocol {
   function internal(baseDir: string | undefined, file: string, name: string): Ctor | undefined {
     if (baseDir === undefined) return undefined;
     try {
-      // eslint-disable-next-line @typescript-eslint/no-var-requires
       return asClass((require(path.join(baseDir, 'dist', file)) as Record<string, unknown>)[name]);
     } catch (err) {
       log.debug(`socket.io ${file} not found (${(err as Error).message}): its broadcasts are not recorded`);

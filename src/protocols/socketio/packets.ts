@@ -5,8 +5,8 @@
  */
 import type { Patches } from '../../patch/wrap';
 import type { Events } from '../../tracer/events';
+import type { AnyFn } from '../../types';
 
-type AnyFn = (...args: any[]) => any;
 export type Ctor = { prototype: Record<string, unknown> };
 
 export const PROTOCOL = 'socket.io';
@@ -19,10 +19,10 @@ export function chosen(protocol: string): boolean {
 export const ACK_NAME = 'ack';
 
 // socket.io-parser's packet types.
-export const EVENT = 2;
-export const ACK = 3;
-export const BINARY_EVENT = 5;
-export const BINARY_ACK = 6;
+const EVENT = 2;
+const ACK = 3;
+const BINARY_EVENT = 5;
+const BINARY_ACK = 6;
 
 export function asClass(value: unknown): Ctor | undefined {
   return typeof value === 'function' && typeof (value as { prototype?: unknown }).prototype === 'object' ? (value as Ctor) : undefined;
