@@ -10,8 +10,6 @@ import type { TracerCore } from './core';
 import type { Heartbeats } from './heartbeat';
 import type { SocketState } from './socket-state';
 
-type AnyFn = (...args: any[]) => any;
-
 /** What a frame is to the protocol: a message, or a heartbeat's request or answer. */
 export const FrameKind = { Message: 0, Ping: 1, Pong: 2 } as const;
 export type FrameKind = (typeof FrameKind)[keyof typeof FrameKind];
@@ -62,8 +60,8 @@ export class Frames {
     return this.core.sockets.get(ws)?.frames !== undefined;
   }
 
-  /** A frame arrived on a claimed socket: a heartbeat, or a message counted; listeners run plainly. */
-  received(ws: object, state: SocketState, claim: FrameClaim, data: unknown, size: number, binary: boolean, emit: AnyFn, args: unknown[]): unknown {
+  /** A frame arrived on a claimed socket: a heartbeat, or a message counted (its listeners run plainly). */
+  received(ws: object, state: SocketState, claim: FrameClaim, data: unknown, size: number, binary: boolean): void {
     const kind = safeClassify(claim, data, binary);
     if (kind === FrameKind.Pong) this.heartbeats.pong(ws);
     else if (kind === FrameKind.Message) {
@@ -73,7 +71,6 @@ export class Frames {
       (binary ? metrics.inBinary : metrics.inText).value++;
       metrics.sizeIn.record(size);
     }
-    return emit.apply(ws, args);
   }
 
   /** `WebSocket#send` on a claimed, open socket: counted (or a heartbeat); never a span of its own. */

@@ -15,6 +15,7 @@
  */
 import type { Config } from '../config';
 import type { Adapter } from './adapter';
+import { Boundary } from './boundary';
 import { Clients } from './client';
 import { Channels } from './channels';
 import { Closes } from './close';
@@ -38,6 +39,8 @@ export class Tracer {
   readonly frames: Frames;
   readonly channels: Channels;
   readonly events: Events;
+  /** The one door the patch layer comes in through (boundary.ts). */
+  readonly boundary: Boundary;
 
   constructor(config: Config, adapter: Adapter) {
     const core = new TracerCore(config, adapter);
@@ -51,6 +54,7 @@ export class Tracer {
     this.events = new Events(core, this.messages, this.channels);
     this.closes = new Closes(core);
     this.handoff = new Handoff(core);
+    this.boundary = new Boundary(this);
   }
 
   get config(): Config {
