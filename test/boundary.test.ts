@@ -154,7 +154,8 @@ describe('a part of the tracer throws: the app sees no difference', () => {
         const broken = breakIt(s.tracer);
         await appSeesNoDifference(s);
         assert.ok(broken.calls > 0, 'the broken part was reached');
-        assert.ok(stderr.text().includes('exploded'), `the fault is reported:\n${stderr.text()}`);
+        // Counted against the budget (the log line itself is once a minute per kind of fault).
+        assert.ok(s.tracer.core.adapter.budget.count >= broken.calls, `${s.tracer.core.adapter.budget.count} faults counted`);
         assert.equal(s.tracer.boundary.on, true, 'a few faults do not switch ws-apm off');
       } finally {
         stderr.restore();
@@ -170,7 +171,8 @@ test('the shared fault budget: past it ws-apm switches itself off for good, and 
     // Faults from two places count against one budget.
     const pings = breakMethod(s.tracer.heartbeats, 'ping', 'budget ping');
     const sends = breakMethod(s.tracer.messages, 'sendStart', 'budget send');
-    const half = MAX_FAULTS / 2;
+    // (A few pings only: ws itself drops a connection flooded with pings.)
+    const half = 10;
     for (let i = 0; i < half; i++) s.socket.ping();
     assert.equal(s.tracer.boundary.on, true);
     for (let i = 0; i < MAX_FAULTS; i++) s.socket.send('x');
@@ -181,7 +183,7 @@ test('the shared fault budget: past it ws-apm switches itself off for good, and 
 
     // Off for good: the wrappers call straight through, nothing more is recorded.
     const recorded = s.adapter.ops.length;
-    for (let i = 0; i < MAX_FAULTS; i++) s.socket.ping();
+    for (let i = 0; i < half; i++) s.socket.ping();
     assert.equal(pings.calls, half);
     await new Promise<void>((resolve) => {
       s.client.on('message', (data) => {

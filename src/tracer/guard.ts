@@ -37,6 +37,11 @@ export class FaultBudget {
   /** False once the budget is spent: nothing of ws-apm runs between the app and ws any more. */
   on = true;
 
+  /** Faults counted so far. */
+  get count(): number {
+    return this.faults;
+  }
+
   fault(key: string, err: unknown): void {
     log.fault(key, err);
     if (++this.faults !== MAX_FAULTS) return;
