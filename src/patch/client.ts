@@ -13,8 +13,7 @@
 import type { PendingConnect } from '../tracer/client';
 import type { Boundary } from '../tracer/boundary';
 import type { Patches } from './wrap';
-
-type AnyFn = (...args: any[]) => any;
+import type { AnyFn } from '../tracer/adapter';
 
 /** The options object ws passes to http(s).request/get for a client upgrade. */
 interface UpgradeOptions {
@@ -29,7 +28,7 @@ interface UpgradeOptions {
 }
 
 interface RequestLike {
-  once(event: string, listener: (...args: any[]) => void): unknown;
+  once(event: string, listener: AnyFn): unknown;
 }
 
 /** ws's own upgrade request options: a single object carrying its handshake headers. */

@@ -6,8 +6,7 @@
  */
 import type { Boundary } from '../tracer/boundary';
 import type { Patches } from './wrap';
-
-type AnyFn = (...args: any[]) => any;
+import type { AnyFn } from '../tracer/adapter';
 
 export class FrameWrites {
   /** ws's sender of a claimed socket → the socket. */

@@ -53,7 +53,7 @@ function classes(mod: unknown): { socket?: Ctor; server?: Ctor } {
 type FoundBy = 'CommonJS' | 'ESM' | 'given';
 
 /** The ws majors ws-apm is tested with; another copy is left alone (its internals may differ). */
-export const WS_MAJORS: readonly number[] = [7, 8];
+const WS_MAJORS: readonly number[] = [7, 8];
 
 /** The version in the package.json of the ws copy in `dir`, or undefined when unknown. */
 function versionOf(dir: string | undefined): string | undefined {
@@ -185,7 +185,7 @@ export class PatchLayer {
     try {
       // The ESM loader hook only exists when ws-apm/register was --import'ed; without it
       // this Hook is inert, and ESM apps loaded through -r still get ws via require.
-      // eslint-disable-next-line @typescript-eslint/no-var-requires
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded lazily: it throws where the loader hook is absent
       const { Hook } = require('import-in-the-middle') as {
         Hook: new (m: string[], cb: (exported: unknown, name: string, baseDir: string | undefined) => void) => Unhook;
       };

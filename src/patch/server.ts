@@ -12,8 +12,7 @@ import type { ServerHandshake } from '../tracer/handshake';
 import type { Boundary } from '../tracer/boundary';
 import { log } from '../logger';
 import type { Patches } from './wrap';
-
-type AnyFn = (...args: any[]) => any;
+import type { AnyFn } from '../tracer/adapter';
 
 const STATUS_LINE = /^HTTP\/1\.[01] (\d{3})/;
 

@@ -7,8 +7,7 @@ import type { Boundary, Traced } from '../tracer/boundary';
 import type { ClientUpgrades } from './client';
 import type { Patches } from './wrap';
 import { callWithArgc, receivedBinary, sentBinary, sizeOf } from './ws-args';
-
-type AnyFn = (...args: any[]) => any;
+import type { AnyFn } from '../tracer/adapter';
 
 interface WsSocket {
   readonly readyState: number;

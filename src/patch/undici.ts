@@ -20,8 +20,7 @@ import type { Boundary } from '../tracer/boundary';
 import { UndiciHandshakes } from './undici-handshake';
 import type { Patches } from './wrap';
 import { sizeOf } from './ws-args';
-
-type AnyFn = (...args: any[]) => any;
+import type { AnyFn } from '../tracer/adapter';
 
 interface UndiciSocket {
   readonly readyState: number;

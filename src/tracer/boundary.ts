@@ -12,13 +12,11 @@
  * Hot-path rules: no closure per call, no allocation for an untraced message (records are
  * pooled by their owner), no spreading of arguments.
  */
-import type { Carrier } from './adapter';
+import type { AnyFn, Carrier } from './adapter';
 import type { ConnectResult, ConnectTarget, PendingConnect } from './client';
 import type { ServerHandshake, UpgradeRequest } from './handshake';
 import type { FaultBudget, GuardedAdapter } from './guard';
 import type { Tracer } from './tracer';
-
-type AnyFn = (...args: any[]) => any;
 
 /** How the app's call of a traced step runs. */
 export const RunMode = {

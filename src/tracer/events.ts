@@ -8,14 +8,12 @@
  */
 import { performance } from 'node:perf_hooks';
 import * as S from '../semconv';
-import type { Attributes, Parent } from './adapter';
+import type { AnyFn, Attributes, Parent } from './adapter';
 import type { Channel, Channels } from './channels';
 import { now, type TracerCore } from './core';
 import type { Messages, OperationSends } from './messages';
 import { OTHER } from './naming';
 import type { RouteInfo } from './socket-state';
-
-type AnyFn = (...args: any[]) => any;
 
 const MAX_NAME_LENGTH = 64;
 

@@ -19,10 +19,8 @@
  * before user code runs, and the outer one writes its outcome last.
  */
 import { log } from '../logger';
-import type { Adapter, Carrier, MetricSource, OperationOutcome, OperationSpec } from './adapter';
+import type { Adapter, AnyFn, Carrier, MetricSource, OperationOutcome, OperationSpec } from './adapter';
 import { NOOP_ADAPTER } from './noop';
-
-type AnyFn = (...args: any[]) => any;
 
 /** Faults after which the backend is switched off for the rest of the process. */
 export const MAX_FAULTS = 100;

@@ -6,7 +6,7 @@
  * Every adapter reads the cells on its backend's own collection cycle (adapter.ts).
  */
 import { log } from '../logger';
-import type { AttributeValue, Attributes } from './adapter';
+import type { AttributeValue, Attributes } from './attributes';
 
 /** Where a cell reports a fault of its forward (the tracer's fault budget, guard.ts). */
 export interface FaultSink {

@@ -19,8 +19,8 @@ import { RateLimit, Sampler, upstreamSampled } from './sampler';
 import type { RouteInfo, SocketState } from './socket-state';
 
 /** How long, and for how many sends, an ended message operation still parents its listener's sends. */
-export const ASYNC_TAIL_MS = 30_000;
-export const ASYNC_TAIL_SENDS = 64;
+const ASYNC_TAIL_MS = 30_000;
+const ASYNC_TAIL_SENDS = 64;
 
 /** What the tracer knows about an operation that sends run under (ours or another instrumentation's). */
 export class OperationSends {

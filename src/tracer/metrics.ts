@@ -30,7 +30,7 @@ import { OTHER } from './naming';
 export type Side = 'server' | 'client';
 
 /** Close codes as a low-cardinality class: the registered codes as is, app ranges grouped. */
-export function closeCodeClass(code: number): string {
+function closeCodeClass(code: number): string {
   if (code >= 1000 && code <= 1015) return String(code);
   if (code >= 3000 && code <= 3999) return '3xxx';
   if (code >= 4000 && code <= 4999) return '4xxx';

@@ -26,7 +26,6 @@ import { Handoff } from './handoff';
 import { Handshakes } from './handshake';
 import { Heartbeats } from './heartbeat';
 import { Messages } from './messages';
-import type { Metrics } from './metrics';
 
 export class Tracer {
   readonly core: TracerCore;
@@ -55,13 +54,5 @@ export class Tracer {
     this.closes = new Closes(core);
     this.handoff = new Handoff(core);
     this.boundary = new Boundary(this);
-  }
-
-  get config(): Config {
-    return this.core.config;
-  }
-
-  get metrics(): Metrics {
-    return this.core.metrics;
   }
 }
