@@ -93,6 +93,11 @@ export class Boundary {
     return op === undefined || !this.budget.on ? fn.apply(thisArg, args) : this.adapter.runRequest<R>(op, fn, thisArg, args);
   }
 
+  /** Run the app's call as `traced` says, without ending it (a protocol ends its event later). */
+  runWithin<R>(traced: Traced, fn: AnyFn, thisArg: unknown, args: unknown[]): R {
+    return this.call<R>(traced, fn, thisArg, args);
+  }
+
   private call<R>(traced: Traced, fn: AnyFn, thisArg: unknown, args: unknown[]): R {
     switch (traced.mode) {
       case RunMode.Active:

@@ -44,15 +44,16 @@ export class Tracer {
   constructor(config: Config, adapter: Adapter) {
     const core = new TracerCore(config, adapter);
     this.core = core;
+    // First: the parts that run the app's calls themselves (protocol events) go through it too.
+    this.boundary = new Boundary(this);
     this.handshakes = new Handshakes(core);
     this.clients = new Clients(core);
     this.heartbeats = new Heartbeats(core);
     this.frames = new Frames(core, this.heartbeats);
     this.messages = new Messages(core, this.frames);
     this.channels = new Channels(core);
-    this.events = new Events(core, this.messages, this.channels);
+    this.events = new Events(core, this.messages, this.channels, this.boundary);
     this.closes = new Closes(core);
     this.handoff = new Handoff(core);
-    this.boundary = new Boundary(this);
   }
 }
