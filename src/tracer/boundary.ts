@@ -42,14 +42,16 @@ export class Boundary {
   private readonly budget: FaultBudget;
   private readonly adapter: GuardedAdapter;
 
+  /** False once ws-apm spent its fault budget: every wrapper then calls straight through. */
+  on = true;
+
   constructor(private readonly tracer: Tracer) {
     this.adapter = tracer.core.adapter;
     this.budget = this.adapter.budget;
-  }
-
-  /** False once ws-apm spent its fault budget: every wrapper then calls straight through. */
-  get on(): boolean {
-    return this.budget.on;
+    // A plain field, read on every call: one load on the hot path.
+    this.budget.onOff(() => {
+      this.on = false;
+    });
   }
 
   /** Count a fault caught anywhere between the app and the backend (the patch layer's hooks included). */
@@ -85,12 +87,12 @@ export class Boundary {
 
   /** Run the app's call inside `op` (active) without ending it: the operation ends elsewhere. */
   within<R>(op: unknown, fn: AnyFn, thisArg: unknown, args: unknown[]): R {
-    return op === undefined || !this.budget.on ? fn.apply(thisArg, args) : this.adapter.run<R>(op, fn, thisArg, args);
+    return op === undefined || !this.on ? fn.apply(thisArg, args) : this.adapter.run<R>(op, fn, thisArg, args);
   }
 
   /** Run a client's upgrade request inside its connect (the backend's http client stands aside). */
   withinRequest<R>(op: unknown, fn: AnyFn, thisArg: unknown, args: unknown[]): R {
-    return op === undefined || !this.budget.on ? fn.apply(thisArg, args) : this.adapter.runRequest<R>(op, fn, thisArg, args);
+    return op === undefined || !this.on ? fn.apply(thisArg, args) : this.adapter.runRequest<R>(op, fn, thisArg, args);
   }
 
   /** Run the app's call as `traced` says, without ending it (a protocol ends its event later). */

@@ -88,12 +88,9 @@ export class Messages {
     let carried: Carrier | undefined;
     const fields = this.fields;
     if (fields !== null && !binary && size !== 0 && size <= core.config.messageNameMaxBytes && fields.read(data as JsonData)) {
-      try {
-        if (this.nameField !== -1) name = core.names.nameAt(fields, this.nameField);
-        if (this.contextField !== -1 && !state.ignored) carried = this.carried(fields.object(this.contextField));
-      } finally {
-        fields.release();
-      }
+      if (this.nameField !== -1) name = core.names.nameAt(fields, this.nameField);
+      if (this.contextField !== -1 && !state.ignored) carried = this.carried(fields.object(this.contextField));
+      fields.release();
     }
     const started = performance.now();
     const rec = this.free.pop() ?? new MessageRecord(this);
