@@ -50,12 +50,4 @@ export default tseslint.config(
     files: ['test/**/*.ts'],
     rules: { '@typescript-eslint/no-explicit-any': 'off', '@typescript-eslint/no-require-imports': 'off' },
   },
-  {
-    // PENDING: src/tracer/ and src/patch/ are being refactored on their own branch, which makes
-    // them lint-clean (their `any` function types, a stale disable comment); delete this block
-    // once it is merged.
-    files: ['src/tracer/**/*.ts', 'src/patch/**/*.ts'],
-    linterOptions: { reportUnusedDisableDirectives: 'off' },
-    rules: { '@typescript-eslint/no-explicit-any': 'off' },
-  },
 );

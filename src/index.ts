@@ -6,7 +6,7 @@ import { type Backend, type ConcreteBackend, type Config, type ConfigOptions, lo
 import { installExitFlush } from './exit';
 import { log, setLogLevel } from './logger';
 import { adapterSetup, createBackend, resolveBackend } from './adapters/select';
-import { PatchLayer } from './patch/modules';
+import { PatchLayer } from './patch/patch-layer';
 import { reportNotInstrumented, StartupReport } from './startup';
 import type { Adapter, Carrier } from './tracer/adapter';
 import { Tracer } from './tracer/tracer';
@@ -92,7 +92,8 @@ export function instrument(options: InstrumentOptions = {}): Instrumentation {
     try {
       await adapter.flush(config.flushTimeoutMs);
     } catch (err) {
-      log.fault(`${adapter.name} flush`, err);
+      // Counted against the same fault budget as every other fault of ws-apm's.
+      tracer.boundary.fault(`${adapter.name} flush`, err);
     }
   };
   const uninstallExit =

@@ -139,7 +139,7 @@ test(`after ${MAX_FAULTS} faults the backend is switched off, with one warning, 
     const guard = new GuardedAdapter(failing);
     for (let i = 0; i < MAX_FAULTS + 50; i++) guard.start({} as never);
     assert.equal(calls, MAX_FAULTS);
-    assert.equal(stderr.text().split('\n').filter((l) => l.includes('stops sending it telemetry')).length, 1, stderr.text());
+    assert.equal(stderr.text().split('\n').filter((l) => l.includes('stops recording telemetry')).length, 1, stderr.text());
     const { calls: userCalls, fn } = userCode();
     assert.equal(guard.run(OP, fn, undefined, []), 'result');
     assert.equal(userCalls.length, 1);

@@ -392,7 +392,7 @@ describe('ws-apm loaded twice, or after ws', () => {
         const h2 = other.instrument({ adapter: second, ws: ws8, flushOnExit: false });
         assert.equal(h2, h1, 'the second copy returns the active instrumentation');
         // Below the global handshake, a second copy's patch layer sees the first copy's marks.
-        const { PatchLayer } = require(path.join(copy, 'dist', 'patch', 'modules.js'));
+        const { PatchLayer } = require(path.join(copy, 'dist', 'patch', 'patch-layer.js'));
         const { Tracer } = require(path.join(copy, 'dist', 'tracer', 'tracer.js'));
         const { loadConfig } = require(path.join(copy, 'dist', 'config.js'));
         const layer = new PatchLayer(new Tracer(loadConfig({ logLevel: 'warn' }), second));

@@ -10,12 +10,10 @@
  * (it *is* the WS CONNECT), while the connection's socket is opened inside the WS CONNECT
  * itself, so the socket's later callbacks keep a normal context.
  */
-import { log } from '../logger';
 import type { PendingConnect } from '../tracer/client';
-import type { Tracer } from '../tracer/tracer';
+import type { Boundary } from '../tracer/boundary';
 import type { Patches } from './wrap';
-
-type AnyFn = (...args: any[]) => any;
+import type { AnyFn } from '../tracer/adapter';
 
 /** The options object ws passes to http(s).request/get for a client upgrade. */
 interface UpgradeOptions {
@@ -30,7 +28,7 @@ interface UpgradeOptions {
 }
 
 interface RequestLike {
-  once(event: string, listener: (...args: any[]) => void): unknown;
+  once(event: string, listener: AnyFn): unknown;
 }
 
 /** ws's own upgrade request options: a single object carrying its handshake headers. */
@@ -51,23 +49,31 @@ export class ClientUpgrades {
   /** Upgrade responses → their connect, until ws emits `upgrade` with the same object. */
   private readonly responses = new WeakMap<object, PendingConnect>();
 
-  constructor(private readonly tracer: Tracer) {}
+  constructor(private readonly boundary: Boundary) {}
+
+  /** False once ws-apm spent its fault budget. */
+  get on(): boolean {
+    return this.boundary.on;
+  }
+
+  fault(key: string, err: unknown): void {
+    this.boundary.fault(key, err);
+  }
 
   /** `http(s).request/get` called by ws with its upgrade options. */
   request(options: UpgradeOptions, request: AnyFn, thisArg: unknown, args: unknown[]): unknown {
-    const clients = this.tracer.clients;
     let pending: PendingConnect | undefined;
     try {
       pending = this.begin(options);
     } catch (err) {
-      log.fault('ws-apm client connect', err);
+      this.boundary.fault('ws-apm client connect', err);
     }
     if (pending === undefined) return request.apply(thisArg, args);
-    const req = clients.request<RequestLike>(pending, request, thisArg, args);
+    const req = this.boundary.withinRequest<RequestLike>(pending.op, request, thisArg, args);
     try {
       this.watch(req, pending);
     } catch (err) {
-      log.fault('ws-apm client connect', err);
+      this.boundary.fault('ws-apm client connect', err);
     }
     return req;
   }
@@ -77,30 +83,30 @@ export class ClientUpgrades {
     const pending = res !== null && typeof res === 'object' ? this.responses.get(res) : undefined;
     if (pending === undefined) return;
     this.responses.delete(res as object);
-    this.tracer.clients.opened(ws, pending);
     // A protocol over ws may recognise the connection by its URL (engine.io's EIO=).
-    this.tracer.frames.opened(ws, (ws as { url?: unknown }).url);
+    this.boundary.connectOpened(ws, pending, (ws as { url?: unknown }).url);
   }
 
-  private begin(options: UpgradeOptions): PendingConnect {
-    const clients = this.tracer.clients;
+  private begin(options: UpgradeOptions): PendingConnect | undefined {
+    const boundary = this.boundary;
     const secure = options.protocol === 'https:' || options.defaultPort === 443;
-    const pending = clients.begin({
+    const pending = boundary.connectStart({
       secure,
       hostname: options.host ?? options.hostname ?? 'localhost',
       port: Number(options.port) || (secure ? 443 : 80),
       path: options.path ?? '/',
     });
+    if (pending === undefined) return undefined;
     const headers = options.headers;
     if (headers !== undefined) {
       // Ours wins over a traceparent injected by an outer http instrumentation.
-      const carrier = clients.headers(pending);
+      const carrier = boundary.connectHeaders(pending);
       for (const key of Object.keys(carrier)) headers[key] = carrier[key];
     }
     const connect = options.createConnection;
     if (typeof connect === 'function' && pending.op !== undefined) {
       options.createConnection = function createConnection(this: unknown): unknown {
-        return clients.openSocket(pending, connect, this, Array.prototype.slice.call(arguments));
+        return boundary.within(pending.op, connect, this, Array.prototype.slice.call(arguments));
       };
     }
     return pending;
@@ -108,16 +114,16 @@ export class ClientUpgrades {
 
   /** End the connect from the request's own events: 101, another status, an error, or a close. */
   private watch(req: RequestLike, pending: PendingConnect): void {
-    const clients = this.tracer.clients;
+    const boundary = this.boundary;
     // Registered while the request is created, so this runs before ws's own listener,
     // which then emits `upgrade` on the WebSocket with the same response object.
     req.once('upgrade', (res: { statusCode?: number }) => {
       this.responses.set(res, pending);
-      clients.settled(pending, { upgraded: true, status: res.statusCode ?? 101 });
+      boundary.connectSettled(pending, { upgraded: true, status: res.statusCode ?? 101 });
     });
-    req.once('response', (res: { statusCode?: number }) => clients.settled(pending, { upgraded: false, status: res.statusCode }));
-    req.once('error', (error: unknown) => clients.settled(pending, { upgraded: false, error }));
-    req.once('close', () => clients.settled(pending, { upgraded: false }));
+    req.once('response', (res: { statusCode?: number }) => boundary.connectSettled(pending, { upgraded: false, status: res.statusCode }));
+    req.once('error', (error: unknown) => boundary.connectSettled(pending, { upgraded: false, error }));
+    req.once('close', () => boundary.connectSettled(pending, { upgraded: false }));
   }
 }
 
@@ -134,11 +140,11 @@ export function patchClientRequests(httpModule: object, upgrades: ClientUpgrades
       name,
       (original: AnyFn) =>
         function request(this: unknown, options: unknown): unknown {
-          if (!isWsUpgrade(options, arguments.length)) return original.apply(this, arguments as unknown as unknown[]);
+          if (!upgrades.on || !isWsUpgrade(options, arguments.length)) return original.apply(this, arguments as unknown as unknown[]);
           try {
             if (!patches.isOnTop(httpModule, name)) patches.keepOnTop();
           } catch (err) {
-            log.fault('ws-apm http patch', err);
+            upgrades.fault('ws-apm http patch', err);
           }
           return upgrades.request(options, original, this, Array.prototype.slice.call(arguments));
         },

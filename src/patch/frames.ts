@@ -4,17 +4,15 @@
  * recipient. For sockets a protocol claimed, every data frame the sender writes reaches the
  * tracer, which skips those `send()` already counted — so the out-count is every frame written.
  */
-import { log } from '../logger';
-import type { Tracer } from '../tracer/tracer';
+import type { Boundary } from '../tracer/boundary';
 import type { Patches } from './wrap';
-
-type AnyFn = (...args: any[]) => any;
+import type { AnyFn } from '../tracer/adapter';
 
 export class FrameWrites {
   /** ws's sender of a claimed socket → the socket. */
   private readonly senders = new WeakMap<object, object>();
 
-  constructor(private readonly tracer: Tracer, private readonly patches: Patches) {}
+  constructor(private readonly boundary: Boundary, private readonly patches: Patches) {}
 
   /** Count the frames written on `ws` (already claimed by a protocol) through its sender. */
   watch(ws: object): void {
@@ -23,18 +21,19 @@ export class FrameWrites {
     this.senders.set(sender, ws);
     const proto = Object.getPrototypeOf(sender) as object | null;
     if (proto === null) return;
-    const { senders, tracer } = this;
+    const { senders, boundary } = this;
     // Wrapped once per copy of ws (the wrapper refuses a second time).
     this.patches.wrap(proto, 'sendFrame', (original: AnyFn) =>
       function sendFrame(this: object, list: unknown): unknown {
-        const owner = senders.get(this);
+        const owner = boundary.on ? senders.get(this) : undefined;
         if (owner !== undefined) {
+          let frame: { size: number; binary: boolean } | undefined;
           try {
-            const frame = dataFrame(list);
-            if (frame !== undefined) tracer.frames.written(owner, frame.size, frame.binary);
+            frame = dataFrame(list);
           } catch (err) {
-            log.fault('ws-apm frames', err);
+            boundary.fault('ws-apm frames', err);
           }
+          if (frame !== undefined) boundary.frameWritten(owner, frame.size, frame.binary);
         }
         return original.apply(this, arguments as unknown as unknown[]);
       },

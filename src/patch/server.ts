@@ -8,12 +8,11 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import type { Handshake } from '../tracer/handshake';
-import type { Tracer } from '../tracer/tracer';
+import type { ServerHandshake } from '../tracer/handshake';
+import type { Boundary } from '../tracer/boundary';
 import { log } from '../logger';
 import type { Patches } from './wrap';
-
-type AnyFn = (...args: any[]) => any;
+import type { AnyFn } from '../tracer/adapter';
 
 const STATUS_LINE = /^HTTP\/1\.[01] (\d{3})/;
 
@@ -24,40 +23,41 @@ function isWebSocketUpgrade(req: IncomingMessage | undefined): boolean {
 
 /** Handshakes in progress, by upgrade request (the http event and handleUpgrade see the same one). */
 export class ServerHandshakes {
-  private readonly pending = new WeakMap<object, { readonly hs: Handshake; readonly release: () => void }>();
+  private readonly pending = new WeakMap<object, { readonly hs: ServerHandshake; readonly release: () => void }>();
   private warned = false;
 
-  constructor(private readonly tracer: Tracer) {}
+  constructor(private readonly boundary: Boundary) {}
 
   /** The handshake of `req`, begun on first sight (undefined if ws-apm itself failed: logged, the app unaffected). */
-  of(req: IncomingMessage, socket: Socket): Handshake | undefined {
+  of(req: IncomingMessage, socket: Socket): ServerHandshake | undefined {
     const known = this.pending.get(req);
     if (known !== undefined) return known.hs;
     try {
       return this.begin(req, socket);
     } catch (err) {
-      log.fault('ws-apm handshake', err);
+      this.boundary.fault('ws-apm handshake', err);
       return undefined;
     }
   }
 
-  private begin(req: IncomingMessage, socket: Socket): Handshake {
-    const hs = this.tracer.handshakes.begin({
+  private begin(req: IncomingMessage, socket: Socket): ServerHandshake | undefined {
+    const hs = this.boundary.handshakeStart({
       url: req.url ?? '/',
       headers: req.headers,
       peerAddress: socket.remoteAddress,
       peerPort: socket.remotePort,
       encrypted: (socket as { encrypted?: boolean }).encrypted === true,
     });
+    if (hs === undefined) return undefined;
     this.pending.set(req, { hs, release: this.watch(req, socket, hs) });
     return hs;
   }
 
   /** A 101 went out that no instrumented ws took: accepted, and said once. */
-  private untracked(req: object, hs: Handshake): void {
+  private untracked(req: object, hs: ServerHandshake): void {
     if (!this.pending.has(req)) return;
     this.settle(req);
-    this.tracer.handshakes.acceptedUntracked(hs);
+    this.boundary.acceptedUntracked(hs);
     if (this.warned) return;
     this.warned = true;
     log.warn(
@@ -69,26 +69,34 @@ export class ServerHandshakes {
 
   /** ws accepted the upgrade: stop watching the socket. */
   settle(req: object): void {
-    const known = this.pending.get(req);
-    if (known === undefined) return;
-    this.pending.delete(req);
-    known.release();
+    try {
+      const known = this.pending.get(req);
+      if (known === undefined) return;
+      this.pending.delete(req);
+      known.release();
+    } catch (err) {
+      this.boundary.fault('ws-apm handshake', err);
+    }
   }
 
   /**
    * Learn a rejection's status from the response ws or the app writes, and notice a socket
    * that closes before the upgrade completes. Returns the undo, run when the handshake settles.
    */
-  private watch(req: object, socket: Socket, hs: Handshake): () => void {
+  private watch(req: object, socket: Socket, hs: ServerHandshake): () => void {
     let status: number | undefined;
     const sniff = (chunk: unknown): void => {
       if (status !== undefined) return;
-      const text = typeof chunk === 'string' ? chunk.slice(0, 16) : Buffer.isBuffer(chunk) ? chunk.toString('latin1', 0, 16) : '';
-      const m = STATUS_LINE.exec(text);
-      if (m) status = Number(m[1]);
-      // ws writes its 101 and hands the socket to the (patched) connection callback in the
-      // same synchronous run. Still pending after it: a ws copy (or library) ws-apm did not patch.
-      if (status === 101) queueMicrotask(() => this.untracked(req, hs));
+      try {
+        const text = typeof chunk === 'string' ? chunk.slice(0, 16) : Buffer.isBuffer(chunk) ? chunk.toString('latin1', 0, 16) : '';
+        const m = STATUS_LINE.exec(text);
+        if (m) status = Number(m[1]);
+        // ws writes its 101 and hands the socket to the (patched) connection callback in the
+        // same synchronous run. Still pending after it: a ws copy (or library) ws-apm did not patch.
+        if (status === 101) queueMicrotask(() => this.untracked(req, hs));
+      } catch (err) {
+        this.boundary.fault('ws-apm handshake', err);
+      }
     };
     // Shadow write/end on this socket only until the handshake settles. They are set back
     // to the inherited functions rather than deleted: deleting properties from a socket
@@ -119,8 +127,8 @@ export class ServerHandshakes {
     const onClose = (): void => {
       this.settle(req);
       // A 101 is an accepted upgrade, never a rejection.
-      if (status === 101) this.tracer.handshakes.acceptedUntracked(hs);
-      else this.tracer.handshakes.rejected(hs, status);
+      if (status === 101) this.boundary.acceptedUntracked(hs);
+      else this.boundary.rejected(hs, status);
     };
     socket.once('close', onClose);
     return release;
@@ -128,15 +136,15 @@ export class ServerHandshakes {
 }
 
 /** `http.Server.prototype.emit` / `https.Server.prototype.emit`: only `upgrade` is looked at. */
-export function patchHttpServer(proto: object, tracer: Tracer, handshakes: ServerHandshakes, patches: Patches): void {
+export function patchHttpServer(proto: object, boundary: Boundary, handshakes: ServerHandshakes, patches: Patches): void {
   patches.wrap(proto, 'emit', (original: AnyFn) =>
     function emit(this: { listenerCount(e: string): number }, event: unknown, req?: IncomingMessage, socket?: Socket): boolean {
-      if (event !== 'upgrade' || socket === undefined || !isWebSocketUpgrade(req) || this.listenerCount('upgrade') === 0) {
+      if (event !== 'upgrade' || !boundary.on || socket === undefined || !isWebSocketUpgrade(req) || this.listenerCount('upgrade') === 0) {
         return original.apply(this, arguments as unknown as unknown[]);
       }
       const hs = handshakes.of(req as IncomingMessage, socket);
       if (hs === undefined) return original.apply(this, arguments as unknown as unknown[]);
-      return tracer.handshakes.run(hs, original, this, Array.prototype.slice.call(arguments));
+      return boundary.within(hs.op, original, this, Array.prototype.slice.call(arguments));
     },
     // OpenTelemetry's instrumentation-http, enabled after ws-apm, would unwrap this.
     { onTop: true },
@@ -144,10 +152,10 @@ export function patchHttpServer(proto: object, tracer: Tracer, handshakes: Serve
 }
 
 /** `WebSocketServer.prototype.handleUpgrade(req, socket, head, cb)`. */
-export function patchWebSocketServer(proto: object, tracer: Tracer, handshakes: ServerHandshakes, patches: Patches): void {
+export function patchWebSocketServer(proto: object, boundary: Boundary, handshakes: ServerHandshakes, patches: Patches): void {
   patches.wrap(proto, 'handleUpgrade', (original: AnyFn) =>
     function handleUpgrade(this: unknown, req: IncomingMessage, socket: Socket, _head: unknown, cb: AnyFn): unknown {
-      if (typeof cb !== 'function' || req === null || typeof req !== 'object' || socket === null || typeof socket !== 'object') {
+      if (!boundary.on || typeof cb !== 'function' || req === null || typeof req !== 'object' || socket === null || typeof socket !== 'object') {
         return original.apply(this, arguments as unknown as unknown[]);
       }
       const hs = handshakes.of(req, socket);
@@ -155,9 +163,10 @@ export function patchWebSocketServer(proto: object, tracer: Tracer, handshakes: 
       const args = Array.prototype.slice.call(arguments);
       args[3] = function connected(this: unknown, ws: object): unknown {
         handshakes.settle(req);
-        return tracer.handshakes.accepted(hs, ws, cb, this, Array.prototype.slice.call(arguments));
+        const traced = boundary.accepted(hs, ws);
+        return traced === undefined ? cb.apply(this, arguments as unknown as unknown[]) : boundary.run(traced, cb, this, Array.prototype.slice.call(arguments));
       };
-      return tracer.handshakes.run(hs, original, this, args);
+      return boundary.within(hs.op, original, this, args);
     },
   );
 }

@@ -3,12 +3,11 @@
  * so every listener API — on, once, addEventListener, onmessage — is covered without
  * wrapping a single listener), plus send, ping, close and terminate.
  */
-import type { Tracer } from '../tracer/tracer';
+import type { Boundary, Traced } from '../tracer/boundary';
 import type { ClientUpgrades } from './client';
 import type { Patches } from './wrap';
 import { callWithArgc, receivedBinary, sentBinary, sizeOf } from './ws-args';
-
-type AnyFn = (...args: any[]) => any;
+import type { AnyFn } from '../tracer/adapter';
 
 interface WsSocket {
   readonly readyState: number;
@@ -17,8 +16,7 @@ interface WsSocket {
 
 const OPEN = 1;
 
-export function patchWebSocket(proto: object, tracer: Tracer, upgrades: ClientUpgrades, patches: Patches): void {
-  const { messages, closes, heartbeats } = tracer;
+export function patchWebSocket(proto: object, boundary: Boundary, upgrades: ClientUpgrades, patches: Patches): void {
   // The listeners' argument list, reused: ws's emit applies it before any listener runs, and a
   // message emitted from inside a listener (while it is in use) gets a fresh one.
   const args2: unknown[] = ['message', undefined];
@@ -27,8 +25,10 @@ export function patchWebSocket(proto: object, tracer: Tracer, upgrades: ClientUp
 
   patches.wrap(proto, 'emit', (original: AnyFn) =>
     function emit(this: WsSocket, event: unknown, a?: unknown, b?: unknown): unknown {
+      if (!boundary.on) return original.apply(this, arguments as unknown as unknown[]);
       const argc = arguments.length;
       if (event === 'message' && (argc === 2 || argc === 3)) {
+        const traced = boundary.receiveStart(this, a, sizeOf(a), receivedBinary(a, b), this.listenerCount('message') > 0);
         // The listeners get exactly ws's arguments: ws 8 passes isBinary, ws 7 does not.
         let args: unknown[];
         const reused = !argsInUse;
@@ -42,10 +42,10 @@ export function patchWebSocket(proto: object, tracer: Tracer, upgrades: ClientUp
           args = argc === 2 ? [event, a] : [event, a, b];
         }
         try {
-          return messages.receive(this, a, sizeOf(a), receivedBinary(a, b), this.listenerCount('message') > 0, original, args);
+          return traced === undefined ? original.apply(this, args) : boundary.run(traced, original, this, args);
         } catch (err) {
           // The app's exception, re-thrown unchanged; ws will not emit this socket's close.
-          closes.listenerThrew(this);
+          boundary.listenerThrew(this);
           throw err;
         } finally {
           if (reused) {
@@ -57,10 +57,13 @@ export function patchWebSocket(proto: object, tracer: Tracer, upgrades: ClientUp
         }
       }
       switch (event) {
-        case 'close':
-          return closes.closed(this, a, b, original, Array.prototype.slice.call(arguments));
+        case 'close': {
+          const traced = boundary.closeStart(this, a, b);
+          if (traced !== undefined) return boundary.run(traced, original, this, Array.prototype.slice.call(arguments));
+          break;
+        }
         case 'pong':
-          heartbeats.pong(this);
+          boundary.pong(this);
           break;
         case 'upgrade':
           upgrades.upgraded(this, a);
@@ -73,15 +76,19 @@ export function patchWebSocket(proto: object, tracer: Tracer, upgrades: ClientUp
   patches.wrap(proto, 'send', (original: AnyFn) =>
     function send(this: WsSocket, data: unknown, options?: unknown, cb?: unknown): unknown {
       const argc = arguments.length;
-      const op = messages.sendStarted(this, sizeOf(data), sentBinary(data, options), this.readyState === OPEN, data);
-      if (op === undefined) return callWithArgc(original, this, argc, data, options, cb);
-      return tracedSend(messages, op, original, this, argc, data, options, cb);
+      if (!boundary.on) return callWithArgc(original, this, argc, data, options, cb);
+      const traced = boundary.sendStart(this, sizeOf(data), sentBinary(data, options), this.readyState === OPEN, data);
+      if (traced === undefined) return callWithArgc(original, this, argc, data, options, cb);
+      const callback = typeof options === 'function' ? options : cb;
+      // No callback (the common case): ended when send returns.
+      if (typeof callback !== 'function') return boundary.run(traced, original, this, Array.prototype.slice.call(arguments));
+      return sendWithCallback(boundary, traced, original, this, argc, data, options, cb, callback as AnyFn);
     },
   );
 
   patches.wrap(proto, 'ping', (original: AnyFn) =>
     function ping(this: object): unknown {
-      heartbeats.ping(this);
+      if (boundary.on) boundary.ping(this);
       return original.apply(this, arguments as unknown as unknown[]);
     },
   );
@@ -91,55 +98,42 @@ export function patchWebSocket(proto: object, tracer: Tracer, upgrades: ClientUp
       // ws answers a peer's close frame by calling close() itself; its (private, but
       // stable since ws 3) `_closeFrameReceived` flag tells the two apart. Best effort:
       // an unknown value reads as a local close.
-      closes.closing(this, (this as { _closeFrameReceived?: unknown })._closeFrameReceived === true);
+      if (boundary.on) boundary.closing(this, (this as { _closeFrameReceived?: unknown })._closeFrameReceived === true);
       return original.apply(this, arguments as unknown as unknown[]);
     },
   );
 
   patches.wrap(proto, 'terminate', (original: AnyFn) =>
     function terminate(this: object): unknown {
-      closes.terminating(this);
+      if (boundary.on) boundary.terminating(this);
       return original.apply(this, arguments as unknown as unknown[]);
     },
   );
 }
 
 /**
- * `send(data[, options][, cb])` with a `WS SEND` operation: the very same arguments,
- * except a callback that ends the operation (with the write's error, if any) first.
+ * A traced `send(data[, options], cb)`: the very same arguments, except a callback that
+ * ends the operation (with the write's error, if any) first.
  */
-function tracedSend(
-  messages: Tracer['messages'], op: unknown, send: AnyFn, ws: object, argc: number, data: unknown, options: unknown, cb: unknown,
+function sendWithCallback(
+  boundary: Boundary, traced: Traced, send: AnyFn, ws: object, argc: number, data: unknown, options: unknown, cb: unknown, callback: AnyFn,
 ): unknown {
-  const callback = typeof options === 'function' ? options : cb;
-  if (typeof callback !== 'function') {
-    // No callback (the common case): ended when send returns, with no closure per send.
-    let result: unknown;
-    try {
-      result = callWithArgc(send, ws, argc, data, options, cb);
-    } catch (err) {
-      messages.sendEnded(op, err);
-      throw err;
-    }
-    messages.sendEnded(op, undefined);
-    return result;
-  }
   let ended = false;
-  const finish = (err: unknown): void => {
+  const finish = (threw: boolean, err: unknown): void => {
     if (ended) return;
     ended = true;
-    messages.sendEnded(op, err);
+    boundary.end(traced, threw, err);
+  };
+  const wrapped = function (this: unknown, err?: unknown): unknown {
+    finish(Boolean(err), err);
+    return callback.apply(this, arguments as unknown as unknown[]);
   };
   try {
-    const wrapped = function (this: unknown, err?: unknown): unknown {
-      finish(err);
-      return callback.apply(this, arguments as unknown as unknown[]);
-    };
     return typeof options === 'function'
       ? callWithArgc(send, ws, argc, data, wrapped, cb)
       : callWithArgc(send, ws, argc, data, options, wrapped);
   } catch (err) {
-    finish(err);
+    finish(true, err);
     throw err;
   }
 }

@@ -16,8 +16,8 @@
  */
 import diagnostics from 'node:diagnostics_channel';
 import { log } from '../logger';
+import type { Boundary } from '../tracer/boundary';
 import type { PendingConnect } from '../tracer/client';
-import type { Tracer } from '../tracer/tracer';
 
 /** The fields of undici's request object (documented in its DiagnosticsChannel.md) that we read. */
 interface UndiciRequest {
@@ -28,7 +28,8 @@ interface UndiciRequest {
   addHeader?(name: string, value: string): unknown;
 }
 
-interface Handshake {
+/** A client connect of undici's, from its upgrade request to the socket that opens. */
+interface UndiciConnect {
   readonly pending: PendingConnect;
   /** The request's URL as the socket will report it (`ws:`/`wss:`, no credentials). */
   readonly url: string;
@@ -37,12 +38,12 @@ interface Handshake {
 type Listener = (message: unknown, name: string | symbol) => void;
 
 export class UndiciHandshakes {
-  private readonly handshakes = new WeakMap<object, Handshake>();
+  private readonly handshakes = new WeakMap<object, UndiciConnect>();
   /** The connect whose 101 was published last and that no socket has claimed yet. */
-  private upgraded: Handshake | undefined;
+  private upgraded: UndiciConnect | undefined;
   private readonly subscriptions: Array<[string, Listener]> = [];
 
-  constructor(private readonly tracer: Tracer) {}
+  constructor(private readonly boundary: Boundary) {}
 
   get subscribed(): boolean {
     return this.subscriptions.length > 0;
@@ -61,8 +62,18 @@ export class UndiciHandshakes {
     this.upgraded = undefined;
   }
 
-  /** The socket `ws` dispatches `open`: the connect it belongs to, once. */
-  claim(ws: { readonly url?: unknown }): PendingConnect | undefined {
+  /** The socket `ws` dispatched `open`: tracked from now on, if it is the connect whose 101 came last. */
+  opened(ws: { readonly url?: unknown }): void {
+    try {
+      const pending = this.claim(ws);
+      if (pending !== undefined) this.boundary.connectOpened(ws, pending, undefined);
+    } catch (err) {
+      this.boundary.fault('ws-apm undici open', err);
+    }
+  }
+
+  /** The connect `ws` belongs to, once. */
+  private claim(ws: { readonly url?: unknown }): PendingConnect | undefined {
     const handshake = this.upgraded;
     if (handshake === undefined) return undefined;
     this.upgraded = undefined;
@@ -76,7 +87,7 @@ export class UndiciHandshakes {
       try {
         handle(message);
       } catch (err) {
-        log.fault('ws-apm undici handshake', err);
+        this.boundary.fault('ws-apm undici handshake', err);
       }
     };
     diagnostics.subscribe(name, listener);
@@ -89,15 +100,15 @@ export class UndiciHandshakes {
     const origin = new URL(String(request.origin));
     const path = typeof request.path === 'string' && request.path !== '' ? request.path : '/';
     const secure = origin.protocol === 'https:';
-    const clients = this.tracer.clients;
-    const pending = clients.begin({
+    const pending = this.boundary.connectStart({
       secure,
       hostname: origin.hostname.replace(/^\[(.*)\]$/, '$1'),
       port: Number(origin.port) || (secure ? 443 : 80),
       path,
     });
+    if (pending === undefined) return;
     this.handshakes.set(request, { pending, url: `${secure ? 'wss' : 'ws'}://${origin.host}${path}` });
-    const carrier = clients.headers(pending);
+    const carrier = this.boundary.connectHeaders(pending);
     for (const key of Object.keys(carrier)) setHeader(request, key, carrier[key]);
   }
 
@@ -111,7 +122,7 @@ export class UndiciHandshakes {
     if (upgraded) this.upgraded = handshake;
     if (handshake === undefined) return;
     this.handshakes.delete(request);
-    this.tracer.clients.settled(
+    this.boundary.connectSettled(
       handshake.pending,
       upgraded ? { upgraded: true, status: 101 } : { upgraded: false, status: typeof status === 'number' ? status : undefined },
     );
@@ -122,12 +133,12 @@ export class UndiciHandshakes {
     const handshake = request === undefined ? undefined : this.handshakes.get(request);
     if (handshake === undefined) return;
     this.handshakes.delete(request!);
-    this.tracer.clients.settled(handshake.pending, { upgraded: false, error: (message as { error?: unknown }).error ?? new Error('request failed') });
+    this.boundary.connectSettled(handshake.pending, { upgraded: false, error: (message as { error?: unknown }).error ?? new Error('request failed') });
   }
 
   private pong(message: unknown): void {
     const ws = message !== null && typeof message === 'object' ? (message as { websocket?: unknown }).websocket : undefined;
-    if (ws !== null && typeof ws === 'object') this.tracer.heartbeats.pong(ws);
+    if (ws !== null && typeof ws === 'object') this.boundary.pong(ws);
   }
 }
 

@@ -16,12 +16,11 @@
  */
 import { getEventListeners } from 'node:events';
 import { log } from '../logger';
-import type { Tracer } from '../tracer/tracer';
+import type { Boundary } from '../tracer/boundary';
 import { UndiciHandshakes } from './undici-handshake';
 import type { Patches } from './wrap';
 import { sizeOf } from './ws-args';
-
-type AnyFn = (...args: any[]) => any;
+import type { AnyFn } from '../tracer/adapter';
 
 interface UndiciSocket {
   readonly readyState: number;
@@ -71,8 +70,8 @@ export class UndiciClients {
   private readonly handshakes: UndiciHandshakes;
   private readonly seen = new WeakSet<object>();
 
-  constructor(private readonly tracer: Tracer, private readonly patches: Patches) {
-    this.handshakes = new UndiciHandshakes(tracer);
+  constructor(private readonly boundary: Boundary, private readonly patches: Patches) {
+    this.handshakes = new UndiciHandshakes(boundary);
   }
 
   /** Node's built-in client, when this Node has one. */
@@ -90,12 +89,12 @@ export class UndiciClients {
     if (mod === null || (typeof mod !== 'object' && typeof mod !== 'function')) return;
     const m = mod as { WebSocket?: unknown; ping?: unknown; default?: { WebSocket?: unknown } };
     if (!this.patchClass(m.WebSocket ?? m.default?.WebSocket)) return;
-    const heartbeats = this.tracer.heartbeats;
+    const boundary = this.boundary;
     const target = typeof m.ping === 'function' ? m : m.default;
     if (target !== undefined && typeof (target as { ping?: unknown }).ping === 'function') {
       this.patches.wrap(target, 'ping', (original: AnyFn) =>
         function ping(this: unknown, ws: unknown): unknown {
-          if (ws !== null && typeof ws === 'object') heartbeats.ping(ws);
+          if (boundary.on && ws !== null && typeof ws === 'object') boundary.ping(ws);
           return original.apply(this, arguments as unknown as unknown[]);
         },
       );
@@ -111,7 +110,7 @@ export class UndiciClients {
     if (cls === undefined) return false;
     if (this.seen.has(cls.prototype)) return true;
     this.seen.add(cls.prototype);
-    if (!patchPrototype(cls.prototype, this.tracer, this.handshakes, this.patches)) {
+    if (!patchPrototype(cls.prototype, this.boundary, this.handshakes, this.patches)) {
       log.warn('undici\'s WebSocket is already instrumented by another copy of ws-apm in this process; this copy leaves it alone');
       return true;
     }
@@ -122,27 +121,28 @@ export class UndiciClients {
 }
 
 /** Returns false (and patches nothing) when another copy of ws-apm got there first. */
-function patchPrototype(proto: object, tracer: Tracer, handshakes: UndiciHandshakes, patches: Patches): boolean {
-  const { clients, messages, closes } = tracer;
-
+function patchPrototype(proto: object, boundary: Boundary, handshakes: UndiciHandshakes, patches: Patches): boolean {
   const patched = patches.wrap(proto, 'dispatchEvent', (original: AnyFn) =>
     function dispatchEvent(this: UndiciSocket, event: unknown): unknown {
-      if (event instanceof Event) {
+      if (boundary.on && event instanceof Event) {
         switch (event.type) {
           case 'message': {
             const data = (event as unknown as { readonly data: unknown }).data;
-            return messages.receive(this, data, sizeOf(data), typeof data !== 'string', listening(this), original, [event]);
+            const traced = boundary.receiveStart(this, data, sizeOf(data), typeof data !== 'string', listening(this));
+            if (traced !== undefined) return boundary.run(traced, original, this, [event]);
+            break;
           }
           case 'close':
             // undici marks the socket CLOSED before it fires `close`; an app's own synthetic
             // close event on a live socket is just an event.
             if (readyState(this) === CLOSED) {
               const { code, reason } = event as unknown as { readonly code: unknown; readonly reason: unknown };
-              return closes.closed(this, code, reason, original, [event]);
+              const traced = boundary.closeStart(this, code, reason);
+              if (traced !== undefined) return boundary.run(traced, original, this, [event]);
             }
             break;
           case 'open':
-            opened(this, clients, handshakes);
+            handshakes.opened(this);
             break;
         }
       }
@@ -153,17 +153,9 @@ function patchPrototype(proto: object, tracer: Tracer, handshakes: UndiciHandsha
 
   patches.wrap(proto, 'send', (original: AnyFn) =>
     function send(this: UndiciSocket, data: unknown): unknown {
-      const op = messages.sendStarted(this, sizeOf(data), isBinary(data), isOpen(this));
-      if (op === undefined) return original.apply(this, arguments as unknown as unknown[]);
-      let result: unknown;
-      try {
-        result = original.apply(this, arguments as unknown as unknown[]);
-      } catch (err) {
-        messages.sendEnded(op, err);
-        throw err;
-      }
-      messages.sendEnded(op, undefined);
-      return result;
+      const traced = boundary.on ? boundary.sendStart(this, sizeOf(data), isBinary(data), isOpen(this)) : undefined;
+      if (traced === undefined) return original.apply(this, arguments as unknown as unknown[]);
+      return boundary.run(traced, original, this, Array.prototype.slice.call(arguments));
     },
   );
 
@@ -171,18 +163,9 @@ function patchPrototype(proto: object, tracer: Tracer, handshakes: UndiciHandsha
     function close(this: UndiciSocket): unknown {
       // undici answers the peer's close frame itself (readyState is CLOSING by then), so
       // a close() on an open socket is this side's.
-      if (isOpen(this)) closes.closing(this, false);
+      if (boundary.on && isOpen(this)) boundary.closing(this, false);
       return original.apply(this, arguments as unknown as unknown[]);
     },
   );
   return true;
-}
-
-function opened(ws: UndiciSocket, clients: Tracer['clients'], handshakes: UndiciHandshakes): void {
-  try {
-    const pending = handshakes.claim(ws);
-    if (pending !== undefined) clients.opened(ws, pending);
-  } catch (err) {
-    log.fault('ws-apm undici open', err);
-  }
 }

@@ -6,10 +6,9 @@
  */
 import shimmer from 'shimmer';
 import { log } from '../logger';
+import type { AnyFn } from '../tracer/adapter';
 
 const MARK = Symbol.for('ws-apm.wrapped');
-
-type AnyFn = (...args: any[]) => any;
 
 interface Patch {
   readonly target: object;

@@ -3,8 +3,7 @@
  * ws 7 and 8 and every data shape `send` accepts, and calling a ws method with exactly
  * as many arguments as its caller passed (listeners and ws itself can tell the difference).
  */
-
-type AnyFn = (...args: any[]) => any;
+import type { AnyFn } from '../tracer/adapter';
 
 /** Bytes of a message as ws accepts or delivers it (string, Buffer, ArrayBuffer, views, fragments, Blob). */
 export function sizeOf(data: unknown): number {

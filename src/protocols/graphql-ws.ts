@@ -96,7 +96,7 @@ export function graphqlWs({ tracer }: ProtocolContext): Protocol {
     }
   };
 
-  const mode = tracer.config.protocol;
+  const mode = tracer.core.config.protocol;
   if (mode === 'auto' || mode === PROTOCOL) tracer.frames.claimSubprotocol(PROTOCOL, mode === PROTOCOL ? undefined : SUBPROTOCOL, read);
 
   // Nothing of graphql-ws is loaded or patched: its sockets are recognised where ws tracks them.

@@ -2,7 +2,7 @@
  * Protocols over ws, one module each behind one small contract: which npm modules load it,
  * `detect` (is this export object the library, in a version the module handles), `patch`
  * (its prototypes, reversibly, once per copy) and `unpatch`. The patch layer hooks their loads
- * the way it hooks ws (src/patch/modules.ts); the module turns the protocol's dispatch into the
+ * the way it hooks ws (src/patch/patch-layer.ts); the module turns the protocol's dispatch into the
  * tracer's neutral calls (tracer/events.ts, tracer/frames.ts). A protocol spoken on the ws
  * socket itself (graphql-ws) loads and patches nothing: its factory claims the sockets that
  * negotiated its subprotocol (`tracer.frames.claimSubprotocol`). A new protocol is one more

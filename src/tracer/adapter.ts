@@ -8,13 +8,18 @@
  * backend's own collection cycle, so the per-message cost of a metric is a few additions
  * whatever the backend.
  */
+import type { AttributeValue, Attributes } from './attributes';
 import type { HistogramCell, HistogramForward } from './histograms';
 
-export type { HistogramCell, HistogramForward };
+/**
+ * Any function: the app's functions and ws's methods pass through ws-apm with whatever
+ * signature they have, called with `apply` and their exact arguments.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the one place: every function the patch layer forwards
+export type AnyFn = (...args: any[]) => any;
 
-/** Attribute values are primitives only; `undefined` values are skipped by adapters. */
-export type AttributeValue = string | number | boolean;
-export type Attributes = Record<string, AttributeValue | undefined>;
+export type { AttributeValue, Attributes, HistogramCell };
+
 
 /** A header-like bag: incoming request headers, or a broker message's metadata. */
 export type Carrier = Record<string, string | string[] | undefined>;

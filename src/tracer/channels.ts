@@ -6,12 +6,10 @@
  * (route, parent, links) is computed once here; its events are in events.ts.
  */
 import * as S from '../semconv';
-import type { Carrier, Parent } from './adapter';
+import type { AnyFn, Carrier, Parent } from './adapter';
 import { ROOT, type TracerCore } from './core';
 import { sanitizeCarrier } from './propagation';
 import type { RouteInfo, SocketState } from './socket-state';
-
-type AnyFn = (...args: any[]) => any;
 
 /** How a channel opens, as plain values. */
 export interface ChannelOpen {

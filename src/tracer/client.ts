@@ -32,7 +32,6 @@ export type ConnectResult =
   | { readonly upgraded: true; readonly status: number }
   | { readonly upgraded: false; readonly status?: number; readonly error?: unknown };
 
-type AnyFn = (...args: any[]) => any;
 
 export class Clients {
   constructor(private readonly core: TracerCore) {}
@@ -76,16 +75,6 @@ export class Clients {
     const carrier: Record<string, string> = {};
     if (pending.op !== undefined) this.core.adapter.inject(pending.op, carrier);
     return carrier;
-  }
-
-  /** Send the upgrade request (the backend's own http client instrumentation stands aside). */
-  request<R>(pending: PendingConnect, fn: AnyFn, thisArg: unknown, args: unknown[]): R {
-    return this.core.adapter.runRequest<R>(pending.op, fn, thisArg, args);
-  }
-
-  /** Open the connection's socket inside the connect, so the socket's callbacks keep that context. */
-  openSocket<R>(pending: PendingConnect, fn: AnyFn, thisArg: unknown, args: unknown[]): R {
-    return this.core.adapter.run<R>(pending.op, fn, thisArg, args);
   }
 
   /** The upgrade request ended; first result wins. */

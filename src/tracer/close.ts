@@ -7,17 +7,14 @@
 import * as S from '../semconv';
 import { log } from '../logger';
 import type { Attributes, Side } from './adapter';
-import { now, runAndEnd, type TracerCore } from './core';
-
-type AnyFn = (...args: any[]) => any;
+import { RunMode } from './boundary';
+import { now, OperationRun, type TracerCore } from './core';
 
 /** The part of ws's `_socket` (its TCP socket: private, but the same in ws 7 and 8) used here. */
 interface RawSocket {
   readonly destroyed?: boolean;
   once(event: 'close', listener: () => void): unknown;
 }
-
-const NO_LISTENERS = (): boolean => false;
 
 const MAX_CLOSE_REASON = 123; // the protocol's own limit for a close reason
 const NO_STATUS = 1005;
@@ -47,7 +44,9 @@ export class Closes {
       const gone = (): void => {
         setImmediate(() => {
           try {
-            if (this.core.sockets.has(ws)) this.closed(ws, ABNORMAL, undefined, NO_LISTENERS, []);
+            // No close listeners to run: the summary operation starts and ends here.
+            const run = this.core.sockets.has(ws) ? this.closeStart(ws, ABNORMAL, undefined) : undefined;
+            if (run !== undefined) run.ended(false, undefined);
           } catch (err) {
             log.fault('ws-apm close', err);
           }
@@ -79,11 +78,14 @@ export class Closes {
     }
   }
 
-  /** The socket's `close` event (`emit` with `args`), with its code and reason. */
-  closed(ws: object, code: unknown, reason: unknown, emit: AnyFn, args: unknown[]): unknown {
+  /**
+   * The socket's `close` event, with its code and reason: the connection's metrics, and its
+   * summary operation for the app's close listeners to run under (undefined: none).
+   */
+  closeStart(ws: object, code: unknown, reason: unknown): OperationRun | undefined {
     const core = this.core;
     const state = core.sockets.get(ws);
-    if (state === undefined) return emit.apply(ws, args);
+    if (state === undefined) return undefined;
     core.sockets.delete(ws);
     const closeCode = typeof code === 'number' ? code : NO_STATUS;
     const broken = state.terminated || closeCode === ABNORMAL;
@@ -95,7 +97,7 @@ export class Closes {
     }
     if (broken) metrics.broken.value++;
     metrics.duration(closeCode).record(durationMs / 1000);
-    if (state.ignored) return emit.apply(ws, args);
+    if (state.ignored) return undefined;
     const other: Side = state.side === 'server' ? 'client' : 'server';
     const initiator =
       state.closeBy === 'local' ? state.side : state.closeBy === 'remote' ? other : closeCode === ABNORMAL ? 'network' : other;
@@ -125,6 +127,6 @@ export class Closes {
       serverPort: state.serverPort,
       handshakeTraceId: state.handshakeTraceId,
     });
-    return runAndEnd(core, op, emit, ws, args, attributes);
+    return op === undefined ? undefined : new OperationRun(core.adapter, op, RunMode.Active, attributes);
   }
 }

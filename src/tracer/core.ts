@@ -8,12 +8,11 @@ import { performance } from 'node:perf_hooks';
 import type { Config } from '../config';
 import * as S from '../semconv';
 import type { Adapter, Attributes, Parent, Side } from './adapter';
-import { GuardedAdapter } from './guard';
+import type { RunMode, Traced } from './boundary';
+import { FaultBudget, GuardedAdapter } from './guard';
 import { Metrics } from './metrics';
 import { MessageNamer, RouteNamer, UrlRedactor } from './naming';
 import type { Endpoints, RouteInfo, SocketState } from './socket-state';
-
-type AnyFn = (...args: any[]) => any;
 
 export const ROOT: Parent = Object.freeze({ type: 'root' });
 export const ACTIVE: Parent = Object.freeze({ type: 'active' });
@@ -22,7 +21,7 @@ export const ACTIVE: Parent = Object.freeze({ type: 'active' });
 export const now = (): number => performance.timeOrigin + performance.now();
 
 export class TracerCore {
-  readonly metrics = new Metrics();
+  readonly metrics: Metrics;
   readonly adapter: GuardedAdapter;
   readonly sockets = new WeakMap<object, SocketState>();
   readonly routes: RouteNamer;
@@ -32,7 +31,9 @@ export class TracerCore {
   private readonly linkMessages: boolean;
 
   constructor(readonly config: Config, adapter: Adapter) {
-    this.adapter = new GuardedAdapter(adapter);
+    const budget = new FaultBudget();
+    this.adapter = new GuardedAdapter(adapter, budget);
+    this.metrics = new Metrics(budget);
     this.routes = new RouteNamer(config);
     this.names = new MessageNamer(config);
     this.redactor = new UrlRedactor(config.redactQueryParams);
@@ -132,18 +133,27 @@ export function connectionAttributes(side: Side, route: string, ends: Endpoints)
   };
 }
 
-/** Run user code inside `op`, then end `op` with its outcome (the app's exception included, and re-thrown). */
-export function runAndEnd<R>(core: TracerCore, op: unknown, fn: AnyFn, thisArg: unknown, args: unknown[], attributes?: Attributes): R {
-  if (op === undefined) return fn.apply(thisArg, args);
-  let error: unknown;
-  let failed = false;
-  try {
-    return core.adapter.run<R>(op, fn, thisArg, args);
-  } catch (err) {
-    error = err;
-    failed = true;
-    throw err;
-  } finally {
-    core.adapter.end(op, failed ? { error, attributes } : { attributes });
+/** An outcome with nothing to add. */
+export const NO_OUTCOME = Object.freeze({});
+
+/**
+ * An operation the app's call runs under (`mode`), ended with its outcome and `attributes`
+ * (the app's exception recorded as the error): what the boundary's `run` takes for a
+ * close, a connection callback or a send.
+ */
+export class OperationRun implements Traced {
+  readonly carried = undefined;
+
+  constructor(
+    private readonly adapter: GuardedAdapter,
+    readonly op: unknown,
+    readonly mode: RunMode,
+    private readonly attributes?: Attributes,
+  ) {}
+
+  ended(threw: boolean, error: unknown): void {
+    const attributes = this.attributes;
+    if (threw) this.adapter.end(this.op, attributes === undefined ? { error } : { error, attributes });
+    else this.adapter.end(this.op, attributes === undefined ? NO_OUTCOME : { attributes });
   }
 }

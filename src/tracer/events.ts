@@ -8,42 +8,69 @@
  */
 import { performance } from 'node:perf_hooks';
 import * as S from '../semconv';
-import type { Attributes, Parent } from './adapter';
+import type { AnyFn, Attributes, Parent } from './adapter';
+import { type Boundary, RunMode, type Traced } from './boundary';
 import type { Channel, Channels } from './channels';
 import { now, type TracerCore } from './core';
 import type { Messages, OperationSends } from './messages';
 import { OTHER } from './naming';
 import type { RouteInfo } from './socket-state';
 
-type AnyFn = (...args: any[]) => any;
-
 const MAX_NAME_LENGTH = 64;
 
-/** An event being handled. */
-export interface EventRun {
-  readonly channel: Channel;
-  readonly name: string;
-  readonly op: unknown;
-  readonly sends: OperationSends | undefined;
-  readonly started: number;
-  readonly sampled: boolean;
-  readonly transport: string | undefined;
-  failed: boolean;
-  error: unknown;
-  ended: boolean;
+/** An event being handled: what runs it (the boundary's `Traced`), and how it ended. */
+export class EventRun implements Traced {
+  readonly mode: RunMode;
+  readonly carried = undefined;
+  failed = false;
+  error: unknown = undefined;
+  done = false;
+
+  constructor(
+    private readonly events: Events,
+    readonly channel: Channel,
+    readonly name: string,
+    readonly op: unknown,
+    readonly sends: OperationSends | undefined,
+    readonly started: number,
+    readonly transport: string | undefined,
+  ) {
+    this.mode = op !== undefined ? RunMode.Active : channel.ignored ? RunMode.Plain : RunMode.Unsampled;
+  }
+
+  ended(threw: boolean, error: unknown): void {
+    if (threw) this.events.failed(this, error);
+    this.events.ended(this);
+  }
+}
+
+/** A protocol send (or broadcast) traced as `WS SEND`, ended with the recipients counted. */
+class SendRun implements Traced {
+  readonly mode = RunMode.Active;
+  readonly carried = undefined;
+
+  constructor(private readonly core: TracerCore, readonly op: unknown, private readonly recipients: (() => number) | undefined) {}
+
+  ended(threw: boolean, error: unknown): void {
+    const attributes = this.recipients !== undefined ? { [S.ATTR_WS_BROADCAST_RECIPIENTS]: this.recipients() } : undefined;
+    this.core.adapter.end(this.op, threw ? { error, attributes } : attributes === undefined ? {} : { attributes });
+  }
 }
 
 export class Events {
   private readonly names = new Set<string>();
   private readonly sendNames = new WeakMap<RouteInfo, Map<string, string>>();
 
-  constructor(private readonly core: TracerCore, private readonly messages: Messages, private readonly channels: Channels) {}
+  constructor(
+    private readonly core: TracerCore,
+    private readonly messages: Messages,
+    private readonly channels: Channels,
+    private readonly boundary: Boundary,
+  ) {}
 
   /** Run protocol code (the event's middlewares, the app's handler) inside the event's operation, or unsampled. */
   run<R>(run: EventRun, fn: AnyFn, thisArg: unknown, args: unknown[]): R {
-    if (run.op !== undefined) return this.core.adapter.run<R>(run.op, fn, thisArg, args);
-    if (!run.channel.ignored) return this.core.adapter.runUnsampled<R>(undefined, fn, thisArg, args);
-    return fn.apply(thisArg, args);
+    return this.boundary.runWithin<R>(run, fn, thisArg, args);
   }
 
   /**
@@ -58,7 +85,7 @@ export class Events {
     const sampled = !channel.ignored && this.messages.sample(started);
     const op = sampled ? this.start(channel, name, transport, undefined) : undefined;
     const sends = op !== undefined ? this.messages.operationStarted(op) : undefined;
-    return { channel, name, op, sends, started, sampled, transport, failed: false, error: undefined, ended: false };
+    return new EventRun(this, channel, name, op, sends, started, transport);
   }
 
   /** The event's handler threw (recorded; the protocol re-throws it). */
@@ -69,8 +96,8 @@ export class Events {
 
   /** The event's handler returned (or was never called): end its operation, record its latency, keep it if it failed or was slow. */
   ended(run: EventRun, error?: unknown): void {
-    if (run.ended) return;
-    run.ended = true;
+    if (run.done) return;
+    run.done = true;
     if (error !== undefined && !run.failed) this.failed(run, error);
     const core = this.core;
     const elapsed = performance.now() - run.started;
@@ -95,13 +122,23 @@ export class Events {
    * under the active operation (the same parent rules and fan-out cap as a ws send), around `fn`.
    */
   send<R>(key: object, event: unknown, ack: boolean, fn: AnyFn, thisArg: unknown, args: unknown[]): R {
+    let run: SendRun | undefined;
+    try {
+      run = this.sendStart(key, event, ack);
+    } catch (err) {
+      this.boundary.fault('ws-apm event send', err);
+    }
+    return run === undefined ? fn.apply(thisArg, args) : this.boundary.run<R>(run, fn, thisArg, args);
+  }
+
+  private sendStart(key: object, event: unknown, ack: boolean): SendRun | undefined {
     const channel = this.channels.get(key);
-    if (channel === undefined || channel.ignored) return fn.apply(thisArg, args);
+    if (channel === undefined || channel.ignored) return undefined;
     const parent = this.messages.parentOfSend(0);
-    if (parent === undefined) return fn.apply(thisArg, args);
+    if (parent === undefined) return undefined;
     const name = ack ? 'ack' : this.name(event);
     const op = this.startSend(channel.info, channel.protocol, name, ack, parent);
-    return this.around<R>(op, fn, thisArg, args, undefined);
+    return op === undefined ? undefined : new SendRun(this.core, op, undefined);
   }
 
   /**
@@ -109,12 +146,13 @@ export class Events {
    * `next` of an operation, through tracer/frames.ts): `WS SEND {route} {name}` under the active
    * operation, or undefined for no span. `name` is already capped.
    */
-  sendStarted(key: object, name: string): unknown {
+  sendStarted(key: object, name: string): Traced | undefined {
     const channel = this.channels.get(key);
     if (channel === undefined || channel.ignored) return undefined;
     const parent = this.messages.parentOfSend(0);
     if (parent === undefined) return undefined;
-    return this.startSend(channel.info, channel.protocol, name, false, parent);
+    const op = this.startSend(channel.info, channel.protocol, name, false, parent);
+    return op === undefined ? undefined : new SendRun(this.core, op, undefined);
   }
 
   /**
@@ -122,16 +160,13 @@ export class Events {
    * synchronously, inside the event's operation (socket.io-client, an ack's callback).
    */
   handle<R>(key: object, event: unknown, transport: string | undefined, fn: AnyFn, thisArg: unknown, args: unknown[]): R {
-    const run = this.received(key, event, transport);
-    if (run === undefined) return fn.apply(thisArg, args);
+    let run: EventRun | undefined;
     try {
-      return this.run<R>(run, fn, thisArg, args);
+      run = this.received(key, event, transport);
     } catch (err) {
-      this.failed(run, err);
-      throw err;
-    } finally {
-      this.ended(run);
+      this.boundary.fault('ws-apm event', err);
     }
+    return run === undefined ? fn.apply(thisArg, args) : this.boundary.run<R>(run, fn, thisArg, args);
   }
 
   /**
@@ -139,29 +174,23 @@ export class Events {
    * the active operation, with the number of recipients `recipients()` reports once `fn` returned.
    */
   broadcast<R>(protocol: string, route: string, event: unknown, fn: AnyFn, thisArg: unknown, args: unknown[], recipients: () => number): R {
-    const parent = this.messages.parentOfSend(0);
-    if (parent === undefined) return fn.apply(thisArg, args);
-    const core = this.core;
-    const capped = core.routes.route(route);
-    if (core.routes.isIgnored(capped, route)) return fn.apply(thisArg, args);
-    const op = this.startSend(core.routeInfo(capped, 'server'), protocol, this.name(event), false, parent);
-    return this.around<R>(op, fn, thisArg, args, recipients);
+    let run: SendRun | undefined;
+    try {
+      run = this.broadcastStart(protocol, route, event, recipients);
+    } catch (err) {
+      this.boundary.fault('ws-apm broadcast', err);
+    }
+    return run === undefined ? fn.apply(thisArg, args) : this.boundary.run<R>(run, fn, thisArg, args);
   }
 
-  private around<R>(op: unknown, fn: AnyFn, thisArg: unknown, args: unknown[], recipients: (() => number) | undefined): R {
-    if (op === undefined) return fn.apply(thisArg, args);
-    let error: unknown;
-    let failed = false;
-    try {
-      return this.core.adapter.run<R>(op, fn, thisArg, args);
-    } catch (err) {
-      failed = true;
-      error = err;
-      throw err;
-    } finally {
-      const attributes = recipients !== undefined ? { [S.ATTR_WS_BROADCAST_RECIPIENTS]: recipients() } : undefined;
-      this.core.adapter.end(op, failed ? { error, attributes } : attributes === undefined ? {} : { attributes });
-    }
+  private broadcastStart(protocol: string, route: string, event: unknown, recipients: () => number): SendRun | undefined {
+    const parent = this.messages.parentOfSend(0);
+    if (parent === undefined) return undefined;
+    const core = this.core;
+    const capped = core.routes.route(route);
+    if (core.routes.isIgnored(capped, route)) return undefined;
+    const op = this.startSend(core.routeInfo(capped, 'server'), protocol, this.name(event), false, parent);
+    return op === undefined ? undefined : new SendRun(core, op, recipients);
   }
 
   private startSend(info: RouteInfo, protocol: string, name: string, ack: boolean, parent: Parent): unknown {

@@ -7,13 +7,12 @@
  * through ws's sender), so the out-count is every data frame ws writes.
  */
 import { log } from '../logger';
+import type { Traced } from './boundary';
 import type { Channels } from './channels';
 import type { TracerCore } from './core';
 import type { Events } from './events';
 import type { Heartbeats } from './heartbeat';
 import type { SocketState } from './socket-state';
-
-type AnyFn = (...args: any[]) => any;
 
 /** What a frame is to the protocol: a message, or a heartbeat's request or answer. */
 export const FrameKind = { Message: 0, Ping: 1, Pong: 2 } as const;
@@ -139,8 +138,12 @@ export class Frames {
     return this.core.sockets.get(ws)?.frames !== undefined;
   }
 
-  /** A frame arrived on a claimed socket: a heartbeat, or a message counted; listeners run plainly. */
-  received(ws: object, state: SocketState, claim: FrameClaim, data: unknown, size: number, binary: boolean, emit: AnyFn, args: unknown[]): unknown {
+  /**
+   * A frame arrived on a claimed socket: a heartbeat, or a message counted. Its listeners run
+   * plainly, except a protocol's named operation message (graphql-ws's `subscribe`), whose
+   * event run is returned for the boundary to run them in.
+   */
+  received(ws: object, state: SocketState, claim: FrameClaim, data: unknown, size: number, binary: boolean): Traced | undefined {
     const read = claim.read !== undefined ? safeRead(claim.read, ws, data, binary, false) : safeClassify(claim, data, binary);
     if (read === FrameKind.Pong) this.heartbeats.pong(ws);
     else if (read !== FrameKind.Ping) {
@@ -150,9 +153,9 @@ export class Frames {
       if (typeof read === 'object') metrics.protocolMessages(false, binary, read.name, read.message).value++;
       else (binary ? metrics.inBinary : metrics.inText).value++;
       metrics.sizeIn.record(size);
-      if (typeof read === 'object' && read.operation && this.events !== undefined) return this.events.handle(ws, read.name, undefined, emit, ws, args);
+      if (typeof read === 'object' && read.operation && this.events !== undefined) return this.events.received(ws, read.name, undefined);
     }
-    return emit.apply(ws, args);
+    return undefined;
   }
 
   /**
@@ -160,7 +163,7 @@ export class Frames {
    * except a protocol's named operation message (`WS SEND {route} {name}`, returned to be
    * ended when the write completes).
    */
-  sent(ws: object, state: SocketState, claim: FrameClaim, data: unknown, size: number, binary: boolean): unknown {
+  sent(ws: object, state: SocketState, claim: FrameClaim, data: unknown, size: number, binary: boolean): Traced | undefined {
     claim.pendingSends++;
     const read = claim.read !== undefined ? safeRead(claim.read, ws, data, binary, true) : safeClassify(claim, data, binary);
     if (read === FrameKind.Ping) this.heartbeats.ping(ws);

@@ -1,15 +1,15 @@
 /**
- * The one guard around the adapter. Every call the tracer makes into a backend goes
- * through here: a fault is logged once per key (rate-limited by the logger), user code
- * runs exactly once with its own `this`, arguments, return value and exception whatever
- * the adapter does, and after MAX_FAULTS faults the backend is switched off (replaced by
- * the adapter that records nothing). dd-trace is stricter: the try/catch in its
- * `Plugin.addSub` disables a plugin at its first error. A backend here gets MAX_FAULTS,
- * so that one odd value does not end a process's telemetry, while one that keeps failing
+ * The one guard around the adapter, and the one fault budget of a tracer. Every call the
+ * tracer makes into a backend goes through here: a fault is logged once per key
+ * (rate-limited by the logger), user code runs exactly once with its own `this`,
+ * arguments, return value and exception whatever the adapter does. The budget is shared
+ * with the boundary between the patch layer and the tracer (boundary.ts), the patch
+ * layer's own hooks, histogram forwarding and flush: after MAX_FAULTS faults in all of
+ * them the backend is switched off (replaced by the adapter that records nothing) and the
+ * boundary lets every call through untouched. dd-trace's boundary (the try/catch in
+ * `Plugin.addSub`) disables a plugin at its first error; ws-apm allows MAX_FAULTS, so
+ * that one odd value does not end a process's telemetry, while code that keeps failing
  * soon stops costing the app anything.
- *
- * The lifecycle calls (flush, exit, shutdown) do not come through here: src/index.ts and
- * src/exit.ts make them outside any app call and log a rejection where they make it.
  *
  * Running user code inside an adapter allocates nothing per call: the adapter is handed
  * one argument-less trampoline per guard (so backends need no `bind` or spread), which
@@ -19,13 +19,41 @@
  * before user code runs, and the outer one writes its outcome last.
  */
 import { log } from '../logger';
-import type { Adapter, Carrier, MetricSource, OperationOutcome, OperationSpec } from './adapter';
+import type { Adapter, AnyFn, Carrier, MetricSource, OperationOutcome, OperationSpec } from './adapter';
 import { NOOP_ADAPTER } from './noop';
 
-type AnyFn = (...args: any[]) => any;
-
 /** Faults after which the backend is switched off for the rest of the process. */
-export const MAX_FAULTS = 100;
+const MAX_FAULTS = 100;
+
+/**
+ * Faults counted across the tracer: the first of each key is logged (rate-limited), and
+ * at MAX_FAULTS ws-apm switches itself off for the rest of the process.
+ */
+export class FaultBudget {
+  private faults = 0;
+  private readonly offListeners: (() => void)[] = [];
+  /** False once the budget is spent: nothing of ws-apm runs between the app and ws any more. */
+  on = true;
+
+  /** Faults counted so far. */
+  get count(): number {
+    return this.faults;
+  }
+
+  fault(key: string, err: unknown): void {
+    log.fault(key, err);
+    if (++this.faults !== MAX_FAULTS) return;
+    this.on = false;
+    log.warn(`ws-apm failed ${MAX_FAULTS} times (last: ${key}): it stops recording telemetry for the rest of this process`);
+    for (const listener of this.offListeners.splice(0)) listener();
+  }
+
+  /** `listener` runs once, when the budget is spent. */
+  onOff(listener: () => void): void {
+    if (this.on) this.offListeners.push(listener);
+    else listener();
+  }
+}
 
 const enum Via {
   Run,
@@ -40,7 +68,6 @@ const THREW = 2;
 
 export class GuardedAdapter {
   private adapter: Adapter;
-  private faults = 0;
   /** The function the trampoline runs next, its outcome, and how often it was entered. */
   private target: AnyFn | undefined;
   private targetThis: unknown;
@@ -52,8 +79,11 @@ export class GuardedAdapter {
   private readonly trampoline: AnyFn;
   readonly propagationHeaders: readonly string[];
 
-  constructor(adapter: Adapter) {
+  constructor(adapter: Adapter, readonly budget = new FaultBudget()) {
     this.adapter = adapter;
+    budget.onOff(() => {
+      this.adapter = NOOP_ADAPTER as unknown as Adapter;
+    });
     this.propagationHeaders = adapter.propagationHeaders ?? [];
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const guard = this;
@@ -83,13 +113,9 @@ export class GuardedAdapter {
     return this.adapter.name;
   }
 
-  /** Log a swallowed fault once per key; switch the backend off after too many. */
+  /** Log a swallowed fault once per key; count it against the budget. */
   fault(key: string, err: unknown): void {
-    log.fault(`${this.adapter.name} ${key}`, err);
-    if (++this.faults === MAX_FAULTS && this.adapter !== NOOP_ADAPTER) {
-      log.warn(`${this.adapter.name} backend failed ${MAX_FAULTS} times: ws-apm stops sending it telemetry for the rest of this process`);
-      this.adapter = NOOP_ADAPTER as unknown as Adapter;
-    }
+    this.budget.fault(`${this.adapter.name} ${key}`, err);
   }
 
   start(spec: OperationSpec): unknown {

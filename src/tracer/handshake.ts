@@ -6,7 +6,8 @@
  */
 import * as S from '../semconv';
 import type { Attributes, Carrier } from './adapter';
-import { connectionAttributes, ROOT, runAndEnd, type TracerCore } from './core';
+import { RunMode } from './boundary';
+import { connectionAttributes, OperationRun, ROOT, type TracerCore } from './core';
 import { queryParam } from './naming';
 import { first, sanitizeCarrier } from './propagation';
 import type { Endpoints, RouteInfo } from './socket-state';
@@ -20,21 +21,19 @@ export interface UpgradeRequest {
   readonly encrypted: boolean;
 }
 
-/** A handshake in progress. */
-export interface Handshake extends Endpoints {
+/** A server handshake in progress (an upgrade request the server is answering). */
+export interface ServerHandshake extends Endpoints {
   readonly op: unknown;
   readonly info: RouteInfo;
   readonly ignored: boolean;
   settled: boolean;
 }
 
-type AnyFn = (...args: any[]) => any;
-
 export class Handshakes {
   constructor(private readonly core: TracerCore) {}
 
   /** An upgrade request reached the server: start `WS CONNECT {route}`. */
-  begin(req: UpgradeRequest): Handshake {
+  begin(req: UpgradeRequest): ServerHandshake {
     const core = this.core;
     const url = req.url;
     const route = core.routes.route(url);
@@ -83,31 +82,26 @@ export class Handshakes {
     return { op, info, ignored, ...ends, settled: false };
   }
 
-  /** Run the app's `upgrade` listeners (or ws's handleUpgrade) inside WS CONNECT. */
-  run<R>(hs: Handshake, fn: AnyFn, thisArg: unknown, args: unknown[]): R {
-    return this.core.adapter.run<R>(hs.op, fn, thisArg, args);
-  }
-
   /**
    * ws completed the upgrade: from here on `ws` is tracked, and the connection callback
-   * runs inside WS CONNECT, which ends when the callback returns.
+   * runs inside WS CONNECT (the returned run), which ends when the callback returns.
    */
-  accepted<R>(hs: Handshake, ws: object, cb: AnyFn, thisArg: unknown, args: unknown[]): R {
-    if (hs.settled) return cb.apply(thisArg, args);
+  accept(hs: ServerHandshake, ws: object): OperationRun | undefined {
+    if (hs.settled) return undefined;
     hs.settled = true;
     const core = this.core;
     const state = core.track(ws, 'server', hs.info, hs.ignored, hs, core.adapter.ref(hs.op));
     state.counted = true;
     hs.info.metrics.accepted.value++;
     hs.info.metrics.active.value++;
-    return runAndEnd<R>(core, hs.op, cb, thisArg, args, ACCEPTED);
+    return hs.op === undefined ? undefined : new OperationRun(core.adapter, hs.op, RunMode.Active, ACCEPTED);
   }
 
   /**
    * A 101 was written but no instrumented ws took the socket (a copy of ws ws-apm never saw,
    * or another WebSocket library): accepted, though its messages and close are not tracked.
    */
-  acceptedUntracked(hs: Handshake): void {
+  acceptedUntracked(hs: ServerHandshake): void {
     if (hs.settled) return;
     hs.settled = true;
     hs.info.metrics.accepted.value++;
@@ -115,7 +109,7 @@ export class Handshakes {
   }
 
   /** The app or ws answered with a status other than 101, or the socket closed first. */
-  rejected(hs: Handshake, status: number | undefined): void {
+  rejected(hs: ServerHandshake, status: number | undefined): void {
     if (hs.settled) return;
     hs.settled = true;
     hs.info.metrics.rejected.value++;

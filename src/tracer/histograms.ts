@@ -6,7 +6,15 @@
  * Every adapter reads the cells on its backend's own collection cycle (adapter.ts).
  */
 import { log } from '../logger';
-import type { AttributeValue, Attributes } from './adapter';
+import type { AttributeValue, Attributes } from './attributes';
+
+/** Where a cell reports a fault of its forward (the tracer's fault budget, guard.ts). */
+export interface FaultSink {
+  fault(key: string, err: unknown): void;
+}
+
+/** A cell made outside a tracer: the fault is only logged. */
+const LOG_ONLY: FaultSink = { fault: (key, err) => log.fault(key, err) };
 
 /** Where a cell also hands each value, for a backend that cannot take pre-aggregated histograms. */
 export interface HistogramForward {
@@ -42,7 +50,12 @@ export class HistogramCell {
   forward: HistogramForward | undefined = undefined;
   private readonly bounds: Float64Array;
 
-  constructor(readonly name: string, readonly attributes: Attributes, boundaries: readonly number[]) {
+  constructor(
+    readonly name: string,
+    readonly attributes: Attributes,
+    boundaries: readonly number[],
+    private readonly faults: FaultSink = LOG_ONLY,
+  ) {
     this.boundaries = Object.freeze([...boundaries]);
     this.bounds = Float64Array.from(boundaries);
     this.counts = new Float64Array(boundaries.length + 1);
@@ -84,7 +97,7 @@ export class HistogramCell {
     try {
       this.forward!.record(value, this.attributes as Record<string, AttributeValue>);
     } catch (err) {
-      log.fault(`${this.name} histogram`, err);
+      this.faults.fault(`${this.name} histogram`, err);
     }
   }
 }

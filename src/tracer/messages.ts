@@ -10,18 +10,17 @@
 import { performance } from 'node:perf_hooks';
 import * as S from '../semconv';
 import type { Attributes, Carrier, Parent } from './adapter';
-import { ACTIVE, ROOT, type TracerCore } from './core';
+import { RunMode, type Traced } from './boundary';
+import { ACTIVE, NO_OUTCOME, OperationRun, ROOT, type TracerCore } from './core';
 import type { Frames } from './frames';
 import { JsonFieldReader, type JsonData } from './json-field';
 import { sanitizeCarrier } from './propagation';
 import { RateLimit, Sampler, upstreamSampled } from './sampler';
 import type { RouteInfo, SocketState } from './socket-state';
 
-type AnyFn = (...args: any[]) => any;
-
 /** How long, and for how many sends, an ended message operation still parents its listener's sends. */
-export const ASYNC_TAIL_MS = 30_000;
-export const ASYNC_TAIL_SENDS = 64;
+const ASYNC_TAIL_MS = 30_000;
+const ASYNC_TAIL_SENDS = 64;
 
 /** What the tracer knows about an operation that sends run under (ours or another instrumentation's). */
 export class OperationSends {
@@ -46,6 +45,8 @@ export class Messages {
   private readonly sampler: Sampler;
   private readonly keepLimit: RateLimit;
   private readonly operations = new WeakMap<object, OperationSends>();
+  /** Message records not in use (one per nesting level of messages emitted from listeners). */
+  private readonly free: MessageRecord[] = [];
   /** Reads the name and carried-context fields without parsing the message; null when neither is configured. */
   private readonly fields: JsonFieldReader | null;
   private readonly nameField: number;
@@ -64,20 +65,21 @@ export class Messages {
   }
 
   /**
-   * A message arrived on `ws`: count it, and run its listeners (`emit` with exactly `args`)
-   * traced, unsampled, or plainly. Returns what `emit` returns; its exception propagates.
+   * A message arrived on `ws`: count it, name it and decide how its listeners run. Returns
+   * the message's record (traced, unsampled, or plain but timed), or undefined when the
+   * listeners just run (no tracked socket, a claimed socket's frame, nobody listening).
    */
-  receive(ws: object, data: unknown, size: number, binary: boolean, listening: boolean, emit: AnyFn, args: unknown[]): unknown {
+  receiveStart(ws: object, data: unknown, size: number, binary: boolean, listening: boolean): Traced | undefined {
     const core = this.core;
     const state = core.sockets.get(ws);
-    if (state === undefined) return emit.apply(ws, args);
-    if (state.frames !== undefined && this.frames !== undefined) return this.frames.received(ws, state, state.frames, data, size, binary, emit, args);
+    if (state === undefined) return undefined;
+    if (state.frames !== undefined && this.frames !== undefined) return this.frames.received(ws, state, state.frames, data, size, binary);
     const metrics = state.info.metrics;
     state.messagesIn++;
     state.bytesIn += size;
     (binary ? metrics.inBinary : metrics.inText).value++;
     metrics.sizeIn.record(size);
-    if (!listening) return emit.apply(ws, args);
+    if (!listening) return undefined;
 
     let name: string | undefined;
     let carried: Carrier | undefined;
@@ -88,76 +90,78 @@ export class Messages {
       fields.release();
     }
     const started = performance.now();
-    let sampled = false;
+    const rec = this.free.pop() ?? new MessageRecord(this);
+    rec.state = state;
+    rec.data = data;
+    rec.size = size;
+    rec.binary = binary;
+    rec.name = name;
+    rec.carried = carried;
+    rec.started = started;
+    rec.mode = state.ignored ? RunMode.Plain : RunMode.Unsampled;
     if (!state.ignored) {
       const upstream = carried !== undefined ? upstreamSampled(carried) : undefined;
-      sampled = upstream ?? this.sampler.sample(started);
+      if (upstream ?? this.sampler.sample(started)) this.startTraced(rec);
     }
-    if (sampled) {
-      const op = this.startReceive(state, data, binary, size, name, carried, undefined, undefined);
-      if (op !== undefined) return this.traced(state, op, emit, ws, args, started, name);
-    }
-    let threw = false;
-    let error: unknown;
-    try {
-      if (state.ignored) return emit.apply(ws, args);
-      return core.adapter.runUnsampled(carried, emit, ws, args);
-    } catch (err) {
-      threw = true;
-      error = err;
-      throw err;
-    } finally {
-      const elapsed = performance.now() - started;
-      metrics.process(name).recordMicros(Math.round(elapsed * 1000));
-      if (!state.ignored && (threw ? core.config.keepErrors : core.config.keepSlowMs > 0 && elapsed >= core.config.keepSlowMs)) {
-        this.keep(state, data, binary, size, name, started, elapsed, threw, error);
-      }
-    }
+    return rec;
   }
 
-  /** Run the listeners inside `op`; end it with their outcome and the sends they made. */
-  private traced(state: SocketState, op: unknown, emit: AnyFn, ws: object, args: unknown[], started: number, name: string | undefined): unknown {
-    const core = this.core;
+  /** The message's operation: its sends are counted on it; its listeners run inside it. */
+  private startTraced(rec: MessageRecord): void {
+    const op = this.startReceive(rec, undefined, undefined);
+    if (op === undefined) return;
     const sends = new OperationSends(op);
-    const key = core.adapter.keyOf(op);
+    const key = this.core.adapter.keyOf(op);
     if (key !== undefined) this.operations.set(key, sends);
-    let error: unknown;
-    let failed = false;
+    rec.op = op;
+    rec.sends = sends;
+    rec.mode = RunMode.Active;
+  }
+
+  /** The listeners of `rec` returned or threw: its process time, its operation (or a kept one) ended. */
+  receiveEnded(rec: MessageRecord, threw: boolean, error: unknown): void {
     try {
-      return core.adapter.run(op, emit, ws, args);
-    } catch (err) {
-      error = err;
-      failed = true;
-      throw err;
-    } finally {
+      const core = this.core;
+      const state = rec.state!;
       const ended = performance.now();
-      state.info.metrics.process(name).record((ended - started) / 1000);
-      // Counted on the operation only when some sends got no span of their own (fan-out cap).
-      const attributes = sends.sends === sends.spans ? undefined : sendAttributes(sends);
-      core.adapter.end(op, failed ? { error, attributes } : attributes === undefined ? NO_OUTCOME : { attributes });
-      sends.endedAt = ended;
+      const sends = rec.sends;
+      if (sends !== undefined) {
+        state.info.metrics.process(rec.name).record((ended - rec.started) / 1000);
+        // Counted on the operation only when some sends got no span of their own (fan-out cap).
+        const attributes = sends.sends === sends.spans ? undefined : sendAttributes(sends);
+        core.adapter.end(rec.op, threw ? { error, attributes } : attributes === undefined ? NO_OUTCOME : { attributes });
+        sends.endedAt = ended;
+        return;
+      }
+      const elapsed = ended - rec.started;
+      state.info.metrics.process(rec.name).recordMicros(Math.round(elapsed * 1000));
+      const config = core.config;
+      if (!state.ignored && (threw ? config.keepErrors : config.keepSlowMs > 0 && elapsed >= config.keepSlowMs)) {
+        this.keep(rec, elapsed, threw, error);
+      }
+    } finally {
+      rec.clear();
+      this.free.push(rec);
     }
   }
 
   /** Record an unsampled message that failed or was slow, after the fact, with its real times. */
-  private keep(
-    state: SocketState, data: unknown, binary: boolean, size: number, name: string | undefined,
-    started: number, elapsed: number, threw: boolean, error: unknown,
-  ): void {
-    if (!this.keepLimit.allow(started + elapsed)) return;
-    const startTime = performance.timeOrigin + started;
-    const op = this.startReceive(state, data, binary, size, name, undefined, startTime, threw ? 'error' : 'slow');
+  private keep(rec: MessageRecord, elapsed: number, threw: boolean, error: unknown): void {
+    if (!this.keepLimit.allow(rec.started + elapsed)) return;
+    const startTime = performance.timeOrigin + rec.started;
+    const op = this.startReceive(rec, startTime, threw ? 'error' : 'slow');
     this.core.adapter.end(op, threw ? { error, endTime: startTime + elapsed } : { endTime: startTime + elapsed });
   }
 
-  private startReceive(
-    state: SocketState, data: unknown, binary: boolean, size: number, name: string | undefined,
-    carried: Carrier | undefined, startTime: number | undefined, kept: string | undefined,
-  ): unknown {
+  /** `WS RECEIVE` for `rec` (not traced from upstream context when kept after the fact). */
+  private startReceive(rec: MessageRecord, startTime: number | undefined, kept: string | undefined): unknown {
     const core = this.core;
+    const state = rec.state!;
+    const { name, size, binary } = rec;
+    const carried = kept === undefined ? rec.carried : undefined;
     const info = state.info;
     let attributes = messageAttributes(info.receiveAttributes, state, size, binary);
-    const body = core.config.captureBody === 'all' ? this.captureBody(data, binary, size) : undefined;
+    const body = core.config.captureBody === 'all' ? this.captureBody(rec.data, binary, size) : undefined;
     // Only what this message has: an undefined attribute still costs the SDK copies and checks per span.
     if (name !== undefined || body !== undefined || kept !== undefined) {
       attributes = { ...attributes };
@@ -188,7 +192,7 @@ export class Messages {
    * end when the write completes, or undefined when the send is not traced. `data` lets a
    * protocol that claimed the socket tell its heartbeats from its messages.
    */
-  sendStarted(ws: object, size: number, binary: boolean, open: boolean, data?: unknown): unknown {
+  sendStart(ws: object, size: number, binary: boolean, open: boolean, data?: unknown): Traced | undefined {
     const core = this.core;
     const state = core.sockets.get(ws);
     if (state === undefined || !open) return undefined;
@@ -204,7 +208,7 @@ export class Messages {
     const parent = this.sendParent(size);
     if (parent === undefined) return undefined;
     const info = state.info;
-    return core.adapter.start({
+    const op = core.adapter.start({
       name: info.sendName,
       role: 'send',
       kind: 'producer',
@@ -215,11 +219,8 @@ export class Messages {
       serverAddress: state.serverAddress,
       serverPort: state.serverPort,
     });
-  }
-
-  /** The write of a traced send completed (or failed). */
-  sendEnded(op: unknown, error: unknown): void {
-    this.core.adapter.end(op, error ? { error } : NO_OUTCOME);
+    // Ended when the write completes (or send throws); a send is not made the active operation.
+    return op === undefined ? undefined : new OperationRun(core.adapter, op, RunMode.Plain);
   }
 
   // Entry points for a protocol's operations (tracer/events.ts): the same budget, keep limit
@@ -305,7 +306,41 @@ export class Messages {
   }
 }
 
-const NO_OUTCOME = Object.freeze({});
+/**
+ * One incoming message from its arrival to the end of its listeners: what the steps between
+ * need, instead of a long list of positional arguments. Pooled by `Messages` (a message
+ * emitted from inside a listener takes another), so an untraced message allocates nothing.
+ */
+export class MessageRecord implements Traced {
+  state: SocketState | undefined = undefined;
+  data: unknown = undefined;
+  size = 0;
+  binary = false;
+  name: string | undefined = undefined;
+  carried: Carrier | undefined = undefined;
+  /** performance.now() when the listeners were about to run. */
+  started = 0;
+  mode: RunMode = RunMode.Plain;
+  op: unknown = undefined;
+  /** The sends of a traced message (undefined: not traced). */
+  sends: OperationSends | undefined = undefined;
+
+  constructor(private readonly messages: Messages) {}
+
+  ended(threw: boolean, error: unknown): void {
+    this.messages.receiveEnded(this, threw, error);
+  }
+
+  /** Nothing of the app's is retained between messages. */
+  clear(): void {
+    this.state = undefined;
+    this.data = undefined;
+    this.name = undefined;
+    this.carried = undefined;
+    this.op = undefined;
+    this.sends = undefined;
+  }
+}
 
 /** What a message operation sent while it ran: counts always, and how many sends have no span. */
 function sendAttributes(sends: OperationSends): Attributes {

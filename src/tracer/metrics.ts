@@ -24,13 +24,14 @@ import {
   METRIC_MESSAGES,
 } from '../semconv';
 import type { Attributes, CounterCell, MetricSource } from './adapter';
-import { type HistogramForward, HistogramCell } from './histograms';
+import { type FaultSink, type HistogramForward, HistogramCell } from './histograms';
+import { log } from '../logger';
 import { OTHER } from './naming';
 
 export type Side = 'server' | 'client';
 
 /** Close codes as a low-cardinality class: the registered codes as is, app ranges grouped. */
-export function closeCodeClass(code: number): string {
+function closeCodeClass(code: number): string {
   if (code >= 1000 && code <= 1015) return String(code);
   if (code >= 3000 && code <= 3999) return '3xxx';
   if (code >= 4000 && code <= 4999) return '4xxx';
@@ -146,8 +147,14 @@ export class Metrics implements MetricSource {
   private readonly histogramsByKey = new Map<string, HistogramCell>();
   private readonly routes = new Map<string, RouteMetrics>();
   private forwardFor: ((cell: HistogramCell) => HistogramForward | undefined) | undefined;
-  readonly sizeIn = this.histogram(METRIC_MESSAGE_SIZE, SIZE_IN);
-  readonly sizeOut = this.histogram(METRIC_MESSAGE_SIZE, SIZE_OUT);
+  readonly sizeIn: HistogramCell;
+  readonly sizeOut: HistogramCell;
+
+  /** `faults`: where a fault of histogram forwarding is counted (the tracer's budget). */
+  constructor(private readonly faults?: FaultSink) {
+    this.sizeIn = this.histogram(METRIC_MESSAGE_SIZE, SIZE_IN);
+    this.sizeOut = this.histogram(METRIC_MESSAGE_SIZE, SIZE_OUT);
+  }
 
   cell(name: string, attributes: Attributes, upDown = false): CounterCell {
     const cell: CounterCell = { name, attributes: Object.freeze(attributes), upDown, value: 0 };
@@ -164,8 +171,8 @@ export class Metrics implements MetricSource {
     const key = `${name}\u0000${JSON.stringify(Object.entries(attributes).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))}`;
     let cell = this.histogramsByKey.get(key);
     if (cell === undefined) {
-      cell = new HistogramCell(name, Object.freeze({ ...attributes }), METRIC_INFO[name]?.buckets ?? []);
-      if (this.forwardFor !== undefined) cell.forward = this.forwardFor(cell);
+      cell = new HistogramCell(name, Object.freeze({ ...attributes }), METRIC_INFO[name]?.buckets ?? [], this.faults);
+      if (this.forwardFor !== undefined) cell.forward = this.forwardOf(cell, this.forwardFor);
       this.histogramsByKey.set(key, cell);
       this.histogramList.push(cell);
     }
@@ -182,7 +189,18 @@ export class Metrics implements MetricSource {
 
   forwardHistograms(forwardFor: ((cell: HistogramCell) => HistogramForward | undefined) | undefined): void {
     this.forwardFor = forwardFor;
-    for (const cell of this.histogramList) cell.forward = forwardFor?.(cell);
+    for (const cell of this.histogramList) cell.forward = forwardFor === undefined ? undefined : this.forwardOf(cell, forwardFor);
+  }
+
+  /** The backend's forward for `cell`: its callback is backend code, so a fault costs the forward, not the caller. */
+  private forwardOf(cell: HistogramCell, forwardFor: (cell: HistogramCell) => HistogramForward | undefined): HistogramForward | undefined {
+    try {
+      return forwardFor(cell);
+    } catch (err) {
+      if (this.faults !== undefined) this.faults.fault(`${cell.name} histogram forward`, err);
+      else log.fault(`${cell.name} histogram forward`, err);
+      return undefined;
+    }
   }
 
   /** Routes are already capped by RouteNamer, so this map is bounded too. */

@@ -46,6 +46,8 @@ export class RateLimit {
  * A second's budget: what a quiet second would have allowed at once (a burst of replies, a
  * reconnect storm) still passes whole, as it did with whole-second windows; a sustained flood
  * empties the bucket within its first second and is then sampled evenly.
+ *
+ * @internal exported for its unit test.
  */
 export function defaultBurst(limit: number): number {
   return Math.max(1, limit);

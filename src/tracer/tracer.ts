@@ -15,6 +15,7 @@
  */
 import type { Config } from '../config';
 import type { Adapter } from './adapter';
+import { Boundary } from './boundary';
 import { Clients } from './client';
 import { Channels } from './channels';
 import { Closes } from './close';
@@ -25,7 +26,6 @@ import { Handoff } from './handoff';
 import { Handshakes } from './handshake';
 import { Heartbeats } from './heartbeat';
 import { Messages } from './messages';
-import type { Metrics } from './metrics';
 
 export class Tracer {
   readonly core: TracerCore;
@@ -38,27 +38,23 @@ export class Tracer {
   readonly frames: Frames;
   readonly channels: Channels;
   readonly events: Events;
+  /** The one door the patch layer comes in through (boundary.ts). */
+  readonly boundary: Boundary;
 
   constructor(config: Config, adapter: Adapter) {
     const core = new TracerCore(config, adapter);
     this.core = core;
+    // First: the parts that run the app's calls themselves (protocol events) go through it too.
+    this.boundary = new Boundary(this);
     this.handshakes = new Handshakes(core);
     this.clients = new Clients(core);
     this.heartbeats = new Heartbeats(core);
     this.frames = new Frames(core, this.heartbeats);
     this.messages = new Messages(core, this.frames);
     this.channels = new Channels(core);
-    this.events = new Events(core, this.messages, this.channels);
+    this.events = new Events(core, this.messages, this.channels, this.boundary);
     this.frames.attach(this.events, this.channels);
     this.closes = new Closes(core);
     this.handoff = new Handoff(core);
-  }
-
-  get config(): Config {
-    return this.core.config;
-  }
-
-  get metrics(): Metrics {
-    return this.core.metrics;
   }
 }

@@ -50,7 +50,7 @@ export function socketIoClient({ tracer }: ProtocolContext): Protocol {
     },
 
     patch(exports) {
-      if (!chosen(tracer.config.protocol)) return false;
+      if (!chosen(tracer.core.config.protocol)) return false;
       const proto = clientSocketClass(exports)?.prototype;
       if (proto === undefined) return false;
       if (seen.has(proto)) return true;

@@ -222,7 +222,7 @@ export function socketIo({ tracer, frameWrites }: ProtocolContext): Protocol {
 
     patch(exports, baseDir) {
       // WS_APM_PROTOCOL=none (or another protocol): its traffic stays plain ws messages.
-      if (!chosen(tracer.config.protocol)) return false;
+      if (!chosen(tracer.core.config.protocol)) return false;
       const { server, socket, namespace } = classes(exports);
       if (server === undefined || socket === undefined || namespace === undefined) return false;
       if (seen.has(socket.prototype)) return true;

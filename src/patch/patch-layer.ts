@@ -12,6 +12,7 @@ import path from 'node:path';
 import { Hook as RequireHook } from 'require-in-the-middle';
 import { log } from '../logger';
 import { type Protocol, PROTOCOLS } from '../protocols';
+import type { Boundary } from '../tracer/boundary';
 import type { Tracer } from '../tracer/tracer';
 import { ClientUpgrades, patchClientRequests } from './client';
 import { FrameWrites } from './frames';
@@ -51,17 +52,24 @@ function classes(mod: unknown): { socket?: Ctor; server?: Ctor } {
 /** How a ws copy was found: by the require hook or the require cache, the import hook, or handed over. */
 type FoundBy = 'CommonJS' | 'ESM' | 'given';
 
-/** `ws 8.18.3 (CommonJS)` for the start-up report; the version read from the copy's package.json. */
-function describeCopy(foundBy: FoundBy, dir: string | undefined): string {
-  let version = '';
-  if (dir !== undefined) {
-    try {
-      version = ` ${(JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { version?: string }).version ?? ''}`;
-    } catch {
-      // Unreadable manifest: the copy is reported without its version.
-    }
+/** The ws majors ws-apm is tested with; another copy is left alone (its internals may differ). */
+const WS_MAJORS: readonly number[] = [7, 8];
+
+/** The version in the package.json of the ws copy in `dir`, or undefined when unknown. */
+function versionOf(dir: string | undefined): string | undefined {
+  if (dir === undefined) return undefined;
+  try {
+    const version = (JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { version?: unknown }).version;
+    return typeof version === 'string' && version !== '' ? version : undefined;
+  } catch {
+    // Unreadable manifest: the copy is patched and reported without its version.
+    return undefined;
   }
-  return `ws${version.trimEnd()} (${foundBy === 'given' ? 'passed to ws-apm' : foundBy})`;
+}
+
+/** `ws 8.18.3 (CommonJS)` for the start-up report. */
+function describeCopy(foundBy: FoundBy, version: string | undefined): string {
+  return `ws${version === undefined ? '' : ` ${version}`} (${foundBy === 'given' ? 'passed to ws-apm' : foundBy})`;
 }
 
 /** The patch layer of one instrumentation handle. */
@@ -73,16 +81,20 @@ export class PatchLayer {
   private readonly upgrades: ClientUpgrades;
   private readonly undici: UndiciClients;
   private readonly protocols: readonly Protocol[];
+  private readonly boundary: Boundary;
+  /** ws versions outside WS_MAJORS already warned about. */
+  private readonly untested = new Set<string>();
 
   /** `onPatched` hears of each ws copy patched (for the start-up report). */
   constructor(
-    private readonly tracer: Tracer,
+    tracer: Tracer,
     private readonly onPatched?: (copy: string) => void,
   ) {
-    this.handshakes = new ServerHandshakes(tracer);
-    this.upgrades = new ClientUpgrades(tracer);
-    this.undici = new UndiciClients(tracer, this.patches);
-    const frameWrites = new FrameWrites(tracer, this.patches);
+    this.boundary = tracer.boundary;
+    this.handshakes = new ServerHandshakes(this.boundary);
+    this.upgrades = new ClientUpgrades(this.boundary);
+    this.undici = new UndiciClients(this.boundary, this.patches);
+    const frameWrites = new FrameWrites(this.boundary, this.patches);
     this.protocols = PROTOCOLS.map((create) => create({ tracer, frameWrites }));
   }
 
@@ -104,21 +116,30 @@ export class PatchLayer {
     }
     if (this.seen.has(socket.prototype)) return true;
     this.seen.add(socket.prototype);
+    const version = versionOf(dir);
+    if (version !== undefined && !WS_MAJORS.includes(Number.parseInt(version, 10))) {
+      // dd-trace and elastic-apm-node declare the versions they patch; a future ws is not patched blindly.
+      if (!this.untested.has(version)) {
+        this.untested.add(version);
+        log.warn(`ws ${version} (in ${dir}) is not a version ws-apm is tested with (ws ${WS_MAJORS.join(', ')}): that copy is left alone, its traffic is not recorded`);
+      }
+      return false;
+    }
     const before = this.patches.size;
-    patchWebSocket(socket.prototype, this.tracer, this.upgrades, this.patches);
-    patchWebSocketServer(server.prototype, this.tracer, this.handshakes, this.patches);
+    patchWebSocket(socket.prototype, this.boundary, this.upgrades, this.patches);
+    patchWebSocketServer(server.prototype, this.boundary, this.handshakes, this.patches);
     if (this.patches.size === before) {
       log.warn('ws is already instrumented by another copy of ws-apm in this process; this copy leaves it alone');
     } else if (this.onPatched !== undefined) {
-      this.onPatched(describeCopy(foundBy, dir));
+      this.onPatched(describeCopy(foundBy, version));
     }
     return true;
   }
 
   /** Hook future loads of ws and patch the copies already loaded. */
   enable(wsModule?: unknown): void {
-    patchHttpServer(http.Server.prototype, this.tracer, this.handshakes, this.patches);
-    patchHttpServer(https.Server.prototype, this.tracer, this.handshakes, this.patches);
+    patchHttpServer(http.Server.prototype, this.boundary, this.handshakes, this.patches);
+    patchHttpServer(https.Server.prototype, this.boundary, this.handshakes, this.patches);
     patchClientRequests(http, this.upgrades, this.patches);
     patchClientRequests(https, this.upgrades, this.patches);
     if (wsModule !== undefined) this.patchWs(wsModule);
@@ -164,7 +185,7 @@ export class PatchLayer {
     try {
       // The ESM loader hook only exists when ws-apm/register was --import'ed; without it
       // this Hook is inert, and ESM apps loaded through -r still get ws via require.
-      // eslint-disable-next-line @typescript-eslint/no-var-requires
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded lazily: it throws where the loader hook is absent
       const { Hook } = require('import-in-the-middle') as {
         Hook: new (m: string[], cb: (exported: unknown, name: string, baseDir: string | undefined) => void) => Unhook;
       };
@@ -186,7 +207,7 @@ export class PatchLayer {
     try {
       fn();
     } catch (err) {
-      log.fault('ws-apm patch', err);
+      this.boundary.fault('ws-apm patch', err);
     }
   }
 
