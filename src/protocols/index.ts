@@ -10,6 +10,7 @@ import type { FrameWrites } from '../patch/frames';
 import type { Tracer } from '../tracer/tracer';
 import { socketIo } from './socketio';
 import { socketIoClient } from './socketio/client';
+import { socketIoRedisAdapter } from './socketio/redis';
 
 /** What a protocol module gets to work with. */
 export interface ProtocolContext {
@@ -35,4 +36,4 @@ export interface Protocol {
 export type ProtocolFactory = (context: ProtocolContext) => Protocol;
 
 /** Every protocol ws-apm knows, in the order they are hooked. */
-export const PROTOCOLS: readonly ProtocolFactory[] = [socketIo, socketIoClient];
+export const PROTOCOLS: readonly ProtocolFactory[] = [socketIo, socketIoClient, socketIoRedisAdapter];
