@@ -156,6 +156,8 @@ describe('socket.io through @socket.io/redis-adapter', { timeout: 60_000 }, () =
   test("a broadcast's trace context rides in the published message; the other instance's delivery is WS SEND, a child of the broadcast, with its own recipients", async () => {
     await use();
     const { bus, alice, bob } = await scaledOut();
+    // Closing any socket.io server reassigns the in-memory adapter's `broadcast` (io.close() → restoreAdapter).
+    await new Server(http.createServer()).close();
     const news = next(bob, 'news');
     alice.emit('say', 'hello');
     assert.equal(await news, 'hello');

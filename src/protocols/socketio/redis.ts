@@ -25,8 +25,8 @@ interface RedisAdapter {
 
 /** A's broadcast being encoded: its adapter's uid and the context to append. */
 let publishing: { uid: unknown; carrier: Carrier } | undefined;
-/** B's message being decoded and delivered: by which adapter, and the context it carried. */
-let receiving: { adapter: object; carrier: Carrier | undefined } | undefined;
+/** B's message being decoded and delivered: by which adapter, its packet once decoded, and the context it carried. */
+let receiving: { adapter: object; decoded: boolean; packet: unknown; carrier: Carrier | undefined } | undefined;
 
 function adapterClass(mod: unknown): { prototype: Record<string, unknown> } | undefined {
   if (mod === null || (typeof mod !== 'object' && typeof mod !== 'function')) return undefined;
@@ -34,10 +34,10 @@ function adapterClass(mod: unknown): { prototype: Record<string, unknown> } | un
   return asClass(m.RedisAdapter) ?? asClass((m.default as Record<string, unknown> | undefined)?.RedisAdapter);
 }
 
-/** The in-memory adapter's prototype the Redis adapter delivers through (`super.broadcast`). */
+/** The in-memory adapter's prototype the Redis adapter delivers through (`super.broadcast` → `apply`). */
 function baseOf(proto: object): Record<string, unknown> | undefined {
   const base = Object.getPrototypeOf(proto) as Record<string, unknown> | null;
-  return base !== null && typeof base.broadcast === 'function' ? base : undefined;
+  return base !== null && typeof base.broadcast === 'function' && typeof base.apply === 'function' ? base : undefined;
 }
 
 function eventOf(packet: unknown): unknown {
@@ -72,7 +72,10 @@ export function socketIoRedisAdapter({ tracer }: ProtocolContext): Protocol {
       function decode(this: unknown): unknown {
         const out: unknown = original.apply(this, arguments as unknown as unknown[]);
         const r = receiving;
-        if (r !== undefined && Array.isArray(out) && out.length === 4) {
+        if (r === undefined || r.decoded || !Array.isArray(out)) return out;
+        r.decoded = true;
+        r.packet = out[1];
+        if (out.length === 4) {
           const carrier: unknown = out.pop();
           if (carrier !== null && typeof carrier === 'object') r.carrier = carrier as Carrier;
         }
@@ -112,7 +115,7 @@ export function socketIoRedisAdapter({ tracer }: ProtocolContext): Protocol {
           log.fault('ws-apm socket.io redis-adapter', err);
         }
         const outer = receiving;
-        receiving = { adapter: this, carrier: undefined };
+        receiving = { adapter: this, decoded: false, packet: undefined, carrier: undefined };
         try {
           return original.apply(this, arguments as unknown as unknown[]);
         } finally {
@@ -121,16 +124,19 @@ export function socketIoRedisAdapter({ tracer }: ProtocolContext): Protocol {
       },
     );
 
-    // The delivery `onmessage` makes through the in-memory adapter: one broadcast operation,
-    // inside the context A carried. Every other call (A's own local delivery, other adapters) passes through.
-    patches.wrap(base, 'broadcast', (original: AnyFn) =>
-      function broadcast(this: RedisAdapter & object, packet: unknown): unknown {
+    // The delivery `onmessage` makes through the in-memory adapter (`super.broadcast`, whose
+    // writes to the room's sockets all happen in its `apply`): one broadcast operation, inside the
+    // context A carried. Not `broadcast` itself: socket.io's `io.close()` reassigns the in-memory
+    // adapter's `broadcast` (restoring what its uWebSockets.js support replaced), which would drop
+    // the wrapper. Every other `apply` (A's own local delivery, other adapters) passes through.
+    patches.wrap(base, 'apply', (original: AnyFn) =>
+      function apply(this: RedisAdapter & object): unknown {
         const r = receiving;
         const route = this.nsp?.name;
-        if (r === undefined || r.adapter !== this || typeof route !== 'string') return original.apply(this, arguments as unknown as unknown[]);
+        if (r === undefined || r.adapter !== this || !r.decoded || typeof route !== 'string') return original.apply(this, arguments as unknown as unknown[]);
         receiving = undefined;
         const args = arguments as unknown as unknown[];
-        const deliver = (): unknown => broadcastCounted(events, route, eventOf(packet), original, this, args);
+        const deliver = (): unknown => broadcastCounted(events, route, eventOf(r.packet), original, this, args);
         return r.carrier === undefined ? deliver() : handoff.runWithContext(r.carrier, deliver);
       },
     );
