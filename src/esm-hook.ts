@@ -27,7 +27,7 @@ export function installEsmHook(): string | undefined {
   if (g[INSTALLED] === true) return undefined;
   if (typeof g[INSTALLED] === 'string') return g[INSTALLED];
   let reason: string | undefined;
-  const options = { include: ['ws', 'undici', 'socket.io', 'socket.io-client'] };
+  const options = { include: ['ws', 'undici', 'socket.io', 'socket.io-client', '@socket.io/redis-adapter'] };
   try {
     if (!registerInThread(options)) {
       const register = (module as { register?: (specifier: string, parent: string, options: object) => void }).register;

@@ -55,11 +55,12 @@ function readmeVariables(): Set<string> {
   return new Set([...section.matchAll(/^\| `(WS_APM_[A-Z_]+)` \|/gm)].map((m) => m[1]));
 }
 
-/** Every `env.NAME` the example's processes read. */
+/** Every `env.NAME` the examples' processes read (the chat example and the socket.io example). */
 function exampleVariables(): Set<string> {
   const vars = new Set<string>();
-  for (const file of ['server.js', 'client.js', 'broker.js', 'auth.js']) {
-    for (const m of read('examples', 'chat', file).matchAll(/\benv\.([A-Z][A-Z0-9_]*)/g)) vars.add(m[1]);
+  const files = [...['server.js', 'client.js', 'broker.js', 'auth.js'].map((f) => ['chat', f]), ['socketio', 'server.js'], ['socketio', 'client.js']];
+  for (const [dir, file] of files) {
+    for (const m of read('examples', dir, file).matchAll(/\benv\.([A-Z][A-Z0-9_]*)/g)) vars.add(m[1]);
   }
   return vars;
 }
@@ -128,7 +129,7 @@ describe('docker-compose.yml against the Compose Specification JSON schema', () 
 
 describe('docker-compose.yml semantics', () => {
   test('the stack has every piece, images pinned, files it mounts or builds exist', () => {
-    for (const s of ['elasticsearch', 'kibana', 'apm-server', 'otel-collector', 'jaeger', 'redis', 'chat-a', 'chat-b', 'chat-nr', 'clients']) {
+    for (const s of ['elasticsearch', 'kibana', 'apm-server', 'otel-collector', 'jaeger', 'redis', 'chat-a', 'chat-b', 'chat-nr', 'clients', 'sio-a', 'sio-b']) {
       assert.ok(names.has(s), `service ${s}`);
     }
     const hostPorts = new Set<string>();
@@ -237,6 +238,17 @@ describe('docker-compose.yml semantics', () => {
     }
     assert.match(String(services['chat-nr'].environment.NEW_RELIC_LICENSE_KEY), /^\$\{NEW_RELIC_LICENSE_KEY/);
     assert.deepEqual(services['chat-nr'].profiles, ['newrelic']);
+    // The socket.io example runs in its own profile, its programs from examples/socketio.
+    const socketio = Object.entries(services).filter(([, svc]) => svc.profiles?.includes('socketio'));
+    assert.deepEqual(socketio.map(([name]) => name).sort(), ['sio-a', 'sio-b', 'sio-client-a', 'sio-client-b']);
+    for (const [name, svc] of socketio) {
+      assert.deepEqual(svc.profiles, ['socketio'], `${name}: only in the socketio profile`);
+      const program = String(svc.command?.at(-1));
+      assert.match(program, /^examples\/socketio\/(server|client)\.js$/, `${name}: runs the socket.io example`);
+      assert.ok(existsSync(path.join(ROOT, program)), `${name}: ${program} exists`);
+      assert.deepEqual(svc.command.slice(0, 3), ['node', '-r', 'ws-apm/register'], `${name}: started with ws-apm`);
+    }
+    assert.match(read('examples', 'chat', 'Dockerfile'), /^COPY examples\/socketio \.\/examples\/socketio$/m, 'the image has the socket.io example');
   });
 
   test('CHAT_TRACE_URL opens the trace in the UI of the backend each instance reports to', () => {

@@ -13,6 +13,7 @@ import type { Tracer } from '../tracer/tracer';
 import { graphqlWs } from './graphql-ws';
 import { socketIo } from './socketio';
 import { socketIoClient } from './socketio/client';
+import { socketIoRedisAdapter } from './socketio/redis';
 
 /** What a protocol module gets to work with. */
 export interface ProtocolContext {
@@ -38,4 +39,4 @@ export interface Protocol {
 export type ProtocolFactory = (context: ProtocolContext) => Protocol;
 
 /** Every protocol ws-apm knows, in the order they are hooked. */
-export const PROTOCOLS: readonly ProtocolFactory[] = [socketIo, socketIoClient, graphqlWs];
+export const PROTOCOLS: readonly ProtocolFactory[] = [socketIo, socketIoClient, socketIoRedisAdapter, graphqlWs];

@@ -2,7 +2,7 @@
  * socket.io broadcasts (`io.to(room).emit`, `socket.broadcast.emit`, `io.emit`): one operation
  * per `BroadcastOperator.prototype.emit`, whose recipients are the writes socket.io makes at
  * `Client.prototype.writeToEngine` while it runs (the in-memory adapter writes synchronously;
- * a cluster adapter's remote deliveries are not counted here).
+ * another instance's deliveries through the Redis adapter are counted there: redis.ts).
  */
 import type { Patches } from '../../patch/wrap';
 import type { Events } from '../../tracer/events';
@@ -12,19 +12,24 @@ import type { AnyFn } from '../../types';
 /** The broadcast being written, and how many sockets it was written to so far. */
 let broadcasting: { recipients: number } | undefined;
 
+/** Run `fn`, which writes a broadcast, as one `WS SEND {route} {event}` counting the sockets it writes to. */
+export function broadcastCounted(events: Events, route: string, ev: unknown, fn: AnyFn, thisArg: unknown, args: unknown[]): unknown {
+  const outer = broadcasting;
+  const counter = { recipients: 0 };
+  broadcasting = counter;
+  try {
+    return events.broadcast(PROTOCOL, route, ev, fn, thisArg, args, () => counter.recipients);
+  } finally {
+    broadcasting = outer;
+  }
+}
+
 export function patchBroadcasts(operator: object, client: object, events: Events, patches: Patches): void {
   patches.wrap(operator, 'emit', (original: AnyFn) =>
     function emit(this: { adapter?: { nsp?: { name?: unknown } } }, ev: unknown): unknown {
       const route = this.adapter?.nsp?.name;
       if (typeof route !== 'string') return original.apply(this, arguments as unknown as unknown[]);
-      const outer = broadcasting;
-      const counter = { recipients: 0 };
-      broadcasting = counter;
-      try {
-        return events.broadcast(PROTOCOL, route, ev, original, this, arguments as unknown as unknown[], () => counter.recipients);
-      } finally {
-        broadcasting = outer;
-      }
+      return broadcastCounted(events, route, ev, original, this, arguments as unknown as unknown[]);
     },
   );
 
