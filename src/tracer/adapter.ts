@@ -11,15 +11,9 @@
 import type { AttributeValue, Attributes } from './attributes';
 import type { HistogramCell, HistogramForward } from './histograms';
 
-/**
- * Any function: the app's functions and ws's methods pass through ws-apm with whatever
- * signature they have, called with `apply` and their exact arguments.
- */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the one place: every function the patch layer forwards
-export type AnyFn = (...args: any[]) => any;
+export type { AnyFn } from '../types';
 
 export type { AttributeValue, Attributes, HistogramCell };
-
 
 /** A header-like bag: incoming request headers, or a broker message's metadata. */
 export type Carrier = Record<string, string | string[] | undefined>;

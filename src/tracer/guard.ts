@@ -22,8 +22,12 @@ import { log } from '../logger';
 import type { Adapter, AnyFn, Carrier, MetricSource, OperationOutcome, OperationSpec } from './adapter';
 import { NOOP_ADAPTER } from './noop';
 
-/** Faults after which the backend is switched off for the rest of the process. */
-const MAX_FAULTS = 100;
+/**
+ * Faults after which the backend is switched off for the rest of the process.
+ *
+ * @internal exported for its unit test.
+ */
+export const MAX_FAULTS = 100;
 
 /**
  * Faults counted across the tracer: the first of each key is logged (rate-limited), and

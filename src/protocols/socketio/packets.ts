@@ -19,9 +19,9 @@ export function chosen(protocol: string): boolean {
 export const ACK_NAME = 'ack';
 
 // socket.io-parser's packet types.
-const EVENT = 2;
+export const EVENT = 2;
 const ACK = 3;
-const BINARY_EVENT = 5;
+export const BINARY_EVENT = 5;
 const BINARY_ACK = 6;
 
 export function asClass(value: unknown): Ctor | undefined {

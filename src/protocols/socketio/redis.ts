@@ -13,8 +13,8 @@ import { Patches } from '../../patch/wrap';
 import type { Protocol, ProtocolContext } from '../index';
 import { broadcastCounted } from './broadcast';
 import { asClass, BINARY_EVENT, EVENT } from './packets';
+import type { AnyFn } from '../../types';
 
-type AnyFn = (...args: any[]) => any;
 type Carrier = Record<string, string>;
 
 interface RedisAdapter {
