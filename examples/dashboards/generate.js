@@ -1,5 +1,5 @@
 // Writes kibana-websocket.ndjson and newrelic-websocket.json from the panel lists below
-// (`node examples/dashboards/generate.js`). The generated files are committed; test/compose.test.ts
+// (`node examples/dashboards/generate.js`). The generated files are committed; test/examples/compose.test.ts
 // checks they parse, have the shape Kibana 9 / New Relic import, and name only metrics and
 // attributes ws-apm emits.
 'use strict';
