@@ -6,7 +6,6 @@
  * active operation (none, and no span, when nothing is active, as for ws sends). Events link to
  * (or are children of) the client connect of the ws socket under them.
  */
-import { log } from '../../logger';
 import { Patches } from '../../patch/wrap';
 import type { Protocol, ProtocolContext } from '../index';
 import { ACK_NAME, asClass, chosen, patchSends, PROTOCOL } from './packets';
@@ -60,7 +59,7 @@ export function socketIoClient({ tracer }: ProtocolContext): Protocol {
           try {
             if (typeof this.nsp === 'string') channels.clientOpened(this, { protocol: PROTOCOL, route: this.nsp, over: wsOf(this), transport: transportOf(this) });
           } catch (err) {
-            log.fault('ws-apm socket.io-client', err);
+            tracer.boundary.fault('ws-apm socket.io-client', err);
           }
           return original.apply(this, arguments as unknown as unknown[]);
         },
@@ -82,7 +81,7 @@ export function socketIoClient({ tracer }: ProtocolContext): Protocol {
           try {
             channels.closed(this);
           } catch (err) {
-            log.fault('ws-apm socket.io-client', err);
+            tracer.boundary.fault('ws-apm socket.io-client', err);
           }
           return original.apply(this, arguments as unknown as unknown[]);
         },

@@ -76,14 +76,14 @@ export function socketIo({ tracer, frameWrites }: ProtocolContext): Protocol {
     try {
       events.ended(run, err ?? undefined);
     } catch (fault) {
-      log.fault('ws-apm socket.io', fault);
+      tracer.boundary.fault('ws-apm socket.io', fault);
     }
   };
   const settle = (opening: Opening, socket: IoSocket, err: unknown): void => {
     try {
       channels.opened(opening, err == null && socket.connected === true, err ?? undefined);
     } catch (fault) {
-      log.fault('ws-apm socket.io', fault);
+      tracer.boundary.fault('ws-apm socket.io', fault);
     }
   };
   // socket.io-client (engine.io-client) under Node connects with ws: its sockets are recognised by
@@ -109,7 +109,7 @@ export function socketIo({ tracer, frameWrites }: ProtocolContext): Protocol {
             transport: transportOf(socket),
           });
         } catch (err) {
-          log.fault('ws-apm socket.io', err);
+          tracer.boundary.fault('ws-apm socket.io', err);
           return original.apply(this, arguments as unknown as unknown[]);
         }
         // socket.io settles on its next tick (connects and calls the app's handler, or sends
@@ -132,7 +132,7 @@ export function socketIo({ tracer, frameWrites }: ProtocolContext): Protocol {
         try {
           traced = events.received(this, event[0], transportOf(this));
         } catch (err) {
-          log.fault('ws-apm socket.io', err);
+          tracer.boundary.fault('ws-apm socket.io', err);
         }
         if (traced === undefined) return original.apply(this, arguments as unknown as unknown[]);
         const ev = traced;
@@ -148,7 +148,7 @@ export function socketIo({ tracer, frameWrites }: ProtocolContext): Protocol {
         try {
           return events.run(ev, original, this, [event, done]);
         } catch (err) {
-          events.ended(ev, err);
+          leave(ev, err);
           throw err;
         }
       },
@@ -186,7 +186,7 @@ export function socketIo({ tracer, frameWrites }: ProtocolContext): Protocol {
         try {
           channels.closed(this);
         } catch (err) {
-          log.fault('ws-apm socket.io', err);
+          tracer.boundary.fault('ws-apm socket.io', err);
         }
         return original.apply(this, arguments as unknown as unknown[]);
       },
@@ -241,7 +241,7 @@ export function socketIo({ tracer, frameWrites }: ProtocolContext): Protocol {
           try {
             patchEngine(engine, patches, claim);
           } catch (err) {
-            log.fault('ws-apm socket.io', err);
+            tracer.boundary.fault('ws-apm socket.io', err);
           }
           return original.apply(this, arguments as unknown as unknown[]);
         },

@@ -8,7 +8,6 @@
  * A's broadcast, with B's recipients. Only the room broadcast path is carried (not
  * `broadcastWithAck`, `serverSideEmit`, nor the sharded adapter).
  */
-import { log } from '../../logger';
 import { Patches } from '../../patch/wrap';
 import type { Protocol, ProtocolContext } from '../index';
 import { broadcastCounted } from './broadcast';
@@ -94,7 +93,7 @@ export function socketIoRedisAdapter({ tracer }: ProtocolContext): Protocol {
             carrier = handoff.inject({});
           }
         } catch (err) {
-          log.fault('ws-apm socket.io redis-adapter', err);
+          tracer.boundary.fault('ws-apm socket.io redis-adapter', err);
         }
         if (carrier === undefined || Object.keys(carrier).length === 0) return original.apply(this, arguments as unknown as unknown[]);
         const outer = publishing;
@@ -112,7 +111,7 @@ export function socketIoRedisAdapter({ tracer }: ProtocolContext): Protocol {
         try {
           watchParser(this.parser);
         } catch (err) {
-          log.fault('ws-apm socket.io redis-adapter', err);
+          tracer.boundary.fault('ws-apm socket.io redis-adapter', err);
         }
         const outer = receiving;
         receiving = { adapter: this, decoded: false, packet: undefined, carrier: undefined };
