@@ -38,6 +38,15 @@ function spansOf(c: FakeCollector, tx: NrEvent): NrEvent[] {
   return c.spans.filter((s) => s.intrinsics.transactionId === tx.intrinsics.guid);
 }
 
+/** Once `ws` is open, send `hi`; resolves with the first reply (rejects on a socket error). */
+function sendHi(ws: WebSocket): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    ws.on('open', () => ws.send('hi'));
+    ws.on('message', (data) => resolve(String(data)));
+    ws.on('error', reject);
+  });
+}
+
 function ok(result: FixtureResult): void {
   assert.equal(result.code, 0, `fixture failed (code ${result.code}, signal ${result.signal}):\n${result.stderr}`);
 }
@@ -217,11 +226,7 @@ describe('New Relic adapter', { timeout: TIMEOUT }, () => {
       assert.equal(line, `[ws-apm] warn: the New Relic collector at 127.0.0.1:${port} cannot be reached or answered with an error (details in newrelic_agent.log): telemetry is dropped until it answers (reported again when it does)`);
       const { port: wsPort } = await app.report((r) => 'port' in r, 'its port');
       const ws = new WebSocket(`ws://127.0.0.1:${wsPort}/down`);
-      const echo = await new Promise<string>((resolve, reject) => {
-        ws.on('open', () => ws.send('hi'));
-        ws.on('message', (data) => resolve(String(data)));
-        ws.on('error', reject);
-      });
+      const echo = await sendHi(ws);
       assert.equal(echo, 'hi');
       ws.close(1000, 'bye');
       await app.report((r) => 'closed' in r, 'the close');
@@ -264,11 +269,7 @@ describe('New Relic adapter', { timeout: TIMEOUT }, () => {
           const ws = new WebSocket(`ws://127.0.0.1:${port}/chat`, {
             headers: { traceparent: `00-${INCOMING_TRACE_ID}-${INCOMING_SPAN_ID}-01` },
           });
-          const echo = await new Promise<string>((resolve, reject) => {
-            ws.on('open', () => ws.send('hi'));
-            ws.on('message', (data) => resolve(String(data)));
-            ws.on('error', reject);
-          });
+          const echo = await sendHi(ws);
           assert.equal(echo, 'hi');
           ws.close(1000, 'bye');
           assert.deepEqual(await app.report((r) => 'closed' in r, 'the close'), { closed: 1000 });
@@ -306,11 +307,7 @@ describe('New Relic adapter', { timeout: TIMEOUT }, () => {
         // harvest reaches the collector only if the exit delivers it.
         await c.waitFor(() => c.calls.includes('metric_data'), 'the agent\'s initial harvest');
         const ws = new WebSocket(`ws://127.0.0.1:${port}/brief`);
-        await new Promise<void>((resolve, reject) => {
-          ws.on('open', () => ws.send('hi'));
-          ws.on('message', () => resolve());
-          ws.on('error', reject);
-        });
+        await sendHi(ws);
         ws.close(1000, 'bye');
         ok(await app.done);
         await c.waitFor(() => c.calls.includes('shutdown'), 'the agent to shut down');

@@ -79,31 +79,35 @@ after(async () => {
   await uninstrumentAll();
 });
 
+/**
+ * Run a fixture of test/fixtures/reliability (`script`, with `env`) to its end and return the JSON
+ * report it prints last; it must exit 0.
+ */
+function runReliabilityFixture(script: string, env: Record<string, string>): Promise<Record<string, unknown>> {
+  const proc = spawn(process.execPath, ['--import', 'tsx', script], {
+    cwd: path.join(FIXTURES, 'reliability'),
+    env: cleanEnv(env),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  proc.stdout.on('data', (c: Buffer) => (out += c));
+  proc.stderr.on('data', (c: Buffer) => (err += c));
+  return once(proc, 'exit').then(([code]) => {
+    assert.equal(code, 0, `${out}\n${err}`);
+    return JSON.parse(out.trim().split('\n').pop() as string) as Record<string, unknown>;
+  });
+}
+
 // ------------------------------------------------------------------ rejected promises
 
 describe('a listener that returns a rejected promise', () => {
-  function runFixture(env: Record<string, string>): Promise<Record<string, unknown>> {
-    const proc = spawn(process.execPath, ['--import', 'tsx', 'rejections.js'], {
-      cwd: path.join(FIXTURES, 'reliability'),
-      env: cleanEnv(env),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    proc.stdout.on('data', (c: Buffer) => (out += c));
-    proc.stderr.on('data', (c: Buffer) => (err += c));
-    return once(proc, 'exit').then(([code]) => {
-      assert.equal(code, 0, err);
-      return JSON.parse(out.trim().split('\n').pop() as string) as Record<string, unknown>;
-    });
-  }
-
   for (const ws of ['ws', 'ws7']) {
     for (const capture of ['0', '1']) {
       test(`${ws}, captureRejections ${capture === '1' ? 'on' : 'off'}: same rejections, same objects, same place as without ws-apm; every operation ends`, async () => {
         const [bare, withApm] = await Promise.all([
-          runFixture({ WS_MODULE: ws, CAPTURE: capture, WITH_APM: '0' }),
-          runFixture({ WS_MODULE: ws, CAPTURE: capture, WITH_APM: '1' }),
+          runReliabilityFixture('rejections.js', { WS_MODULE: ws, CAPTURE: capture, WITH_APM: '0' }),
+          runReliabilityFixture('rejections.js', { WS_MODULE: ws, CAPTURE: capture, WITH_APM: '1' }),
         ]);
         assert.equal(bare.fatal, undefined, String(bare.fatal));
         const { opsOpen, ops, active, ...observed } = withApm;
@@ -123,25 +127,9 @@ describe('a listener that returns a rejected promise', () => {
 // ------------------------------------------------------------------ a listener that throws
 
 describe('a message listener that throws, in an app that survives it', () => {
-  function runFixture(env: Record<string, string>): Promise<Record<string, unknown>> {
-    const proc = spawn(process.execPath, ['--import', 'tsx', 'listener-throws.js'], {
-      cwd: path.join(FIXTURES, 'reliability'),
-      env: cleanEnv(env),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    proc.stdout.on('data', (c: Buffer) => (out += c));
-    proc.stderr.on('data', (c: Buffer) => (err += c));
-    return once(proc, 'exit').then(([code]) => {
-      assert.equal(code, 0, `${out}\n${err}`);
-      return JSON.parse(out.trim().split('\n').pop() as string) as Record<string, unknown>;
-    });
-  }
-
   for (const ws of ['ws', 'ws7']) {
     test(`${ws}: ws never emits that socket's close; once its TCP socket is gone, ws-apm records the close and the gauge is back to 0`, async () => {
-      const [bare, withApm] = await Promise.all([runFixture({ WS_MODULE: ws, WITH_APM: '0' }), runFixture({ WS_MODULE: ws, WITH_APM: '1' })]);
+      const [bare, withApm] = await Promise.all([runReliabilityFixture('listener-throws.js', { WS_MODULE: ws, WITH_APM: '0' }), runReliabilityFixture('listener-throws.js', { WS_MODULE: ws, WITH_APM: '1' })]);
       const { recorded, opsOpen, active, ...observed } = withApm;
       assert.deepEqual(observed, bare, 'the app observes exactly the same with ws-apm');
       // What ws does, with or without ws-apm: no close event, the socket left in wss.clients.
