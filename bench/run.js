@@ -119,7 +119,7 @@ function cleanEnv(extra) {
     if (/^(NODE_OPTIONS|OTEL_|DD_|ELASTIC_APM_|NEW_RELIC_|WS_APM_|NODE_EXTRA_CA_CERTS)/.test(k)) continue;
     env[k] = v;
   }
-  return { ...env, ...extra };
+  return { ...env, ...extra, ...(process.env.BENCH_SERVER_ENV ? JSON.parse(process.env.BENCH_SERVER_ENV) : {}) };
 }
 
 // 10,000 idle connections need that many descriptors in the server and in the load generator: when the soft
