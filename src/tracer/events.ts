@@ -25,6 +25,13 @@ export class EventRun implements Traced {
   failed = false;
   error: unknown = undefined;
   done = false;
+  /** Inside `Events.run` (its context is active): a nested run (socket.io's `done` called synchronously) needs no switch. */
+  inside = false;
+  /** The protocol's socket whose listeners run this event, and whether they were called (socket.io's dispatch). */
+  socket: object | undefined = undefined;
+  dispatched = false;
+  /** The next event in the protocol's queue of pending dispatches. */
+  next: EventRun | undefined = undefined;
 
   constructor(
     private readonly events: Events,
@@ -70,7 +77,14 @@ export class Events {
 
   /** Run protocol code (the event's middlewares, the app's handler) inside the event's operation, or unsampled. */
   run<R>(run: EventRun, fn: AnyFn, thisArg: unknown, args: unknown[]): R {
-    return this.boundary.runWithin<R>(run, fn, thisArg, args);
+    // Called again from inside (middlewares that call `next` synchronously): already in its context.
+    if (run.inside) return fn.apply(thisArg, args) as R;
+    run.inside = true;
+    try {
+      return this.boundary.runWithin<R>(run, fn, thisArg, args);
+    } finally {
+      run.inside = false;
+    }
   }
 
   /**

@@ -7,7 +7,8 @@
  * - `Socket.prototype.run(event, fn)` runs `socket.use` middlewares, then socket.io calls the
  *   listeners on a `process.nextTick`: the event's operation covers both (the tick is queued
  *   inside it, and a tick of ours right after it ends it). Listeners are never wrapped; a
- *   handler's exception is seen where socket.io calls them (`emitUntyped`).
+ *   handler's exception is seen where socket.io calls them (`emitUntyped`), which knows its
+ *   event from the queue of events whose ticks are pending (ticks run in the order queued).
  * - `Socket.prototype.packet` writes every event and ack of one socket; `BroadcastOperator.prototype.emit`
  *   every broadcast, whose recipients are counted at `Client.prototype.writeToEngine`.
  * - engine.io's `onWebSocket` hands each ws socket to the tracer's frames part: heartbeats are
@@ -58,11 +59,33 @@ function wsOf(socket: IoSocket): object | undefined {
   return ws !== null && typeof ws === 'object' ? ws : undefined;
 }
 
-/** The event whose handler socket.io is about to call (set by a tick queued just before socket.io's). */
-let dispatching: { run: EventRun; socket: object } | undefined;
+/**
+ * Events whose socket.io tick is queued, oldest first. Each event queues socket.io's tick and then
+ * ours (which removes it) back to back, and ticks run in the order queued: while socket.io's tick
+ * of an event runs, that event is first here. No tick of our own before socket.io's, no allocation.
+ */
+let first: EventRun | undefined;
+let last: EventRun | undefined;
 
-function enter(run: EventRun, socket: object): void {
-  dispatching = { run, socket };
+function queue(run: EventRun): void {
+  if (last === undefined) first = run;
+  else last.next = run;
+  last = run;
+}
+
+/** Out of the queue (first, as socket.io orders its ticks; anywhere otherwise, so nothing is left behind). */
+function unqueue(run: EventRun): void {
+  let prev: EventRun | undefined;
+  let at = first;
+  while (at !== undefined && at !== run) {
+    prev = at;
+    at = at.next;
+  }
+  if (at === undefined) return;
+  if (prev === undefined) first = run.next;
+  else prev.next = run.next;
+  if (last === run) last = prev;
+  run.next = undefined;
 }
 
 export function socketIo({ tracer, frameWrites }: ProtocolContext): Protocol {
@@ -72,7 +95,7 @@ export function socketIo({ tracer, frameWrites }: ProtocolContext): Protocol {
 
   // Ticks of ours: a fault here would be an uncaught exception in the app, so it stays here.
   const leave = (run: EventRun, err: unknown): void => {
-    if (dispatching?.run === run) dispatching = undefined;
+    unqueue(run);
     try {
       events.ended(run, err ?? undefined);
     } catch (fault) {
@@ -136,13 +159,15 @@ export function socketIo({ tracer, frameWrites }: ProtocolContext): Protocol {
         }
         if (traced === undefined) return original.apply(this, arguments as unknown as unknown[]);
         const ev = traced;
-        // socket.io calls `done` with a `this` of its own, which fn gets; the socket is needed too.
-        // eslint-disable-next-line @typescript-eslint/no-this-alias
-        const socket = this;
+        ev.socket = this;
         const done = function (this: unknown, err?: unknown): unknown {
-          process.nextTick(enter, ev, socket);
-          const out = events.run(ev, fn, this, arguments as unknown as unknown[]);
-          process.nextTick(leave, ev, err);
+          queue(ev);
+          let out: unknown;
+          try {
+            out = events.run(ev, fn, this, arguments as unknown as unknown[]);
+          } finally {
+            process.nextTick(leave, ev, err);
+          }
           return out;
         };
         try {
@@ -159,13 +184,13 @@ export function socketIo({ tracer, frameWrites }: ProtocolContext): Protocol {
     if (parent !== null && typeof parent.emitUntyped === 'function') {
       patches.wrap(parent, 'emitUntyped', (original: AnyFn) =>
         function emitUntyped(this: unknown): unknown {
-          const current = dispatching;
-          if (current === undefined || current.socket !== this) return original.apply(this, arguments as unknown as unknown[]);
-          dispatching = undefined;
+          const current = first;
+          if (current === undefined || current.socket !== this || current.dispatched) return original.apply(this, arguments as unknown as unknown[]);
+          current.dispatched = true;
           try {
             return original.apply(this, arguments as unknown as unknown[]);
           } catch (err) {
-            events.failed(current.run, err);
+            events.failed(current, err);
             throw err;
           }
         },
