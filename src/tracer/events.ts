@@ -12,7 +12,7 @@ import type { AnyFn, Attributes, Parent } from './adapter';
 import { type Boundary, RunMode, type Traced } from './boundary';
 import type { Channel, Channels } from './channels';
 import { now, type TracerCore } from './core';
-import type { Messages, OperationSends } from './messages';
+import { type Messages, namedReceive, type OperationSends } from './messages';
 import { OTHER } from './naming';
 import type { RouteInfo } from './socket-state';
 
@@ -243,13 +243,8 @@ export class Events {
       [S.ATTR_WS_TRANSPORT]: transport,
       [S.ATTR_WS_MESSAGE_KEPT]: kept,
     };
-    let full = info.namedReceive.get(name);
-    if (full === undefined) {
-      full = `${info.receiveName} ${name}`;
-      info.namedReceive.set(name, full);
-    }
     return this.core.adapter.start({
-      name: full,
+      name: namedReceive(info, name).spanName,
       role: 'receive',
       kind: 'consumer',
       side: info.side,

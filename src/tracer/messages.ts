@@ -16,7 +16,7 @@ import type { Frames } from './frames';
 import { JsonFieldReader, type JsonData } from './json-field';
 import { sanitizeCarrier } from './propagation';
 import { RateLimit, Sampler, upstreamSampled } from './sampler';
-import type { RouteInfo, SocketState } from './socket-state';
+import type { NamedReceive, RouteInfo, SocketState } from './socket-state';
 
 /** How long, and for how many sends, an ended message operation still parents its listener's sends. */
 const ASYNC_TAIL_MS = 30_000;
@@ -182,17 +182,18 @@ export class Messages {
     const { name, size, binary } = rec;
     const carried = kept === undefined ? rec.carried : undefined;
     const info = state.info;
-    let attributes = messageAttributes(info.receiveAttributes, state, size, binary);
+    // A named message's scratch attributes already carry its name (no copy per message).
+    const named = name !== undefined ? namedReceive(info, name) : undefined;
+    let attributes = messageAttributes(named !== undefined ? named.attributes : info.receiveAttributes, state, size, binary);
     const body = core.config.captureBody === 'all' ? this.captureBody(rec.data, binary, size) : undefined;
     // Only what this message has: an undefined attribute still costs the SDK copies and checks per span.
-    if (name !== undefined || body !== undefined || kept !== undefined) {
+    if (body !== undefined || kept !== undefined) {
       attributes = { ...attributes };
-      if (name !== undefined) attributes[S.ATTR_WS_MESSAGE_NAME] = name;
       if (body !== undefined) attributes[S.ATTR_WS_MESSAGE_BODY] = body;
       if (kept !== undefined) attributes[S.ATTR_WS_MESSAGE_KEPT] = kept;
     }
     return core.adapter.start({
-      name: receiveName(info, name),
+      name: named !== undefined ? named.spanName : info.receiveName,
       role: 'receive',
       kind: 'consumer',
       side: state.side,
@@ -384,12 +385,12 @@ function messageAttributes(scratch: Attributes, state: SocketState, size: number
   return state.user === undefined ? scratch : { ...scratch, [S.ATTR_ENDUSER_ID]: state.user };
 }
 
-function receiveName(info: RouteInfo, name: string | undefined): string {
-  if (name === undefined) return info.receiveName;
-  let full = info.namedReceive.get(name);
-  if (full === undefined) {
-    full = `${info.receiveName} ${name}`;
-    info.namedReceive.set(name, full);
+/** `WS RECEIVE {route} {name}` and its scratch attributes, built once per route and name (names are capped). */
+export function namedReceive(info: RouteInfo, name: string): NamedReceive {
+  let named = info.namedReceive.get(name);
+  if (named === undefined) {
+    named = { spanName: `${info.receiveName} ${name}`, attributes: { ...info.receiveAttributes, [S.ATTR_WS_MESSAGE_NAME]: name } };
+    info.namedReceive.set(name, named);
   }
-  return full;
+  return named;
 }

@@ -18,8 +18,14 @@ export interface RouteInfo {
   readonly sendName: string;
   readonly closeName: string;
   readonly pingName: string;
-  /** `WS RECEIVE {route} {name}` per message name (bounded by the name cap). */
-  readonly namedReceive: Map<string, string>;
+  /** Per message name (bounded by the name cap): `WS RECEIVE {route} {name}` and its scratch attributes. */
+  readonly namedReceive: Map<string, NamedReceive>;
+}
+
+/** A named message's operation name and scratch attributes (the route's, plus the name), built once. */
+export interface NamedReceive {
+  readonly spanName: string;
+  readonly attributes: Attributes;
 }
 
 /** The other end of a connection, and the server end (which is the peer on the client side). */
