@@ -27,9 +27,8 @@ export class EventRun implements Traced {
   done = false;
   /** Inside `Events.run` (its context is active): a nested run (socket.io's `done` called synchronously) needs no switch. */
   inside = false;
-  /** The protocol's socket whose listeners run this event, and whether they were called (socket.io's dispatch). */
+  /** The protocol's socket whose listeners run this event (socket.io's dispatch). */
   socket: object | undefined = undefined;
-  dispatched = false;
   /** The next event in the protocol's queue of pending dispatches. */
   next: EventRun | undefined = undefined;
 

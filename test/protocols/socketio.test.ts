@@ -210,6 +210,44 @@ describe('socket.io server', () => {
     assert.equal(forbidden.events.find((e) => e.name === 'exception')?.attributes?.['exception.message'], 'not allowed');
   });
 
+  test('events waiting for dispatch on a socket that closes first are ended without their handlers; other sockets\' events still cover theirs', async () => {
+    await use();
+    const { io } = await startApp();
+    const handled: string[] = [];
+    io.of('/chat').on('connection', (socket) => {
+      socket.on('first', () => {
+        handled.push('first');
+        socket.disconnect();
+      });
+      socket.on('second', () => handled.push('second'));
+      socket.on('third', () => handled.push('third'));
+      socket.on('after', (ack: () => void) => {
+        trace.getTracer('app').startActiveSpan('after handler', (span) => span.end());
+        handled.push('after');
+        ack();
+      });
+    });
+    const c = await client('/chat');
+    // The three frames in one write: the server reads them in one chunk, so all three wait for
+    // socket.io's ticks when the first handler closes the socket.
+    const raw = (c.io as unknown as { engine: { transport: { ws: { _socket: { cork(): void; uncork(): void } } } } }).engine.transport.ws._socket;
+    raw.cork();
+    c.emit('first');
+    c.emit('second');
+    c.emit('third');
+    await new Promise((resolve) => setImmediate(resolve));
+    raw.uncork();
+    const [second] = await waitForSpans('WS RECEIVE /chat second');
+    const [third] = await waitForSpans('WS RECEIVE /chat third');
+    await waitForSpans('WS RECEIVE /chat first');
+    assert.ok(second.ended && third.ended);
+    const other = await client('/chat');
+    await other.emitWithAck('after');
+    const [after] = await waitForSpans('WS RECEIVE /chat after');
+    assert.deepEqual(childrenOf(after).map((s) => s.name).sort(), ['WS SEND /chat ack', 'after handler']);
+    assert.deepEqual(handled, ['first', 'after']);
+  });
+
   test('io.use middlewares run inside WS CONNECT {namespace}; next(err) is a rejected connect with the error; the auth payload is never recorded', async () => {
     await use();
     const { io } = await startApp();

@@ -6,9 +6,9 @@
  *   middleware's `next(err)` is a rejected connect.
  * - `Socket.prototype.run(event, fn)` runs `socket.use` middlewares, then socket.io calls the
  *   listeners on a `process.nextTick`: the event's operation covers both (the tick is queued
- *   inside it, and a tick of ours right after it ends it). Listeners are never wrapped; a
- *   handler's exception is seen where socket.io calls them (`emitUntyped`), which knows its
- *   event from the queue of events whose ticks are pending (ticks run in the order queued).
+ *   inside it) and ends when the listeners return, where socket.io calls them (`emitUntyped`,
+ *   which finds its event in a queue of pending dispatches: ticks run in the order queued).
+ *   Listeners are never wrapped. A failed middleware's event ends on a tick after socket.io's.
  * - `Socket.prototype.packet` writes every event and ack of one socket; `BroadcastOperator.prototype.emit`
  *   every broadcast, whose recipients are counted at `Client.prototype.writeToEngine`.
  * - engine.io's `onWebSocket` hands each ws socket to the tracer's frames part: heartbeats are
@@ -60,48 +60,82 @@ function wsOf(socket: IoSocket): object | undefined {
 }
 
 /**
- * Events whose socket.io tick is queued, oldest first. Each event queues socket.io's tick and then
- * ours (which removes it) back to back, and ticks run in the order queued: while socket.io's tick
- * of an event runs, that event is first here. No tick of our own before socket.io's, no allocation.
+ * Events whose socket.io tick will call their listeners, oldest first. socket.io queues one tick
+ * per event and ticks run in the order queued, so when its tick calls `emitUntyped` on a socket,
+ * that socket's first event here is the one dispatched; events queued before it are stale (their
+ * tick called no listener) and are ended there. The event ends when its listeners return: no tick
+ * of ours, no allocation. A socket that closes first ends its queued events.
  */
 let first: EventRun | undefined;
 let last: EventRun | undefined;
+let queued = 0;
+/** More pending dispatches than this means socket.io no longer calls emitUntyped: the oldest are ended. */
+const MAX_QUEUED = 10_000;
 
-function queue(run: EventRun): void {
+function enqueue(run: EventRun): void {
   if (last === undefined) first = run;
   else last.next = run;
   last = run;
+  queued++;
 }
 
-/** Out of the queue (first, as socket.io orders its ticks; anywhere otherwise, so nothing is left behind). */
-function unqueue(run: EventRun): void {
-  let prev: EventRun | undefined;
-  let at = first;
-  while (at !== undefined && at !== run) {
-    prev = at;
-    at = at.next;
-  }
-  if (at === undefined) return;
+/** Remove `run` (found after `prev`) from the queue. */
+function unlink(run: EventRun, prev: EventRun | undefined): void {
   if (prev === undefined) first = run.next;
   else prev.next = run.next;
   if (last === run) last = prev;
   run.next = undefined;
+  queued--;
 }
-
 export function socketIo({ tracer, frameWrites }: ProtocolContext): Protocol {
   const { events, channels } = tracer;
   const patches = new Patches();
   const seen = new WeakSet<object>();
 
-  // Ticks of ours: a fault here would be an uncaught exception in the app, so it stays here.
+  // Also run on ticks of ours: a fault here would be an uncaught exception in the app, so it stays here.
   const leave = (run: EventRun, err: unknown): void => {
-    unqueue(run);
     try {
       events.ended(run, err ?? undefined);
     } catch (fault) {
       tracer.boundary.fault('ws-apm socket.io', fault);
     }
   };
+  /** The queued event socket.io is dispatching on `socket`, out of the queue; stale ones before it ended. */
+  const dispatched = (socket: unknown): EventRun | undefined => {
+    let at = first;
+    while (at !== undefined && at.socket !== socket) at = at.next;
+    if (at === undefined) return undefined; // not a dispatch of a queued event
+    while (first !== at) {
+      const stale = first!;
+      unlink(stale, undefined);
+      leave(stale, undefined);
+    }
+    unlink(at, undefined);
+    return at;
+  };
+  /** `socket` closed: its queued events will not be dispatched. */
+  const closedQueued = (socket: unknown): void => {
+    let prev: EventRun | undefined;
+    let at = first;
+    while (at !== undefined) {
+      const next = at.next;
+      if (at.socket === socket) {
+        unlink(at, prev);
+        leave(at, undefined);
+      } else prev = at;
+      at = next;
+    }
+  };
+  const queue = (run: EventRun): void => {
+    enqueue(run);
+    if (queued > MAX_QUEUED) {
+      const oldest = first!;
+      unlink(oldest, undefined);
+      leave(oldest, undefined);
+    }
+  };
+  /** Set once emitUntyped is wrapped: events end when their listeners return, else on a tick after socket.io's. */
+  let dispatchWrapped = false;
   const settle = (opening: Opening, socket: IoSocket, err: unknown): void => {
     try {
       channels.opened(opening, err == null && socket.connected === true, err ?? undefined);
@@ -160,13 +194,18 @@ export function socketIo({ tracer, frameWrites }: ProtocolContext): Protocol {
         if (traced === undefined) return original.apply(this, arguments as unknown as unknown[]);
         const ev = traced;
         ev.socket = this;
+        // eslint-disable-next-line @typescript-eslint/no-this-alias
+        const socket = this;
         const done = function (this: unknown, err?: unknown): unknown {
-          queue(ev);
+          // socket.io's tick calls the listeners unless a middleware failed or the socket closed:
+          // then it ends on a tick of ours right after socket.io's (which it covers).
+          const toListeners = dispatchWrapped && err == null && socket.connected === true;
+          if (toListeners) queue(ev);
           let out: unknown;
           try {
             out = events.run(ev, fn, this, arguments as unknown as unknown[]);
           } finally {
-            process.nextTick(leave, ev, err);
+            if (!toListeners) process.nextTick(leave, ev, err);
           }
           return out;
         };
@@ -184,17 +223,20 @@ export function socketIo({ tracer, frameWrites }: ProtocolContext): Protocol {
     if (parent !== null && typeof parent.emitUntyped === 'function') {
       patches.wrap(parent, 'emitUntyped', (original: AnyFn) =>
         function emitUntyped(this: unknown): unknown {
-          const current = first;
-          if (current === undefined || current.socket !== this || current.dispatched) return original.apply(this, arguments as unknown as unknown[]);
-          current.dispatched = true;
+          const current = first !== undefined ? dispatched(this) : undefined;
+          if (current === undefined) return original.apply(this, arguments as unknown as unknown[]);
+          let out: unknown;
           try {
-            return original.apply(this, arguments as unknown as unknown[]);
+            out = original.apply(this, arguments as unknown as unknown[]);
           } catch (err) {
-            events.failed(current, err);
+            leave(current, err);
             throw err;
           }
+          leave(current, undefined);
+          return out;
         },
       );
+      dispatchWrapped = true;
     }
 
     patchSends(proto, events, patches);
@@ -209,6 +251,7 @@ export function socketIo({ tracer, frameWrites }: ProtocolContext): Protocol {
     patches.wrap(proto, '_onclose', (original: AnyFn) =>
       function _onclose(this: object): unknown {
         try {
+          if (first !== undefined) closedQueued(this);
           channels.closed(this);
         } catch (err) {
           tracer.boundary.fault('ws-apm socket.io', err);
