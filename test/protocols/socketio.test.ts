@@ -215,12 +215,12 @@ describe('socket.io server', () => {
     const { io } = await startApp();
     const handled: string[] = [];
     io.of('/chat').on('connection', (socket) => {
-      socket.on('first', () => {
-        handled.push('first');
+      socket.on('closing', () => {
+        handled.push('closing');
         socket.disconnect();
       });
-      socket.on('second', () => handled.push('second'));
-      socket.on('third', () => handled.push('third'));
+      socket.on('queued', () => handled.push('queued'));
+      socket.on('queued too', () => handled.push('queued too'));
       socket.on('after', (ack: () => void) => {
         trace.getTracer('app').startActiveSpan('after handler', (span) => span.end());
         handled.push('after');
@@ -232,20 +232,20 @@ describe('socket.io server', () => {
     // socket.io's ticks when the first handler closes the socket.
     const raw = (c.io as unknown as { engine: { transport: { ws: { _socket: { cork(): void; uncork(): void } } } } }).engine.transport.ws._socket;
     raw.cork();
-    c.emit('first');
-    c.emit('second');
-    c.emit('third');
+    c.emit('closing');
+    c.emit('queued');
+    c.emit('queued too');
     await new Promise((resolve) => setImmediate(resolve));
     raw.uncork();
-    const [second] = await waitForSpans('WS RECEIVE /chat second');
-    const [third] = await waitForSpans('WS RECEIVE /chat third');
-    await waitForSpans('WS RECEIVE /chat first');
-    assert.ok(second.ended && third.ended);
+    const [queued] = await waitForSpans('WS RECEIVE /chat queued');
+    const [queuedToo] = await waitForSpans('WS RECEIVE /chat queued too');
+    await waitForSpans('WS RECEIVE /chat closing');
+    assert.ok(queued.ended && queuedToo.ended);
     const other = await client('/chat');
     await other.emitWithAck('after');
     const [after] = await waitForSpans('WS RECEIVE /chat after');
     assert.deepEqual(childrenOf(after).map((s) => s.name).sort(), ['WS SEND /chat ack', 'after handler']);
-    assert.deepEqual(handled, ['first', 'after']);
+    assert.deepEqual(handled, ['closing', 'after']);
   });
 
   test('io.use middlewares run inside WS CONNECT {namespace}; next(err) is a rejected connect with the error; the auth payload is never recorded', async () => {
