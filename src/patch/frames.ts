@@ -27,13 +27,13 @@ export class FrameWrites {
       function sendFrame(this: object, list: unknown): unknown {
         const owner = boundary.on ? senders.get(this) : undefined;
         if (owner !== undefined) {
-          let frame: { size: number; binary: boolean } | undefined;
+          let frame = -1;
           try {
             frame = dataFrame(list);
           } catch (err) {
             boundary.fault('ws-apm frames', err);
           }
-          if (frame !== undefined) boundary.frameWritten(owner, frame.size, frame.binary);
+          if (frame >= 0) boundary.frameWritten(owner, Math.floor(frame / 2), frame % 2 === 1);
         }
         return original.apply(this, arguments as unknown as unknown[]);
       },
@@ -41,17 +41,20 @@ export class FrameWrites {
   }
 }
 
-/** A data frame's payload size and type from its header (ws's frame: a list of buffers), or undefined for a control frame. */
-function dataFrame(list: unknown): { size: number; binary: boolean } | undefined {
+/**
+ * A data frame's payload size and type from its header (ws's frame: a list of buffers), as one
+ * number (size × 2, + 1 when binary: no object per frame), or -1 for a control frame.
+ */
+function dataFrame(list: unknown): number {
   const head = Array.isArray(list) ? list[0] : undefined;
-  if (!(head instanceof Uint8Array) || head.length < 2) return undefined;
+  if (!(head instanceof Uint8Array) || head.length < 2) return -1;
   const opcode = head[0] & 0x0f;
-  if (opcode > 2) return undefined;
+  if (opcode > 2) return -1;
   let size = head[1] & 0x7f;
   if (size === 126 && head.length >= 4) size = (head[2] << 8) | head[3];
   else if (size === 127 && head.length >= 10) {
     const view = new DataView(head.buffer, head.byteOffset, head.length);
     size = view.getUint32(2) * 2 ** 32 + view.getUint32(6);
   }
-  return { size, binary: opcode === 2 };
+  return size * 2 + (opcode === 2 ? 1 : 0);
 }
