@@ -6,7 +6,7 @@
 //   detail tables come from the first file. --print writes the block to stdout instead of docs/performance.md.
 const fs = require('node:fs');
 const path = require('node:path');
-const { cell, fmt, fmtInt } = require('./report');
+const { cell, fmt, fmtInt, ours, socketioTargets } = require('./report');
 
 const ROOT = path.resolve(__dirname, '..');
 const args = process.argv.slice(2);
@@ -48,6 +48,61 @@ function block() {
   });
   L.push(...rows);
   L.push('');
+
+  // issue 20: what is ours (÷ the backend alone, ÷ the floor), per Node
+  const sizeLabel = (size) => (size >= 1024 ? `${size / 1024} KiB` : `${size} B`);
+  for (const r of reports) {
+    const o = ours(r);
+    if (!o.cols.length || !o.rows.some((row) => row.cells.some((c) => c.r))) continue;
+    L.push(`Issue 20's ratios, ${nodeOf(r)} — server CPU µs per message, ratio per round, median (min–max); ✓ met, ✗ missed:`);
+    L.push('');
+    L.push(`| ratio | ${o.cols.map((c) => `${c.names ? 'names on' : 'names off'}, ${sizeLabel(c.size)}`).join(' | ')} |`);
+    L.push(`|---|${o.cols.map(() => '---').join('|')}|`);
+    for (const row of o.rows) {
+      const cells = row.cells.map((c) => (c.r ? `${cell(c.r)}${c.max != null ? ` (≤ ${fmt(c.max)}) ${c.met ? '✓' : '✗'}` : ''}` : '–'));
+      L.push(`| ${row.label} | ${cells.join(' | ')} |`);
+    }
+    L.push('');
+  }
+
+  // issue 19: socket.io, per Node
+  const sio = reports.map((r) => ({ r, t: socketioTargets(r) })).filter(({ t }) => t.passes.length && t.rows.some((row) => row.cells.some((c) => c.r)));
+  if (sio.length) {
+    L.push('Issue 19\'s socket.io ratios — server CPU µs per incoming message, ratio per round, median (min–max):');
+    L.push('');
+    const cols = sio.flatMap(({ r, t }) => t.passes.map((k, i) => ({ r, t, i, label: `${nodeOf(r)}, ${k === 'socketio-echo' ? 'echo' : 'room broadcast 1 → 1,000'}` })));
+    L.push(`| ratio | target | ${cols.map((c) => c.label).join(' | ')} |`);
+    L.push(`|---|---|${cols.map(() => '---').join('|')}|`);
+    for (const [j, row] of sio[0].t.rows.entries()) {
+      const target = row.max == null ? '–' : `${row.strict ? '<' : '≤'} ${fmt(row.max)}`;
+      const cells = cols.map((c) => {
+        const x = c.t.rows[j].cells[c.i];
+        return x && x.r ? `${cell(x.r)}${row.max != null ? (x.met ? ' ✓' : ' ✗') : ''}` : '–';
+      });
+      if (cells.every((x) => x === '–')) continue;
+      L.push(`| ${row.label} | ${target} | ${cells.join(' | ')} |`);
+    }
+    L.push('');
+  }
+
+  // memory: ws-apm's heap per idle connection and after churn, per backend (the first report that measured it)
+  const withMem = reports.find((r) => r.memory && r.memory.bare);
+  if (withMem) {
+    const m = withMem.memory;
+    const bare = m.bare.idle.heapPerConn;
+    L.push(`Memory, ${nodeOf(withMem)} — ${fmtInt(withMem.config.idleConns || 10000)} idle connections, then connect/close cycles; heap after GC (target ≤ 300 B per idle connection):`);
+    L.push('');
+    L.push('| variant | extra heap per idle connection | heap growth per churn cycle |');
+    L.push('|---|---|---|');
+    for (const v of withMem.variants) {
+      const x = m[v.key];
+      if (!x || v.key === 'bare' || !x.idle) continue;
+      const extra = x.idle.heapPerConn - bare;
+      L.push(`| ${v.label} | ${fmtInt(extra)} B${['otel-defaults', 'elastic-defaults', 'newrelic-defaults', 'wsapm-api', 'otel-every'].includes(v.key) ? (extra <= 300 ? ' ✓' : ' ✗') : ''} `
+        + `| ${x.churn && x.churn.cycles ? `${fmt(x.churn.heapGrowth / x.churn.cycles, 1)} B` : '–'} |`);
+    }
+    L.push('');
+  }
 
   // detail: echo 64 B, names off and on, memory
   const echo = r0.passes.echo;
