@@ -147,7 +147,8 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
         attributes: spec.attributes as Record<string, string | number | boolean>,
         links,
         startTime: spec.startTime,
-        root: parent.type === 'root',
+        // No `root: true` for a root: ROOT_CONTEXT has no span already, and the option makes the
+        // SDK copy the context to delete one (an object and a Map per span).
       },
       ctx,
     );
