@@ -1,6 +1,6 @@
 /**
  * Runs a New Relic fixture in a child process (agents are process singletons) with the agent
- * preloaded (`-r newrelic`, or the copy named by WS_APM_TEST_NEWRELIC) and tsx for the sources.
+ * preloaded (`-r newrelic`, or the copy named by TEST_NEWRELIC_PACKAGE) and tsx for the sources.
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
@@ -9,7 +9,7 @@ export const FIXTURES = path.join(__dirname, '..', 'fixtures', 'newrelic');
 
 /** The agent the fixtures preload: `newrelic` as installed (13 on Node 20, 14 on Node 22 in CI). */
 export function newrelicPath(): string {
-  return process.env.WS_APM_TEST_NEWRELIC || require.resolve('newrelic');
+  return process.env.TEST_NEWRELIC_PACKAGE || require.resolve('newrelic');
 }
 
 export interface FixtureResult {

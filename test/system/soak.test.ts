@@ -1,11 +1,11 @@
 /**
  * Load and soak, in child processes with a bounded size and time:
- * - N concurrent connections (10,000 by default, WS_APM_SOAK_CONNECTIONS overrides; capped
+ * - N concurrent connections (10,000 by default, TEST_SOAK_CONNECTIONS overrides; capped
  *   by the file-descriptor limit the child can get) with a heartbeat and steady traffic:
  *   no error, the active-connections gauge equal to wss.clients.size at every sample,
  *   heap flat after GC, and 0 / nothing retained at the end.
- * - Connect/close cycles (100,000 or as many as fit in WS_APM_SOAK_CYCLE_MS, 60 s by
- *   default; WS_APM_SOAK_CYCLES overrides): opened = closed, gauge 0, and every server
+ * - Connect/close cycles (100,000 or as many as fit in TEST_SOAK_CYCLE_MS, 60 s by
+ *   default; TEST_SOAK_CYCLES overrides): opened = closed, gauge 0, and every server
  *   socket garbage-collected (FinalizationRegistry), so no per-socket state is retained.
  * Figures are printed as test diagnostics (and quoted in docs/reliability.md).
  */
@@ -19,11 +19,11 @@ import { after, test } from 'node:test';
 import { cleanEnv, FIXTURES } from '../helpers/child';
 
 const DIR = path.join(FIXTURES, 'reliability');
-const WANT_CONNECTIONS = Number(process.env.WS_APM_SOAK_CONNECTIONS || 10_000);
-const SOAK_ROUNDS = Number(process.env.WS_APM_SOAK_ROUNDS || 3);
+const WANT_CONNECTIONS = Number(process.env.TEST_SOAK_CONNECTIONS || 10_000);
+const SOAK_ROUNDS = Number(process.env.TEST_SOAK_ROUNDS || 3);
 const TRAFFIC_MS = 5000; // each connection sends one message per TRAFFIC_MS; the server pings each as often
-const WANT_CYCLES = Number(process.env.WS_APM_SOAK_CYCLES || 100_000);
-const CYCLE_MS = Number(process.env.WS_APM_SOAK_CYCLE_MS || 60_000);
+const WANT_CYCLES = Number(process.env.TEST_SOAK_CYCLES || 100_000);
+const CYCLE_MS = Number(process.env.TEST_SOAK_CYCLE_MS || 60_000);
 const MiB = 1024 * 1024;
 const RAISE = 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true';
 
