@@ -109,7 +109,7 @@ export function instrument(options: InstrumentOptions = {}): Instrumentation {
       patches.disable();
       uninstallExit();
       try {
-        await flush();
+        if (setup!.releaseDelivers !== true) await flush();
         await setup!.release(config.flushTimeoutMs);
       } catch (err) {
         log.fault(`${adapter.name} shutdown`, err);

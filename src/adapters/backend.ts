@@ -16,6 +16,12 @@ export interface BackendSetup {
   exit(timeoutMs: number): Promise<void>;
   /** Uninstrument: stop what ws-apm started itself (its own SDK), never the app's agent. */
   release(timeoutMs: number): Promise<void>;
+  /**
+   * True when `release` itself delivers what is pending (ws-apm's own SDK: its shutdown flushes
+   * the span processors and collects the metrics once more), so uninstrument skips its flush: a
+   * flush first would export the same metric points twice.
+   */
+  readonly releaseDelivers?: boolean;
 }
 
 export interface BackendOptions {

@@ -110,6 +110,16 @@ describe('the exit of a short-lived app', { timeout: 60_000 }, () => {
     assert.equal(receiver.lastPoint('one-export-sigterm', 'websocket.server.connections', { 'websocket.route': '/term', 'websocket.connection.outcome': 'accepted' }), 1);
   });
 
+  test('uninstrument(): exactly one metrics export, carrying the websocket metrics', async () => {
+    const server = start(['uninstrument.js'], 'uninstrument-export', {});
+    const close = await openConnection(server, '/gone');
+    await close();
+    assert.deepEqual(await server.exited(), { code: 0, signal: null });
+    assert.deepEqual(ourWarnings(server), []);
+    assert.equal(metricExports('uninstrument-export').length, 1, 'metrics exported once by uninstrument');
+    assert.equal(receiver.lastPoint('uninstrument-export', 'websocket.server.connections', { 'websocket.route': '/gone', 'websocket.connection.outcome': 'accepted' }), 1);
+  });
+
   test('the app\'s own SDK, shut down by the app on SIGTERM: exactly one metrics export, carrying the websocket metrics', async () => {
     const server = start(['-r', './tracing-shutdown.js', 'server.js'], 'app-sdk-shutdown', { OTEL_METRICS_EXPORTER: 'otlp' });
     const close = await openConnection(server, '/app');

@@ -88,8 +88,12 @@ function otelSetup(startSdk: boolean, flushTimeoutMs: number): BackendSetup {
       else await adapter.flush(timeoutMs);
     },
     async release(timeoutMs) {
-      await adapter.shutdown();
+      // The SDK ws-apm started collects ws-apm's metrics at its shutdown: before they are unbound.
       await stopOwned(timeoutMs);
+      await adapter.shutdown();
+    },
+    get releaseDelivers() {
+      return owned !== undefined;
     },
   };
 }
