@@ -71,7 +71,7 @@ const MODE = QUICK
     namesSizes: [64, 16384],
     // 3 s of warm-up: the first OTLP export (its encoder compiled on first use) falls before the measured
     // window. With 0.7 s it fell inside it, a one-off start-up cost charged to every variant that exports
-    // (not to the backend-alone ones, which export nothing) at ~+0.1 on the ratios to bare ws.
+    // (not to the backend-alone ones, which export nothing).
     warmupMs: 3000,
     durationMs: 2000,
     // measured for 2 s, longer (up to 10 s) until 100 broadcasts completed: slow variants on a loaded machine
