@@ -43,6 +43,7 @@
 import type { Adapter, Carrier, MetricSource, OperationOutcome, OperationSpec } from '../../tracer/adapter';
 import { log } from '../../logger';
 import { traceIdOfTraceparent } from '../../tracer/propagation';
+import { packTraceparent, TRACEPARENT_BYTES, unpackTraceparent } from '../packed';
 import { bounded } from '../bounded';
 import { HEADER_TRACEPARENT, HEADER_TRACESTATE } from '../../semconv';
 import {
@@ -156,6 +157,21 @@ export class NewRelicAdapter implements Adapter<NrOp, NrRef> {
     if (ctx?.transaction) this.within(ctx, insertFrom, undefined, [ctx.transaction, headers]);
     if (!headers[HEADER_TRACEPARENT]) return EMPTY_REF;
     return Object.freeze({ traceparent: headers[HEADER_TRACEPARENT], tracestate: headers[HEADER_TRACESTATE] });
+  }
+
+  /**
+   * A connection's handshake reference as one flat string: the traceparent as 26 bytes, then the
+   * tracestate (which the agent builds as a tree of joined strings: several objects per connection).
+   */
+  pack(ref: NrRef): unknown {
+    if (ref === EMPTY_REF || ref.traceparent === undefined) return ref;
+    return packTraceparent(ref.traceparent, ref.tracestate ?? '') ?? ref;
+  }
+
+  unpack(packed: unknown): NrRef {
+    if (typeof packed !== 'string') return packed as NrRef;
+    const tracestate = packed.slice(TRACEPARENT_BYTES);
+    return Object.freeze({ traceparent: unpackTraceparent(packed), tracestate: tracestate === '' ? undefined : tracestate });
   }
 
   traceIdOf(ref: NrRef): string | undefined {
