@@ -8,15 +8,15 @@
 
 const LOWER_HEX = /^[0-9a-f]*$/;
 const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
-/** A tracestate that survives a trip through latin1 unchanged (W3C allows printable ASCII only). */
-const PRINTABLE = /^[\x20-\x7e]*$/;
+/** A tail that survives a trip through latin1 unchanged. */
+const LATIN1 = /^[\x00-\xff]*$/;
 
 /** Bytes of a traceparent: version, trace id, parent id, flags. */
 export const TRACEPARENT_BYTES = 26;
 
 /** `hex` (lower case, even length) as one latin1 char per byte, then `tail` as is; undefined when `hex` is not that. */
 export function packHex(hex: string, tail = ''): string | undefined {
-  if (hex.length % 2 !== 0 || !LOWER_HEX.test(hex) || !PRINTABLE.test(tail)) return undefined;
+  if (hex.length % 2 !== 0 || !LOWER_HEX.test(hex) || !LATIN1.test(tail)) return undefined;
   const bytes = hex.length / 2;
   const buf = Buffer.allocUnsafe(bytes + tail.length);
   buf.write(hex, 0, bytes, 'hex');

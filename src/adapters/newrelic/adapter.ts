@@ -59,6 +59,11 @@ import { endInContext, NR_TRANSACTION_GROUP, startSegment, startTransaction } fr
 /** Name of the transaction `runWithRemote` starts. */
 const NR_HANDOFF_NAME = 'WS HANDOFF';
 
+/** Marks a packed tracestate that starts with a known prefix (a tracestate starts with a printable char). */
+const PREFIXED = 1;
+/** Distinct tracestate prefixes remembered (one per account and app in practice). */
+const MAX_TRACESTATE_PREFIXES = 64;
+
 export class NewRelicAdapter implements Adapter<NrOp, NrRef> {
   readonly name = 'newrelic';
   readonly propagationHeaders: readonly string[] = [NR_HEADER];
@@ -162,16 +167,42 @@ export class NewRelicAdapter implements Adapter<NrOp, NrRef> {
   /**
    * A connection's handshake reference as one flat string: the traceparent as 26 bytes, then the
    * tracestate (which the agent builds as a tree of joined strings: several objects per connection).
+   * The tracestate repeats the traceparent's span id after a prefix that is the same for every
+   * transaction of the app (`{trusted key}@nr=0-0-{account}-{app}-`): both are kept once, as a
+   * 3-char reference. Kept as it is unless the packed form gives back exactly the same strings.
    */
   pack(ref: NrRef): unknown {
-    if (ref === EMPTY_REF || ref.traceparent === undefined) return ref;
-    return packTraceparent(ref.traceparent, ref.tracestate ?? '') ?? ref;
+    const { traceparent, tracestate } = ref;
+    if (ref === EMPTY_REF || traceparent === undefined) return ref;
+    const packed = packTraceparent(traceparent, this.packTracestate(traceparent, tracestate ?? ''));
+    if (packed === undefined) return ref;
+    const back = this.unpack(packed);
+    return back.traceparent === traceparent && back.tracestate === (tracestate || undefined) ? packed : ref;
   }
 
   unpack(packed: unknown): NrRef {
     if (typeof packed !== 'string') return packed as NrRef;
-    const tracestate = packed.slice(TRACEPARENT_BYTES);
-    return Object.freeze({ traceparent: unpackTraceparent(packed), tracestate: tracestate === '' ? undefined : tracestate });
+    const traceparent = unpackTraceparent(packed);
+    let tracestate = packed.slice(TRACEPARENT_BYTES);
+    if (tracestate.charCodeAt(0) === PREFIXED) {
+      tracestate = `${this.tracestatePrefixes[tracestate.charCodeAt(1)]}${traceparent.slice(36, 52)}${tracestate.slice(2)}`;
+    }
+    return Object.freeze({ traceparent, tracestate: tracestate === '' ? undefined : tracestate });
+  }
+
+  private readonly tracestatePrefixes: string[] = [];
+
+  /** The tail of a packed reference: `PREFIXED`, the prefix's index, what follows the span id; else the tracestate as is. */
+  private packTracestate(traceparent: string, tracestate: string): string {
+    const at = tracestate.indexOf(traceparent.slice(36, 52));
+    if (at <= 0 || tracestate.charCodeAt(0) < 0x20) return tracestate;
+    const prefix = tracestate.slice(0, at);
+    let index = this.tracestatePrefixes.indexOf(prefix);
+    if (index === -1) {
+      if (this.tracestatePrefixes.length >= MAX_TRACESTATE_PREFIXES) return tracestate;
+      index = this.tracestatePrefixes.push(prefix) - 1;
+    }
+    return `${String.fromCharCode(PREFIXED, index)}${tracestate.slice(at + 16)}`;
   }
 
   traceIdOf(ref: NrRef): string | undefined {
