@@ -71,6 +71,8 @@ const COUNTED = 1;
 const TERMINATED = 2;
 const CLOSE_LOCAL = 4;
 const CLOSE_REMOTE = 8;
+/** The peer's port sits above the flags (0: none; no peer has port 0). */
+const PORT_SHIFT = 4;
 
 export class SocketState implements Endpoints {
   messagesIn = 0;
@@ -79,17 +81,25 @@ export class SocketState implements Endpoints {
   bytesOut = 0;
   /** `performance.now()` of an unanswered ping. */
   private ping: number | undefined = undefined;
-  private flags = 0;
+  /** COUNTED, TERMINATED, CLOSE_*, and the peer's port << PORT_SHIFT. */
+  private flags: number;
   private extras: SocketExtras | undefined = undefined;
 
   constructor(
     readonly group: SocketGroup,
     readonly peerAddress: string | undefined,
-    readonly peerPort: number | undefined,
+    peerPort: number | undefined,
     /** The adapter's (possibly packed) reference to the handshake or client connect. */
     private readonly packedRef: unknown,
     readonly openedAt: number,
-  ) {}
+  ) {
+    this.flags = peerPort !== undefined && Number.isInteger(peerPort) && peerPort > 0 && peerPort <= 0xffff ? peerPort << PORT_SHIFT : 0;
+  }
+
+  get peerPort(): number | undefined {
+    const port = this.flags >>> PORT_SHIFT;
+    return port === 0 ? undefined : port;
+  }
 
   get info(): RouteInfo {
     return this.group.info;
