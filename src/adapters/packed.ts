@@ -8,15 +8,15 @@
 
 const LOWER_HEX = /^[0-9a-f]*$/;
 const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
-/** A tail that survives a trip through latin1 unchanged. */
-const LATIN1 = /^[\x00-\xff]*$/;
+/** A char that a trip through latin1 would not keep (every one below U+0100 survives it). */
+const NOT_LATIN1 = /[\u0100-\uffff]/;
 
 /** Bytes of a traceparent: version, trace id, parent id, flags. */
 export const TRACEPARENT_BYTES = 26;
 
 /** `hex` (lower case, even length) as one latin1 char per byte, then `tail` as is; undefined when `hex` is not that. */
 export function packHex(hex: string, tail = ''): string | undefined {
-  if (hex.length % 2 !== 0 || !LOWER_HEX.test(hex) || !LATIN1.test(tail)) return undefined;
+  if (hex.length % 2 !== 0 || !LOWER_HEX.test(hex) || NOT_LATIN1.test(tail)) return undefined;
   const bytes = hex.length / 2;
   const buf = Buffer.allocUnsafe(bytes + tail.length);
   buf.write(hex, 0, bytes, 'hex');
