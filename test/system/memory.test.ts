@@ -27,8 +27,12 @@ const PER_CONNECTION_BUDGET = 300;
  * part at about 240 B, the figure `PER_CONNECTION_BUDGET` is about; its readings get this margin.
  */
 const NEW_RELIC_NOISE = 100;
-/** Growth per connect/close cycle allowed for measurement noise (a leaked object is ≥ 50 B a cycle). */
-const PER_CYCLE_BUDGET = 20;
+/**
+ * Growth per connect/close cycle allowed: measured up to 16 B with ws-apm and 7 B with bare ws on
+ * Node 24 (which grows a little over cycles without ws-apm too), below 0 on Node 20; anything ws-apm
+ * would keep per connection (its state object alone is over 100 B) is above it.
+ */
+const PER_CYCLE_BUDGET = 32;
 
 /**
  * Every operation is still made, recorded and ended, but the backends keep none of it for export:
