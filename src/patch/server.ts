@@ -21,6 +21,26 @@ function isWebSocketUpgrade(req: IncomingMessage | undefined): boolean {
   return typeof upgrade === 'string' && upgrade.toLowerCase() === 'websocket';
 }
 
+interface PeerName {
+  address?: string;
+  port?: number;
+}
+
+/**
+ * The peer of `socket`, leaving nothing on it: `remoteAddress` makes Node keep a `_peername`
+ * object on the socket for the rest of its life (~90 B per connection that the app itself may
+ * never have asked for). The handle's getpeername (TCP, and TLS through its proxy to the TCP
+ * handle) fills a throwaway object instead; anything else goes through the public getters.
+ */
+function peerOf(socket: Socket): PeerName {
+  const handle = (socket as { _handle?: { getpeername?: (out: PeerName) => number } | null })._handle;
+  if (handle != null && typeof handle.getpeername === 'function') {
+    const out: PeerName = {};
+    if (handle.getpeername(out) === 0 && typeof out.address === 'string') return out;
+  }
+  return { address: socket.remoteAddress, port: socket.remotePort };
+}
+
 /** Handshakes in progress, by upgrade request (the http event and handleUpgrade see the same one). */
 export class ServerHandshakes {
   private readonly pending = new WeakMap<object, { readonly hs: ServerHandshake; readonly release: () => void }>();
@@ -41,11 +61,12 @@ export class ServerHandshakes {
   }
 
   private begin(req: IncomingMessage, socket: Socket): ServerHandshake | undefined {
+    const peer = peerOf(socket);
     const hs = this.boundary.handshakeStart({
       url: req.url ?? '/',
       headers: req.headers,
-      peerAddress: socket.remoteAddress,
-      peerPort: socket.remotePort,
+      peerAddress: peer.address,
+      peerPort: peer.port,
       encrypted: (socket as { encrypted?: boolean }).encrypted === true,
     });
     if (hs === undefined) return undefined;

@@ -128,6 +128,13 @@ export interface Adapter<Op = unknown, Ref = unknown> {
   run<A extends unknown[], R>(op: Op, fn: (...args: A) => R, thisArg: unknown, args: A): R;
   /** A minimal, long-lived reference to `op` for later parents/links (keep it small). */
   ref(op: Op): Ref;
+  /**
+   * Optional: `ref` in the form kept for a connection's whole life (every idle connection holds
+   * one), e.g. one flat string; `unpack` gives back an equal reference when the connection's
+   * operations first need it. Without them the reference is kept as `ref` returned it.
+   */
+  pack?(ref: Ref): unknown;
+  unpack?(packed: unknown): Ref;
   /** The trace id behind a reference, for cross-linking attributes (may be undefined). */
   traceIdOf?(ref: Ref): string | undefined;
   /**

@@ -12,10 +12,22 @@ import type { RunMode, Traced } from './boundary';
 import { FaultBudget, GuardedAdapter } from './guard';
 import { Metrics } from './metrics';
 import { MessageNamer, RouteNamer, UrlRedactor } from './naming';
-import type { Endpoints, RouteInfo, SocketState } from './socket-state';
+import { type Endpoints, type Relations, type RouteInfo, type SocketGroup, SocketState } from './socket-state';
 
 export const ROOT: Parent = Object.freeze({ type: 'root' });
 export const ACTIVE: Parent = Object.freeze({ type: 'active' });
+
+/** Relations of a socket with no handshake reference. */
+const NO_RELATIONS: Relations = Object.freeze({
+  ref: undefined, handshakeTraceId: undefined, parent: ROOT, links: undefined, carriedLinks: undefined,
+});
+
+/**
+ * Interned groups and peer addresses: enough for every route and host of a real app. A
+ * Host header or an address beyond it (hostile, or many peers) is kept per socket instead.
+ */
+const MAX_GROUPS = 1024;
+const MAX_PEER_ADDRESSES = 256;
 
 /** Epoch milliseconds with sub-millisecond precision (what adapters take as start/end times). */
 export const now = (): number => performance.timeOrigin + performance.now();
@@ -28,7 +40,10 @@ export class TracerCore {
   readonly names: MessageNamer;
   readonly redactor: UrlRedactor;
   private readonly routeInfos = new Map<string, RouteInfo>();
+  private readonly groups = new Map<string, SocketGroup>();
+  private readonly peerAddresses = new Map<string, string>();
   private readonly linkMessages: boolean;
+  private readonly relate = (packedRef: unknown): Relations => this.relations(packedRef);
 
   constructor(readonly config: Config, adapter: Adapter) {
     const budget = new FaultBudget();
@@ -76,36 +91,51 @@ export class TracerCore {
 
   /** Start tracking an open socket whose handshake (or client connect) left `ref`. */
   track(ws: object, side: Side, info: RouteInfo, ignored: boolean, ends: Endpoints, ref: unknown): SocketState {
-    const links = ref !== undefined ? [ref] : undefined;
-    const state: SocketState = {
-      side,
-      info,
-      ignored,
-      peerAddress: ends.peerAddress,
-      peerPort: ends.peerPort,
-      serverAddress: ends.serverAddress,
-      serverPort: ends.serverPort,
-      ref,
-      handshakeTraceId: this.adapter.traceIdOf(ref),
-      parent: !this.linkMessages && ref !== undefined ? { type: 'ref', ref } : ROOT,
-      links: this.linkMessages ? links : undefined,
-      carriedLinks: links,
-      openedAt: now(),
-      counted: false,
-      messagesIn: 0,
-      messagesOut: 0,
-      bytesIn: 0,
-      bytesOut: 0,
-      closeBy: undefined,
-      closeStartedAt: 0,
-      terminated: false,
-      pingAt: 0,
-      user: undefined,
-      frames: undefined,
-    };
+    const state = new SocketState(
+      this.group(side, info, ignored, ends),
+      this.peerAddress(ends.peerAddress),
+      ends.peerPort,
+      ref === undefined ? undefined : this.adapter.pack(ref),
+      now(),
+    );
     this.sockets.set(ws, state);
     this.onTrack?.(ws);
     return state;
+  }
+
+  /** The group of connections with this route, side and server end (one object for all of them). */
+  private group(side: Side, info: RouteInfo, ignored: boolean, ends: Endpoints): SocketGroup {
+    const key = `${side === 'server' ? 's' : 'c'}${ignored ? 'i' : 't'}${ends.serverPort ?? ''} ${ends.serverAddress ?? ''} ${info.route}`;
+    let group = this.groups.get(key);
+    if (group === undefined) {
+      group = { info, ignored, serverAddress: ends.serverAddress, serverPort: ends.serverPort, relate: this.relate };
+      if (this.groups.size < MAX_GROUPS) this.groups.set(key, group);
+    }
+    return group;
+  }
+
+  /** One string per peer address (each socket would otherwise hold its own copy of, say, a proxy's address). */
+  private peerAddress(address: string | undefined): string | undefined {
+    if (address === undefined) return undefined;
+    const known = this.peerAddresses.get(address);
+    if (known !== undefined) return known;
+    if (this.peerAddresses.size < MAX_PEER_ADDRESSES) this.peerAddresses.set(address, address);
+    return address;
+  }
+
+  /** Parent and links of a socket's operations, from its handshake reference (made once per socket, on first use). */
+  private relations(packedRef: unknown): Relations {
+    if (packedRef === undefined) return NO_RELATIONS;
+    const ref = this.adapter.unpack(packedRef);
+    if (ref === undefined) return NO_RELATIONS;
+    const links = [ref];
+    return {
+      ref,
+      handshakeTraceId: this.adapter.traceIdOf(ref),
+      parent: this.linkMessages ? ROOT : { type: 'ref', ref },
+      links: this.linkMessages ? links : undefined,
+      carriedLinks: links,
+    };
   }
 
   /** Attributes of a summary-style operation (close, heartbeat): rare, so built plainly. */

@@ -150,6 +150,28 @@ export class GuardedAdapter {
     }
   }
 
+  /** The reference as the adapter keeps it for a connection's life (itself when the adapter does not pack). */
+  pack(ref: unknown): unknown {
+    if (this.adapter.pack === undefined) return ref;
+    try {
+      return this.adapter.pack(ref);
+    } catch (err) {
+      this.fault('pack', err);
+      return undefined;
+    }
+  }
+
+  /** A reference `pack` made, as the adapter takes it in parents and links. */
+  unpack(packed: unknown): unknown {
+    if (this.adapter.unpack === undefined) return packed;
+    try {
+      return this.adapter.unpack(packed);
+    } catch (err) {
+      this.fault('unpack', err);
+      return undefined;
+    }
+  }
+
   traceIdOf(ref: unknown): string | undefined {
     if (ref === undefined || this.adapter.traceIdOf === undefined) return undefined;
     try {

@@ -20,6 +20,7 @@
 import type { Config } from '../../config';
 import { log } from '../../logger';
 import { bounded } from '../bounded';
+import { packTraceparent, unpackTraceparent } from '../packed';
 import type { Adapter, Carrier, MetricSource, OperationOutcome, OperationSpec } from '../../tracer/adapter';
 import { isValidTraceparent, traceIdOfTraceparent } from '../../tracer/propagation';
 import type { ApmRunContext, ApmSpan, ApmTransaction, ElasticAgent } from './agent';
@@ -137,6 +138,15 @@ export class ElasticAdapter implements Adapter<ElasticOp, string> {
 
   ref(op: ElasticOp): string {
     return op.current.traceparent;
+  }
+
+  /** A connection's handshake traceparent as 26 chars (48 B instead of 72 B); any other string boxed as it is. */
+  pack(ref: string): unknown {
+    return (typeof ref === 'string' ? packTraceparent(ref) : undefined) ?? { ref };
+  }
+
+  unpack(packed: unknown): string {
+    return typeof packed === 'string' ? unpackTraceparent(packed) : (packed as { ref: string }).ref;
   }
 
   traceIdOf(ref: string): string | undefined {

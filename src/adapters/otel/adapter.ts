@@ -29,6 +29,7 @@ import type { Adapter, Carrier, HistogramCell, MetricSource, OperationKind, Oper
 import { log } from '../../logger';
 import { VERSION } from '../../version';
 import { withTimeout } from '../bounded';
+import { packHex, unpackHex } from '../packed';
 import { claimHandedOutProducers, recordingThroughApi, releaseHandedOutProducers } from './producer';
 import { forceFlushGlobalProviders, meterSdkRegistered, otelSdkRegistered } from './providers';
 import { UnsampledSpan } from './unsampled';
@@ -179,6 +180,25 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
 
   ref(span: Span): SpanContext {
     return span.spanContext();
+  }
+
+  /**
+   * A connection's handshake as 25 chars (trace id, span id, flags as bytes; 48 B) instead of the
+   * span's context with its two id strings (136 B). A context with a trace state (or ids a custom
+   * generator made otherwise) is kept as it is.
+   */
+  pack(ref: SpanContext): unknown {
+    if (ref.traceState !== undefined || ref.isRemote === true || ref.traceId.length !== 32 || ref.spanId.length !== 16) return ref;
+    const flags = ref.traceFlags;
+    if (!Number.isInteger(flags) || flags < 0 || flags > 255) return ref;
+    return packHex(`${ref.traceId}${ref.spanId}${flags < 16 ? '0' : ''}${flags.toString(16)}`) ?? ref;
+  }
+
+  /** The span context `pack` was given: the same fields, as the SDK makes them for a local span. */
+  unpack(packed: unknown): SpanContext {
+    if (typeof packed !== 'string') return packed as SpanContext;
+    const hex = unpackHex(packed, 25);
+    return { traceId: hex.slice(0, 32), spanId: hex.slice(32, 48), traceFlags: parseInt(hex.slice(48), 16), traceState: undefined };
   }
 
   traceIdOf(ref: SpanContext): string {
