@@ -100,16 +100,17 @@ export function socketIo({ tracer, frameWrites }: ProtocolContext): Protocol {
       tracer.boundary.fault('ws-apm socket.io', fault);
     }
   };
+  /** A queued event whose listeners will not be called: out of the queue (found after `prev`), and ended. */
+  const drop = (run: EventRun, prev: EventRun | undefined): void => {
+    unlink(run, prev);
+    leave(run, undefined);
+  };
   /** The queued event socket.io is dispatching on `socket`, out of the queue; stale ones before it ended. */
   const dispatched = (socket: unknown): EventRun | undefined => {
     let at = first;
     while (at !== undefined && at.socket !== socket) at = at.next;
     if (at === undefined) return undefined; // not a dispatch of a queued event
-    while (first !== at) {
-      const stale = first!;
-      unlink(stale, undefined);
-      leave(stale, undefined);
-    }
+    while (first !== at) drop(first!, undefined);
     unlink(at, undefined);
     return at;
   };
@@ -119,20 +120,14 @@ export function socketIo({ tracer, frameWrites }: ProtocolContext): Protocol {
     let at = first;
     while (at !== undefined) {
       const next = at.next;
-      if (at.socket === socket) {
-        unlink(at, prev);
-        leave(at, undefined);
-      } else prev = at;
+      if (at.socket === socket) drop(at, prev);
+      else prev = at;
       at = next;
     }
   };
   const queue = (run: EventRun): void => {
     enqueue(run);
-    if (queued > MAX_QUEUED) {
-      const oldest = first!;
-      unlink(oldest, undefined);
-      leave(oldest, undefined);
-    }
+    if (queued > MAX_QUEUED) drop(first!, undefined);
   };
   /** Set once emitUntyped is wrapped: events end when their listeners return, else on a tick after socket.io's. */
   let dispatchWrapped = false;
