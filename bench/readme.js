@@ -102,6 +102,11 @@ function block() {
         + `| ${x.churn && x.churn.cycles ? `${fmt(x.churn.heapGrowth / x.churn.cycles, 1)} B` : '–'} |`);
     }
     L.push('');
+    // heapUsed counts the code the JIT compiles as the run goes on; the test counts from snapshots.
+    L.push('These figures are `heapUsed` after GC, which also counts the code the JIT compiles as the run goes on: the churn');
+    L.push('column moves by tens of bytes per cycle with and without ws-apm. `test/system/memory.test.ts` counts what the');
+    L.push('program keeps from heap snapshots instead (docs/reliability.md): within ±1 B per cycle on every backend.');
+    L.push('');
   }
 
   // detail: echo 64 B, names off and on, memory

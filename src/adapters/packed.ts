@@ -41,3 +41,44 @@ export function unpackTraceparent(packed: string): string {
   const hex = unpackHex(packed, TRACEPARENT_BYTES);
   return `${hex.slice(0, 2)}-${hex.slice(2, 34)}-${hex.slice(34, 50)}-${hex.slice(50, 52)}`;
 }
+
+/** Marks a packed tracestate whose app prefix was followed by the traceparent's span id (dropped). */
+const PREFIXED = 1;
+/** Marks a packed tracestate whose app prefix was followed by anything else (kept). */
+const PREFIXED_AS_IS = 2;
+/** Distinct prefixes remembered (one per account and app in practice). */
+const MAX_PREFIXES = 64;
+/** New Relic's entry up to its span id: `{trust key}@nr={version}-{parent type}-{account}-{app}-`. */
+const NR_APP_PREFIX = /^[^,=]*@nr=(?:[^-,]*-){4}/;
+
+/**
+ * New Relic's tracestate (`…@nr=0-0-{account}-{app}-{span id}-{transaction id}-…`), which the agent
+ * builds as a tree of joined strings, as a short flat tail: the prefix, the same for every
+ * transaction of the app, kept once and referred to by its index; the span id, when it is the
+ * traceparent's, not repeated. A tracestate of any other shape is kept as it is (a tracestate
+ * starts with a printable char, so never with a marker).
+ */
+export class TracestatePrefixes {
+  private readonly prefixes: string[] = [];
+
+  pack(traceparent: string, tracestate: string): string {
+    const prefix = NR_APP_PREFIX.exec(tracestate)?.[0];
+    if (prefix === undefined || tracestate.charCodeAt(0) < 0x20) return tracestate;
+    let index = this.prefixes.indexOf(prefix);
+    if (index === -1) {
+      if (this.prefixes.length >= MAX_PREFIXES) return tracestate;
+      index = this.prefixes.push(prefix) - 1;
+    }
+    const spanId = traceparent.slice(36, 52);
+    return tracestate.startsWith(spanId, prefix.length)
+      ? `${String.fromCharCode(PREFIXED, index)}${tracestate.slice(prefix.length + 16)}`
+      : `${String.fromCharCode(PREFIXED_AS_IS, index)}${tracestate.slice(prefix.length)}`;
+  }
+
+  unpack(traceparent: string, tail: string): string {
+    const marker = tail.charCodeAt(0);
+    if (marker !== PREFIXED && marker !== PREFIXED_AS_IS) return tail;
+    const prefix = this.prefixes[tail.charCodeAt(1)]!;
+    return marker === PREFIXED ? `${prefix}${traceparent.slice(36, 52)}${tail.slice(2)}` : `${prefix}${tail.slice(2)}`;
+  }
+}

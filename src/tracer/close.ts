@@ -90,7 +90,7 @@ export class Closes {
     const closeCode = typeof code === 'number' ? code : NO_STATUS;
     const broken = state.terminated || closeCode === ABNORMAL;
     const metrics = state.info.metrics;
-    const durationMs = now() - state.openedAt;
+    const durationMs = performance.now() - state.openedAt;
     if (state.counted) {
       state.counted = false;
       metrics.active.value--;

@@ -96,7 +96,7 @@ export class TracerCore {
       this.peerAddress(ends.peerAddress),
       ends.peerPort,
       ref === undefined ? undefined : this.adapter.pack(ref),
-      now(),
+      Math.floor(performance.now()),
     );
     this.sockets.set(ws, state);
     this.onTrack?.(ws);

@@ -97,6 +97,10 @@ export class SocketState implements Endpoints {
     peerPort: number | undefined,
     /** The adapter's (possibly packed) reference to the handshake or client connect. */
     private readonly packedRef: unknown,
+    /**
+     * Whole milliseconds of `performance.now()` at open: a small integer is kept in the object
+     * itself, a fractional time (or the epoch's) would be a 16 B box per connection.
+     */
     readonly openedAt: number,
   ) {
     this.flags = peerPort !== undefined && Number.isInteger(peerPort) && peerPort > 0 && peerPort <= 0xffff ? peerPort << PORT_SHIFT : 0;

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { SpanContext } from '@opentelemetry/api';
-import { packHex, packTraceparent, unpackHex, unpackTraceparent, TRACEPARENT_BYTES } from '../../src/adapters/packed';
+import { packHex, packTraceparent, TracestatePrefixes, unpackHex, unpackTraceparent, TRACEPARENT_BYTES } from '../../src/adapters/packed';
 import { OtelAdapter } from '../../src/adapters/otel/adapter';
 
 const TRACEPARENT = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
@@ -52,4 +52,29 @@ test('OpenTelemetry: a context with a trace state, a remote one or odd ids is ke
     assert.equal(adapter.pack(ref), ref);
     assert.equal(adapter.unpack(ref), ref);
   }
+});
+
+test("New Relic: a tracestate's app prefix is kept once, its span id not repeated; with no span id in it, the rest as is", () => {
+  const tracestates = new TracestatePrefixes();
+  const spanId = TRACEPARENT.slice(36, 52);
+  const withSpan = `33@nr=0-0-1234567-89012345-${spanId}-e8b91a159289ff74-1-1.234567-1700000000000`;
+  const withoutSpan = '33@nr=0-0-1234567-89012345---1-1.234567-1700000000000';
+  const other = 'rojo=00f067aa0ba902b7,congo=t61rcWkgMzE';
+  const tails = [withSpan, withoutSpan, other].map((ts) => tracestates.pack(TRACEPARENT, ts));
+  assert.equal(tails[0], '\u0001\u0000-e8b91a159289ff74-1-1.234567-1700000000000');
+  assert.equal(tails[1], '\u0002\u0000--1-1.234567-1700000000000');
+  assert.equal(tails[2], other);
+  assert.deepEqual(tails.map((tail) => tracestates.unpack(TRACEPARENT, tail)), [withSpan, withoutSpan, other]);
+  // Another app's prefix gets the next index; the first keeps its own.
+  const second = tracestates.pack(TRACEPARENT, `1@nr=0-0-1-2-${spanId}-x`);
+  assert.equal(second.charCodeAt(1), 1);
+  assert.equal(tracestates.unpack(TRACEPARENT, second), `1@nr=0-0-1-2-${spanId}-x`);
+  assert.equal(tracestates.unpack(TRACEPARENT, tails[0]!), withSpan);
+});
+
+test('New Relic: past 64 distinct prefixes, a tracestate is kept as it is', () => {
+  const tracestates = new TracestatePrefixes();
+  for (let app = 0; app < 64; app++) assert.notEqual(tracestates.pack(TRACEPARENT, `1@nr=0-0-1-${app}--x`), `1@nr=0-0-1-${app}--x`);
+  assert.equal(tracestates.pack(TRACEPARENT, '1@nr=0-0-1-64--x'), '1@nr=0-0-1-64--x');
+  assert.equal(tracestates.unpack(TRACEPARENT, '1@nr=0-0-1-64--x'), '1@nr=0-0-1-64--x');
 });

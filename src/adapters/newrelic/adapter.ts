@@ -43,7 +43,7 @@
 import type { Adapter, Carrier, MetricSource, OperationOutcome, OperationSpec } from '../../tracer/adapter';
 import { log } from '../../logger';
 import { traceIdOfTraceparent } from '../../tracer/propagation';
-import { packTraceparent, TRACEPARENT_BYTES, unpackTraceparent } from '../packed';
+import { packTraceparent, TRACEPARENT_BYTES, TracestatePrefixes, unpackTraceparent } from '../packed';
 import { bounded } from '../bounded';
 import { HEADER_TRACEPARENT, HEADER_TRACESTATE } from '../../semconv';
 import {
@@ -59,10 +59,6 @@ import { endInContext, NR_TRANSACTION_GROUP, startSegment, startTransaction } fr
 /** Name of the transaction `runWithRemote` starts. */
 const NR_HANDOFF_NAME = 'WS HANDOFF';
 
-/** Marks a packed tracestate that starts with a known prefix (a tracestate starts with a printable char). */
-const PREFIXED = 1;
-/** Distinct tracestate prefixes remembered (one per account and app in practice). */
-const MAX_TRACESTATE_PREFIXES = 64;
 
 export class NewRelicAdapter implements Adapter<NrOp, NrRef> {
   readonly name = 'newrelic';
@@ -166,15 +162,13 @@ export class NewRelicAdapter implements Adapter<NrOp, NrRef> {
 
   /**
    * A connection's handshake reference as one flat string: the traceparent as 26 bytes, then the
-   * tracestate (which the agent builds as a tree of joined strings: several objects per connection).
-   * The tracestate repeats the traceparent's span id after a prefix that is the same for every
-   * transaction of the app (`{trusted key}@nr=0-0-{account}-{app}-`): both are kept once, as a
-   * 3-char reference. Kept as it is unless the packed form gives back exactly the same strings.
+   * tracestate with its per-app prefix kept once (`TracestatePrefixes`). Kept as it is unless the
+   * packed form gives back exactly the same strings.
    */
   pack(ref: NrRef): unknown {
     const { traceparent, tracestate } = ref;
     if (ref === EMPTY_REF || traceparent === undefined) return ref;
-    const packed = packTraceparent(traceparent, this.packTracestate(traceparent, tracestate ?? ''));
+    const packed = packTraceparent(traceparent, this.tracestates.pack(traceparent, tracestate ?? ''));
     if (packed === undefined) return ref;
     const back = this.unpack(packed);
     return back.traceparent === traceparent && back.tracestate === (tracestate || undefined) ? packed : ref;
@@ -183,27 +177,11 @@ export class NewRelicAdapter implements Adapter<NrOp, NrRef> {
   unpack(packed: unknown): NrRef {
     if (typeof packed !== 'string') return packed as NrRef;
     const traceparent = unpackTraceparent(packed);
-    let tracestate = packed.slice(TRACEPARENT_BYTES);
-    if (tracestate.charCodeAt(0) === PREFIXED) {
-      tracestate = `${this.tracestatePrefixes[tracestate.charCodeAt(1)]}${traceparent.slice(36, 52)}${tracestate.slice(2)}`;
-    }
+    const tracestate = this.tracestates.unpack(traceparent, packed.slice(TRACEPARENT_BYTES));
     return Object.freeze({ traceparent, tracestate: tracestate === '' ? undefined : tracestate });
   }
 
-  private readonly tracestatePrefixes: string[] = [];
-
-  /** The tail of a packed reference: `PREFIXED`, the prefix's index, what follows the span id; else the tracestate as is. */
-  private packTracestate(traceparent: string, tracestate: string): string {
-    const at = tracestate.indexOf(traceparent.slice(36, 52));
-    if (at <= 0 || tracestate.charCodeAt(0) < 0x20) return tracestate;
-    const prefix = tracestate.slice(0, at);
-    let index = this.tracestatePrefixes.indexOf(prefix);
-    if (index === -1) {
-      if (this.tracestatePrefixes.length >= MAX_TRACESTATE_PREFIXES) return tracestate;
-      index = this.tracestatePrefixes.push(prefix) - 1;
-    }
-    return `${String.fromCharCode(PREFIXED, index)}${tracestate.slice(at + 16)}`;
-  }
+  private readonly tracestates = new TracestatePrefixes();
 
   traceIdOf(ref: NrRef): string | undefined {
     return traceIdOfTraceparent(ref.traceparent);
