@@ -87,6 +87,8 @@ export const OP_RECEIVE = 'WS RECEIVE';
 export const OP_SEND = 'WS SEND';
 export const OP_CLOSE = 'WS CLOSE';
 export const OP_PING = 'WS PING';
+/** The agents' transaction for work continuing a trace carried through a broker (`runWithContext`). */
+export const OP_HANDOFF = 'WS HANDOFF';
 
 // Trace-context header names the tracer understands itself (W3C).
 export const HEADER_TRACEPARENT = 'traceparent';

@@ -167,7 +167,7 @@ describe('adapter driven directly against the real agent', () => {
 
   test('a send inside the listener is a span of the message transaction; the agent http span nests there too', () => {
     const receive = intake.transactions('WS RECEIVE /chat').find((t) => t.outcome === 'success');
-    const [send] = intake.spans('WS SEND /chat');
+    const send = intake.spans('WS SEND /chat').find((s) => s.transaction_id === receive?.id);
     assert.ok(receive && send, intake.summary());
     assert.equal(send.transaction_id, receive.id);
     assert.equal(send.parent_id, receive.id);
@@ -208,6 +208,30 @@ describe('adapter driven directly against the real agent', () => {
     assert.equal(ready.clientInjected.traceparent, expected);
     assert.match(ready.clientInjected.tracestate, /^es=/);
     assert.equal(ready.upgradeTraceparent, expected, 'the peer sees our exit span as its parent');
+  });
+
+  test('runWithRemote: a WS HANDOFF transaction continuing the carried trace, its sends spans of it; a throw is its failure', async () => {
+    assert.equal(ready.handoff, 'delivered');
+    assert.equal(ready.handoffActive, true);
+    assert.equal(ready.handoffCurrent, 'WS HANDOFF');
+    assert.equal(ready.handoffActiveAfter, false);
+    assert.equal(ready.handoffSameException, true);
+    assert.equal(ready.handoffInvalid, false, 'no valid traceparent: fn runs as it is, in no transaction');
+    const handoffs = intake.transactions('WS HANDOFF');
+    assert.equal(handoffs.length, 2, intake.summary());
+    const ok = handoffs.find((t) => t.parent_id === 'c7ad6b7169203332')!;
+    const failed = handoffs.find((t) => t.parent_id === 'c7ad6b7169203333')!;
+    assert.ok(ok && failed, intake.summary());
+    assert.equal(ok.trace_id, '1bf7651916cd43dd8448eb211c80319d');
+    assert.equal(ok.type, 'messaging');
+    assert.deepEqual([ok.outcome, ok.result], ['success', 'success']);
+    const send = intake.spans('WS SEND /chat').find((s) => s.transaction_id === ok.id);
+    assert.ok(send, intake.summary());
+    assert.equal(send.parent_id, ok.id);
+    assert.equal(send.trace_id, ok.trace_id);
+    assert.deepEqual([failed.outcome, failed.result], ['failure', 'failure']);
+    const error = await intake.waitFor('the hand-off error', () => intake.of('error').find((e) => e.exception.message === 'delivery exploded'));
+    assert.equal(error.transaction_id, failed.id);
   });
 
   test('inject with nothing active writes nothing', () => {

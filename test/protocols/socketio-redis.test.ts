@@ -6,8 +6,7 @@
  * real redis-server and separate processes: test/examples/example-socketio.test.ts.
  */
 import assert from 'node:assert/strict';
-import { AsyncResource } from 'node:async_hooks';
-import { EventEmitter, once } from 'node:events';
+import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, afterEach, describe, test } from 'node:test';
@@ -17,6 +16,7 @@ import { Server } from 'socket.io';
 import { io as connectIo, type Socket as ClientSocket } from 'socket.io-client';
 import { getInstrumentation, instrument, type InstrumentOptions } from '../../src/index';
 import { run } from '../helpers/child';
+import { Bus } from '../fixtures/socketio/fake-redis';
 import { registerMemorySdk, resetSpans, spans, waitForSpans } from '../helpers/otel-memory';
 
 registerMemorySdk();
@@ -30,47 +30,10 @@ let notepack: Parser;
 let originalEncode: Parser['encode'];
 let originalDecode: Parser['decode'];
 
-/** Redis pub/sub between the instances of this process: what the adapter asks of ioredis. */
-class Bus {
+/** Redis pub/sub between the instances of this process, and what went through it (decoded as the adapter encoded it). */
+class Recorded {
   readonly published: { channel: string; message: unknown[] }[] = [];
-  private readonly subscribers = new Set<FakeRedis>();
-  // Bound where the bus is made (no active context): a delivery never inherits the publisher's.
-  private readonly deliver = AsyncResource.bind((channel: string, message: Buffer) => {
-    for (const sub of this.subscribers) {
-      for (const pattern of sub.patterns) {
-        if (channel.startsWith(pattern.slice(0, -1))) sub.emit('pmessageBuffer', Buffer.from(pattern), Buffer.from(channel), message);
-      }
-    }
-  });
-
-  client(): FakeRedis {
-    const c = new FakeRedis(this);
-    this.subscribers.add(c);
-    return c;
-  }
-
-  publish(channel: string, message: Buffer): void {
-    this.published.push({ channel, message: originalDecode(message) as unknown[] });
-    setImmediate(this.deliver, channel, message);
-  }
-}
-
-class FakeRedis extends EventEmitter {
-  readonly patterns = new Set<string>();
-  constructor(private readonly bus: Bus) {
-    super();
-  }
-  psubscribe(pattern: string): void {
-    this.patterns.add(pattern);
-  }
-  punsubscribe(pattern: string): void {
-    this.patterns.delete(pattern);
-  }
-  subscribe(): void {}
-  unsubscribe(): void {}
-  publish(channel: string, message: Buffer): void {
-    this.bus.publish(channel, message);
-  }
+  readonly bus = new Bus((channel, message) => this.published.push({ channel, message: originalDecode(message) as unknown[] }));
 }
 
 interface Instance {
@@ -134,10 +97,10 @@ function next(c: ClientSocket, event: string): Promise<unknown> {
 }
 
 /** Two instances on one bus, alice on A and bob on B (both in `lobby`). */
-async function scaledOut(bus = new Bus()) {
-  const [a, b] = [await instance(bus), await instance(bus)];
+async function scaledOut(recorded = new Recorded()) {
+  const [a, b] = [await instance(recorded.bus), await instance(recorded.bus)];
   const [alice, bob] = [await client(a.url), await client(b.url)];
-  return { bus, a, b, alice, bob };
+  return { bus: recorded, a, b, alice, bob };
 }
 
 const sendsOf = (name: string): ReadableSpan[] => spans().filter((s) => s.name === name);

@@ -603,6 +603,58 @@ describe('socket.io on the agents (an unchanged CommonJS chat, -r ws-apm/registe
   });
 });
 
+describe('socket.io through @socket.io/redis-adapter on the agents (test/fixtures/socketio/scaled.js)', { timeout: 120_000 }, () => {
+  test("Elastic: B's delivery is a WS HANDOFF transaction, child of A's broadcast span, with its own WS SEND span; one trace", async () => {
+    const intake = await startIntake();
+    try {
+      const app = run(['-r', 'ws-apm/register', 'scaled.js'], agentEnv(intake.url, { WS_APM_BACKEND: 'elastic', LINGER: '1500' }) as Record<string, string>, 'socketio');
+      assert.deepEqual(await app.exited(), { code: 0, signal: null }, app.stderr());
+      assert.match(app.stdout(), /NEWS hello/);
+      const say = await intake.waitFor('A\'s event', () => intake.transactions('WS RECEIVE /chat say')[0]);
+      const handoff = await intake.waitFor('B\'s hand-off', () => intake.transactions('WS HANDOFF')[0]);
+      const sends = await intake.waitFor('both broadcasts', () => {
+        const all = intake.spans('WS SEND /chat news');
+        return all.length === 2 && all;
+      });
+      const onA = sends.find((s) => s.transaction_id === say.id)!;
+      const onB = sends.find((s) => s.transaction_id === handoff.id)!;
+      assert.ok(onA && onB, intake.summary());
+      assert.equal(handoff.parent_id, onA.id);
+      assert.equal(handoff.type, 'messaging');
+      assert.deepEqual([handoff.trace_id, onA.trace_id, onB.trace_id], [say.trace_id, say.trace_id, say.trace_id]);
+      assert.equal(onA.context.tags.websocket_broadcast_recipients, 0, 'no other member of lobby on A');
+      assert.equal(onB.context.tags.websocket_broadcast_recipients, 1, 'bob on B');
+      assert.deepEqual(intake.invalid, [], 'every intake event matches the APM Server schema');
+    } finally {
+      await intake.close();
+    }
+  });
+
+  test("New Relic: B's delivery is a WS HANDOFF transaction continuing A's trace, with the WS SEND segment", async () => {
+    const c = await FakeCollector.start({ mode: 'normal' });
+    const home = agentHome(c.port, c.certPem, 'ws-apm-socketio');
+    try {
+      const result = await startFixture('../socketio/scaled.js', { ...home.env }, { execArgv: ['-r', 'ws-apm/register'] }).done;
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stdout, /NEWS hello/);
+      await c.waitFor(() => c.calls.includes('shutdown'), 'the agent to shut down');
+      const tx = (name: string) => c.transactions.find((t) => t.intrinsics.name === `OtherTransaction/WebSocket/${name}`);
+      const [say, handoff] = [tx('WS RECEIVE /chat say'), tx('WS HANDOFF')];
+      assert.ok(say && handoff, c.transactions.map((t) => t.intrinsics.name).join());
+      const sendOf = (t: typeof say) => c.spans.find((s) => s.intrinsics.transactionId === t.intrinsics.guid && s.intrinsics.name === 'WS SEND /chat news');
+      const [onA, onB] = [sendOf(say), sendOf(handoff)];
+      assert.ok(onA && onB, c.spans.map((s) => s.intrinsics.name).join());
+      assert.equal(handoff.intrinsics.traceId, say.intrinsics.traceId);
+      assert.equal(handoff.intrinsics.parentSpanId, onA.intrinsics.guid);
+      assert.equal(onB.intrinsics.traceId, say.intrinsics.traceId);
+      assert.deepEqual(c.problems, []);
+    } finally {
+      home.cleanup();
+      await c.close();
+    }
+  });
+});
+
 describe('socket.io-client under Node', () => {
   test('a received event is WS RECEIVE on the client over its listener, an emit there a WS SEND under it, and an ack received runs its callback inside WS RECEIVE ack', async () => {
     await use();

@@ -27,7 +27,7 @@ import type { ApmRunContext, ApmSpan, ApmTransaction, ElasticAgent } from './age
 import { forEachLabel, NOT_LABELS } from './labels';
 import { ElasticMetrics } from './metrics';
 import {
-  beginOp, describeOp, ElasticOp, HEADER_ELASTIC_TRACEPARENT, remoteParent, transactionResult, wholeMs,
+  beginOp, describeOp, ElasticOp, handoffTransaction, HEADER_ELASTIC_TRACEPARENT, remoteParent, transactionResult, wholeMs,
 } from './ops';
 
 /** Name and type of the agent's own ws (< 8) send span, dropped when it is still active. */
@@ -163,10 +163,48 @@ export class ElasticAdapter implements Adapter<ElasticOp, string> {
     target.propagateTraceContextHeaders(carrier, setHeader);
   }
 
-  runWithRemote<R>(_carrier: Carrier, fn: () => R): R {
-    // The agent has no "remote parent only" context: the remote context is passed to
-    // start() as `parent: {type: 'remote'}` instead.
-    return fn();
+  /**
+   * `fn` inside a `WS HANDOFF` transaction continuing the carried trace (as the New Relic adapter
+   * does), ended when `fn` returns: its sends are spans of it. What `fn` does after an `await` is
+   * not covered: waiting for a returned promise would mean handling its rejection for the app.
+   */
+  runWithRemote<R>(carrier: Carrier, fn: () => R): R {
+    const ins = this.agent._instrumentation;
+    let trans: ApmTransaction | undefined;
+    let rc: ApmRunContext | undefined;
+    try {
+      if (this.agent.isStarted() && ins?.withRunContext !== undefined) {
+        trans = handoffTransaction(this.agent, carrier);
+        if (trans !== undefined) rc = ins.currRunContext?.()?.enterTrans(trans);
+      }
+    } catch (err) {
+      log.fault('elastic runWithRemote', err);
+    }
+    if (trans === undefined) return fn();
+    if (rc === undefined) {
+      this.endHandoff(trans, undefined);
+      return fn();
+    }
+    let result: R;
+    try {
+      result = ins!.withRunContext!(rc, fn as (...a: unknown[]) => R, undefined);
+    } catch (error) {
+      this.endHandoff(trans, error);
+      throw error;
+    }
+    this.endHandoff(trans, undefined);
+    return result;
+  }
+
+  private endHandoff(trans: ApmTransaction, error: unknown): void {
+    try {
+      const result = error === undefined ? 'success' : 'failure';
+      if (error !== undefined) this.agent.captureError(error, { parent: trans, skipOutcome: true });
+      trans.setOutcome(result);
+      trans.end(result);
+    } catch (fault) {
+      log.fault('elastic runWithRemote', fault);
+    }
   }
 
   extract(carrier: Carrier): string | undefined {

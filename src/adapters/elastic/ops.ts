@@ -16,7 +16,7 @@
  */
 import type { Config } from '../../config';
 import { log } from '../../logger';
-import { ATTR_HTTP_RESPONSE_STATUS_CODE, HEADER_TRACEPARENT, HEADER_TRACESTATE } from '../../semconv';
+import { ATTR_HTTP_RESPONSE_STATUS_CODE, HEADER_TRACEPARENT, HEADER_TRACESTATE, OP_HANDOFF } from '../../semconv';
 import type { Carrier, OperationOutcome, OperationSpec } from '../../tracer/adapter';
 import { first, isValidTraceparent } from '../../tracer/propagation';
 import type { ApmRunContext, ApmSpan, ApmTransaction, ElasticAgent, Link, TransactionOptions } from './agent';
@@ -111,6 +111,21 @@ function transaction(agent: ElasticAgent, spec: OperationSpec<string>, type: str
     trans = agent.startTransaction(spec.name, type, opts);
   }
   return new ElasticOp(spec.role, trans, null, true, null);
+}
+
+/**
+ * The transaction `runWithRemote` runs its work in (`WS HANDOFF`, type `messaging`, a child of the
+ * carried traceparent): the agent records a span only inside a transaction, so without it the sends
+ * of a broker hand-off would have nothing to belong to. Undefined when the carrier holds no valid
+ * traceparent.
+ */
+export function handoffTransaction(agent: ElasticAgent, carrier: Carrier): ApmTransaction | undefined {
+  const remote = remoteParent(carrier);
+  const ins = agent._instrumentation;
+  if (remote === undefined || typeof ins?.createTransaction !== 'function') return undefined;
+  const opts: TransactionOptions = { childOf: remote.traceparent };
+  if (remote.tracestate !== undefined) opts.tracestate = remote.tracestate;
+  return ins.createTransaction(OP_HANDOFF, 'messaging', opts);
 }
 
 function childSpan(spec: OperationSpec<string>, rc: ApmRunContext, trans: ApmTransaction): ElasticOp | undefined {

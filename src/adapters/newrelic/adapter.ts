@@ -45,7 +45,7 @@ import { log } from '../../logger';
 import { traceIdOfTraceparent } from '../../tracer/propagation';
 import { packTraceparent, TRACEPARENT_BYTES, TracestatePrefixes, unpackTraceparent } from '../packed';
 import { bounded } from '../bounded';
-import { HEADER_TRACEPARENT, HEADER_TRACESTATE } from '../../semconv';
+import { HEADER_TRACEPARENT, HEADER_TRACESTATE, OP_HANDOFF } from '../../semconv';
 import {
   type NrAgent, type NrApi, type NrContext, type NrTracer, type NrTransaction,
 } from './agent';
@@ -56,8 +56,6 @@ import {
 import { NewRelicMetrics } from './metrics';
 import { endInContext, NR_TRANSACTION_GROUP, startSegment, startTransaction } from './ops';
 
-/** Name of the transaction `runWithRemote` starts. */
-const NR_HANDOFF_NAME = 'WS HANDOFF';
 
 
 export class NewRelicAdapter implements Adapter<NrOp, NrRef> {
@@ -223,7 +221,7 @@ export class NewRelicAdapter implements Adapter<NrOp, NrRef> {
     };
     try {
       return tracer.bindFunction(
-        () => nr.startBackgroundTransaction(NR_HANDOFF_NAME, NR_TRANSACTION_GROUP, body), clean,
+        () => nr.startBackgroundTransaction(OP_HANDOFF, NR_TRANSACTION_GROUP, body), clean,
       )();
     } catch (error) {
       if (entered) throw error; // the app's exception, already recorded
