@@ -169,30 +169,30 @@ export class ElasticAdapter implements Adapter<ElasticOp, string> {
    * not covered: waiting for a returned promise would mean handling its rejection for the app.
    */
   runWithRemote<R>(carrier: Carrier, fn: () => R): R {
-    const ins = this.agent._instrumentation;
     let trans: ApmTransaction | undefined;
     let rc: ApmRunContext | undefined;
     try {
-      if (this.agent.isStarted() && ins?.withRunContext !== undefined) {
+      const ins = this.agent._instrumentation;
+      const current = this.agent.isStarted() && ins?.withRunContext !== undefined ? ins.currRunContext?.() : undefined;
+      if (current) {
         trans = handoffTransaction(this.agent, carrier);
-        if (trans !== undefined) rc = ins.currRunContext?.()?.enterTrans(trans);
+        rc = trans && current.enterTrans(trans);
       }
     } catch (err) {
       log.fault('elastic runWithRemote', err);
     }
-    if (trans === undefined) return fn();
     if (rc === undefined) {
-      this.endHandoff(trans, undefined);
+      if (trans !== undefined) this.endHandoff(trans, undefined);
       return fn();
     }
     let result: R;
     try {
-      result = ins!.withRunContext!(rc, fn as (...a: unknown[]) => R, undefined);
+      result = this.within(rc, fn, undefined, []);
     } catch (error) {
-      this.endHandoff(trans, error);
+      this.endHandoff(trans!, error);
       throw error;
     }
-    this.endHandoff(trans, undefined);
+    this.endHandoff(trans!, undefined);
     return result;
   }
 

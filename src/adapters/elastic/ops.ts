@@ -89,28 +89,30 @@ function transaction(agent: ElasticAgent, spec: OperationSpec<string>, type: str
     const current = rc?.currSpan() ?? rc?.currTransaction();
     if (current && !current.ended) opts.childOf = current;
   } else if (parent.type === 'remote') {
-    const remote = remoteParent(parent.carrier);
-    if (remote) {
-      opts.childOf = remote.traceparent;
-      if (remote.tracestate !== undefined) opts.tracestate = remote.tracestate;
-    }
+    Object.assign(opts, continuing(parent.carrier));
   } else if (parent.type === 'ref') {
     if (isValidTraceparent(parent.ref)) opts.childOf = parent.ref;
   }
   const links = toLinks(spec.links);
   if (links) opts.links = links;
   if (spec.startTime !== undefined) opts.startTime = wholeMs(spec.startTime);
+  return new ElasticOp(spec.role, newTransaction(agent, spec.name, type, opts), null, true, null);
+}
+
+function newTransaction(agent: ElasticAgent, name: string, type: string, opts: TransactionOptions): ApmTransaction {
   const ins = agent._instrumentation;
   // createTransaction does not touch the current run context; startTransaction would
   // make this transaction current for the rest of the tick (the fallback, logged once).
-  let trans: ApmTransaction;
-  if (typeof ins?.createTransaction === 'function') {
-    trans = ins.createTransaction(spec.name, type, opts);
-  } else {
-    log.fault('elastic createTransaction', new Error('agent internals changed: using startTransaction'));
-    trans = agent.startTransaction(spec.name, type, opts);
-  }
-  return new ElasticOp(spec.role, trans, null, true, null);
+  if (typeof ins?.createTransaction === 'function') return ins.createTransaction(name, type, opts);
+  log.fault('elastic createTransaction', new Error('agent internals changed: using startTransaction'));
+  return agent.startTransaction(name, type, opts);
+}
+
+/** The options that continue the carrier's trace (its valid traceparent, and tracestate); undefined when it has none. */
+function continuing(carrier: Carrier): TransactionOptions | undefined {
+  const remote = remoteParent(carrier);
+  if (remote === undefined) return undefined;
+  return remote.tracestate === undefined ? { childOf: remote.traceparent } : { childOf: remote.traceparent, tracestate: remote.tracestate };
 }
 
 /**
@@ -120,12 +122,8 @@ function transaction(agent: ElasticAgent, spec: OperationSpec<string>, type: str
  * traceparent.
  */
 export function handoffTransaction(agent: ElasticAgent, carrier: Carrier): ApmTransaction | undefined {
-  const remote = remoteParent(carrier);
-  const ins = agent._instrumentation;
-  if (remote === undefined || typeof ins?.createTransaction !== 'function') return undefined;
-  const opts: TransactionOptions = { childOf: remote.traceparent };
-  if (remote.tracestate !== undefined) opts.tracestate = remote.tracestate;
-  return ins.createTransaction(OP_HANDOFF, 'messaging', opts);
+  const opts = continuing(carrier);
+  return opts === undefined ? undefined : newTransaction(agent, OP_HANDOFF, 'messaging', opts);
 }
 
 function childSpan(spec: OperationSpec<string>, rc: ApmRunContext, trans: ApmTransaction): ElasticOp | undefined {

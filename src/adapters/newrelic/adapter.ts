@@ -56,8 +56,6 @@ import {
 import { NewRelicMetrics } from './metrics';
 import { endInContext, NR_TRANSACTION_GROUP, startSegment, startTransaction } from './ops';
 
-
-
 export class NewRelicAdapter implements Adapter<NrOp, NrRef> {
   readonly name = 'newrelic';
   readonly propagationHeaders: readonly string[] = [NR_HEADER];
