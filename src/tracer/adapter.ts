@@ -155,6 +155,12 @@ export interface Adapter<Op = unknown, Ref = unknown> {
    */
   runUnsampled<A extends unknown[], R>(carrier: Carrier | undefined, fn: (...args: A) => R, thisArg: unknown, args: A): R;
   /**
+   * Would code run right here already be unsampled, so that `runUnsampled(carrier, fn)` would just
+   * call `fn` (an agent already outside any transaction, no SDK)? Asked first, on every untraced
+   * message: a yes skips the switch and its machinery. Optional: no means `runUnsampled` is called.
+   */
+  unsampledHere?(carrier: Carrier | undefined): boolean;
+  /**
    * Run `fn`, which sends the outgoing upgrade request that *is* client-connect `op`: like
    * `run`, and the backend's own http client instrumentation must not record it again.
    * Optional: defaults to `run`.

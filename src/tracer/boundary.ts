@@ -105,6 +105,8 @@ export class Boundary {
       case RunMode.Active:
         return this.adapter.run<R>(traced.op, fn, thisArg, args);
       case RunMode.Unsampled:
+        // Already outside any trace (an agent with no transaction here): nothing to switch.
+        if (this.adapter.unsampledHere(traced.carried)) return fn.apply(thisArg, args) as R;
         return this.adapter.runUnsampled<R>(traced.carried, fn, thisArg, args);
       default:
         return fn.apply(thisArg, args) as R;

@@ -251,6 +251,16 @@ export class GuardedAdapter {
     return this.call(Via.Unsampled, carrier, fn, thisArg, args);
   }
 
+  /** Would `fn` run unsampled right here without a switch? (No when the adapter cannot tell, or its check fails.) */
+  unsampledHere(carrier: Carrier | undefined): boolean {
+    try {
+      return this.adapter.unsampledHere?.(carrier) === true;
+    } catch (err) {
+      this.fault('unsampledHere', err);
+      return false;
+    }
+  }
+
   /** Run `fn` with a remote context active (broker hand-off API). */
   runWithRemote<R>(carrier: Carrier, fn: () => R): R {
     let entered = false;

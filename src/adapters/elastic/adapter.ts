@@ -116,10 +116,15 @@ export class ElasticAdapter implements Adapter<ElasticOp, string> {
   runUnsampled<A extends unknown[], R>(_carrier: Carrier | undefined, fn: (...args: A) => R, thisArg: unknown, args: A): R {
     const ins = this.agent._instrumentation;
     const root = ins?._runCtxMgr?.root();
-    if (root === undefined || ins?.withRunContext === undefined) return fn.apply(thisArg, args);
-    // Already outside any transaction: a switch would cost a context frame per message (Node 24).
-    if (ins.currRunContext?.() === root) return fn.apply(thisArg, args);
+    if (root === undefined || ins?.withRunContext === undefined || this.unsampledHere()) return fn.apply(thisArg, args);
     return ins.withRunContext(root, fn as unknown as (...a: unknown[]) => R, thisArg, ...args);
+  }
+
+  /** Already outside any transaction (or no run context to switch to): a switch would cost a context frame per message (Node 24). */
+  unsampledHere(): boolean {
+    const ins = this.agent._instrumentation;
+    const root = ins?._runCtxMgr?.root();
+    return root === undefined || ins?.withRunContext === undefined || ins.currRunContext?.() === root;
   }
 
   active(): object | undefined {

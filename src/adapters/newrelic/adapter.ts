@@ -111,18 +111,30 @@ export class NewRelicAdapter implements Adapter<NrOp, NrRef> {
   /** Outside any transaction: the agent records nothing nested and starts no trace downstream. */
   runUnsampled<A extends unknown[], R>(_carrier: Carrier | undefined, fn: (...args: A) => R, thisArg: unknown, args: A): R {
     const clean = this.clean;
-    if (clean === undefined) return fn.apply(thisArg, args);
-    // Already outside any transaction: a switch would cost a context frame per message (Node 24).
-    const als = this.tracer._contextManager?._asyncLocalStorage;
-    if (als !== undefined) {
-      const current = als.getStore();
-      if (current === undefined || (!current.transaction && !current.segment)) return fn.apply(thisArg, args);
-    }
+    if (clean === undefined || this.unsampledHere()) return fn.apply(thisArg, args);
     return this.within(clean, fn, thisArg, args);
   }
 
+  /** Already outside any transaction (or no clean context to switch to): a switch would cost a context frame per message (Node 24). */
+  unsampledHere(): boolean {
+    if (this.clean === undefined) return true;
+    const current = this.current();
+    if (current === null) return false; // cannot tell: switch
+    return current === undefined || (!current.transaction && !current.segment);
+  }
+
   active(): object | undefined {
-    return this.tracer.getContext()?.transaction ?? undefined;
+    const current = this.current();
+    return (current === null ? this.tracer.getContext() : current)?.transaction ?? undefined;
+  }
+
+  /**
+   * The agent's context here, read from its store (undefined: none), or null when the store cannot
+   * be read: `getContext()` makes a new Context per call outside any (every untraced message's send).
+   */
+  private current(): NrContext | undefined | null {
+    const als = this.tracer._contextManager?._asyncLocalStorage;
+    return als === undefined ? null : als.getStore();
   }
 
   keyOf(op: NrOp): object {

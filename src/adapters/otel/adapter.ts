@@ -229,10 +229,15 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
    * propagators send `-00` downstream. No SDK: nothing would record anyway, so no switch.
    */
   runUnsampled<A extends unknown[], R>(carrier: Carrier | undefined, fn: (...args: A) => R, thisArg: unknown, args: A): R {
-    if (!this.bootstrapped) this.bootstrap();
-    if (!this.sdk) return fn.apply(thisArg, args);
+    if (this.unsampledHere()) return fn.apply(thisArg, args);
     const ctx = carrier !== undefined ? propagation.extract(ROOT_CONTEXT, carrier) : new UnsampledSpan();
     return context.with(ctx, fn, thisArg, ...args);
+  }
+
+  /** No SDK registered: nothing records, so there is nothing to switch. */
+  unsampledHere(): boolean {
+    if (!this.bootstrapped) this.bootstrap();
+    return !this.sdk;
   }
 
   active(): object | undefined {
