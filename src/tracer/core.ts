@@ -12,6 +12,7 @@ import type { RunMode, Traced } from './boundary';
 import { FaultBudget, GuardedAdapter } from './guard';
 import { Metrics } from './metrics';
 import { MessageNamer, RouteNamer, UrlRedactor } from './naming';
+import { ObjectIndex } from './object-index';
 import { type Endpoints, type Relations, type RouteInfo, type SocketGroup, SocketState } from './socket-state';
 
 export const ROOT: Parent = Object.freeze({ type: 'root' });
@@ -35,7 +36,8 @@ export const now = (): number => performance.timeOrigin + performance.now();
 export class TracerCore {
   readonly metrics: Metrics;
   readonly adapter: GuardedAdapter;
-  readonly sockets = new WeakMap<object, SocketState>();
+  /** The app's WebSocket → its state, on the socket (non-enumerable): looked up on every message and send. */
+  readonly sockets = new ObjectIndex<SocketState>('ws-apm.socket', true);
   readonly routes: RouteNamer;
   readonly names: MessageNamer;
   readonly redactor: UrlRedactor;

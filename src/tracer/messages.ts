@@ -14,6 +14,7 @@ import { RunMode, type Traced } from './boundary';
 import { ACTIVE, NO_OUTCOME, OperationRun, ROOT, type TracerCore } from './core';
 import type { Frames } from './frames';
 import { JsonFieldReader, type JsonData } from './json-field';
+import { ObjectIndex } from './object-index';
 import { sanitizeCarrier } from './propagation';
 import { RateLimit, Sampler, upstreamSampled } from './sampler';
 import type { NamedReceive, RouteInfo, SocketState } from './socket-state';
@@ -41,33 +42,11 @@ export class OperationSends {
   }
 }
 
-/**
- * Operation (the backend's object for it: a span, a transaction) → what the tracer counts on it.
- * Kept on the object itself under a private symbol, not in a WeakMap: one WeakMap entry per traced
- * message made the GC's ephemeron work cost more than the message's spans (measured in process,
- * every message traced: scavenge time 1.7-2.1× for the same number of scavenges, CPU per message
- * 22.3 → 18.4-19.1 µs). A non-extensible object (never
- * seen from the SDK or the agents) falls back to a WeakMap.
- */
-class OperationIndex {
-  private static readonly SENDS = Symbol('ws-apm.sends');
-  private fallback: WeakMap<object, OperationSends> | undefined;
-
-  get(key: object): OperationSends | undefined {
-    const sends = (key as { [OperationIndex.SENDS]?: OperationSends })[OperationIndex.SENDS];
-    return sends !== undefined || this.fallback === undefined ? sends : this.fallback.get(key);
-  }
-
-  set(key: object, sends: OperationSends): void {
-    if (Object.isExtensible(key)) (key as { [OperationIndex.SENDS]?: OperationSends })[OperationIndex.SENDS] = sends;
-    else (this.fallback ??= new WeakMap()).set(key, sends);
-  }
-}
-
 export class Messages {
   private readonly sampler: Sampler;
   private readonly keepLimit: RateLimit;
-  private readonly operations = new OperationIndex();
+  /** Operation (the backend's span or transaction) → what the tracer counts on it. */
+  private readonly operations = new ObjectIndex<OperationSends>('ws-apm.sends', false);
   /** Message records not in use (one per nesting level of messages emitted from listeners). */
   private readonly free: MessageRecord[] = [];
   /** Reads the name and carried-context fields without parsing the message; null when neither is configured. */
