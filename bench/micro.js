@@ -7,11 +7,16 @@
 // macrotask, median CPU µs per message (user + system, GC included).
 //
 //   node bench/micro.js [--messages N] [--socketio]     (npm run build first: ws-apm loads from dist/)
+//   node bench/micro.js --backends otel,elastic,newrelic [--names] [--cpu-prof DIR]
 //
 // Configurations: bare; the OTel floor (bench/preload/otel-floor.js); ws-apm with the OTel SDK at its
 // defaults, and with every message traced; the SDK exports OTLP to a local sink (bench/sinks.js).
+// --backends: per backend, the backend alone (run.js's variants 13-15) next to ws-apm on it at its defaults,
+// each to its local sink: what ws-apm's path adds on top of what the user pays anyway, in process. --names:
+// JSON messages `{"type":"chat","text":"xx…"}` (64 B) and WS_APM_MESSAGE_NAME=type in every configuration.
 const { spawn, spawnSync } = require('node:child_process');
 const path = require('node:path');
+const { defineVariants } = require('./variants');
 
 const BENCH = __dirname;
 const ROOT = path.resolve(BENCH, '..');
@@ -27,34 +32,68 @@ if (args[0] === '--child') {
   });
 }
 
+/** A local sink of `kind` (bench/sinks.js): its process, port and (New Relic) certificate file. */
+function startSink(kind) {
+  // stdin stays open: a sink stops when it closes (with this process).
+  const proc = spawn(process.execPath, [path.join(BENCH, 'sinks.js'), kind], { stdio: ['pipe', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    proc.stdout.on('data', (d) => {
+      out += d;
+      const m = /BENCH (\{"type":"listening".*\})/.exec(out);
+      if (m) resolve({ proc, ...JSON.parse(m[1]) });
+    });
+    proc.on('exit', () => reject(new Error(`sink ${kind} exited`)));
+  });
+}
+
 async function main() {
   const socketio = args.includes('--socketio');
+  const names = args.includes('--names');
+  const backends = opt('--backends', null)?.split(',');
   const messages = Number(opt('--messages', socketio ? 32000 : 64000));
-  const sink = spawn(process.execPath, [path.join(BENCH, 'sinks.js'), 'otlp'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const port = await new Promise((resolve, reject) => {
-    sink.stdout.on('data', (d) => {
-      const m = /"port":(\d+)/.exec(String(d));
-      if (m) resolve(Number(m[1]));
-    });
-    sink.on('exit', () => reject(new Error('sink exited')));
-  });
-  const otel = {
-    OTEL_SERVICE_NAME: 'ws-apm-micro', OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`, OTEL_TRACES_EXPORTER: 'otlp',
-    OTEL_METRICS_EXPORTER: 'otlp', OTEL_LOGS_EXPORTER: 'none', OTEL_NODE_RESOURCE_DETECTORS: 'env,host,os,process', WS_APM_LOG_LEVEL: 'warn',
-  };
+  const kinds = backends === undefined ? ['otlp'] : backends.map((b) => (b === 'otel' ? 'otlp' : b));
+  const sinks = {};
+  for (const kind of kinds) sinks[kind] = await startSink(kind);
   const register = path.join(ROOT, 'dist', 'register.js');
-  const configs = [
-    { label: 'bare', preload: [], env: {} },
-    ...(socketio ? [] : [{ label: 'OTel floor (every message)', preload: [path.join(BENCH, 'preload', 'otel-floor.js')], env: otel }]),
-    { label: 'ws-apm + OTel SDK, defaults', preload: [register], env: { ...otel, WS_APM_BACKEND: 'otel' } },
-    { label: 'ws-apm + OTel SDK, every message', preload: [register], env: { ...otel, WS_APM_BACKEND: 'otel', WS_APM_MESSAGE_RATE_LIMIT: '0' } },
-  ];
-  console.log(`${socketio ? 'socket.io echo event' : 'ws echo, 64 B text'}: in-process CPU µs per message, median of 7 rounds of ${messages} (min–max); Node ${process.version}`);
+  const quiet = { WS_APM_LOG_LEVEL: 'warn', OTEL_NODE_RESOURCE_DETECTORS: 'env,host,os,process', ...(names ? { WS_APM_MESSAGE_NAME: 'type' } : {}) };
+  let configs;
+  if (backends === undefined) {
+    const port = sinks.otlp.port;
+    const otel = {
+      OTEL_SERVICE_NAME: 'ws-apm-micro', OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`, OTEL_TRACES_EXPORTER: 'otlp',
+      OTEL_METRICS_EXPORTER: 'otlp', OTEL_LOGS_EXPORTER: 'none', ...quiet,
+    };
+    configs = [
+      { label: 'bare', preload: [], env: quiet },
+      ...(socketio ? [] : [{ label: 'OTel floor (every message)', preload: [path.join(BENCH, 'preload', 'otel-floor.js')], env: otel }]),
+      { label: 'ws-apm + OTel SDK, defaults', preload: [register], env: { ...otel, WS_APM_BACKEND: 'otel' } },
+      { label: 'ws-apm + OTel SDK, every message', preload: [register], env: { ...otel, WS_APM_BACKEND: 'otel', WS_APM_MESSAGE_RATE_LIMIT: '0' } },
+    ];
+  } else {
+    // The benchmark's own variants, so that "alone" is started exactly as run.js starts it.
+    const variants = defineVariants({ quick: false, otlpProtocol: 'http/protobuf', newrelicDir: opt('--newrelic', null) });
+    const pick = (key) => variants.find((v) => v.key === key);
+    const s = { otlp: sinks.otlp, elastic: sinks.elastic, newrelic: sinks.newrelic };
+    configs = [{ label: 'bare', preload: [], env: quiet }];
+    for (const b of backends) {
+      for (const key of [b === 'otel' ? 'otel-sdk-alone' : `${b}-alone`, `${b}-defaults`]) {
+        const v = pick(key);
+        if (v === undefined || v.preload.some((p) => p == null)) throw new Error(`no variant ${key} (is its package installed?)`);
+        configs.push({ label: v.short ?? v.label, preload: v.preload, env: { ...v.env(s), ...quiet }, alone: key.endsWith('alone') });
+      }
+    }
+  }
+  const payload = names ? 'JSON {"type":…} 64 B, WS_APM_MESSAGE_NAME=type' : '64 B text';
+  console.log(`${socketio ? 'socket.io echo event' : `ws echo, ${payload}`}: in-process CPU µs per message, median of 7 rounds of ${messages} (min–max); Node ${process.version}`);
   let bare;
+  let alone;
   for (const c of configs) {
     const preload = c.preload.flatMap((p) => ['-r', p]);
     const env = { PATH: process.env.PATH, ...c.env };
-    const out = spawnSync(process.execPath, [...preload, __filename, '--child', socketio ? 'sio' : 'ws', String(messages)], { env, encoding: 'utf8', cwd: ROOT });
+    const prof = opt('--cpu-prof', null);
+    const profile = prof === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${path.resolve(prof)}`, `--cpu-prof-name=${c.label.replace(/[^a-z0-9]+/gi, '-')}.cpuprofile`];
+    const out = spawnSync(process.execPath, [...profile, ...preload, __filename, '--child', socketio ? 'sio' : names ? 'names' : 'ws', String(messages)], { env, encoding: 'utf8', cwd: ROOT });
     const m = /^RESULT (.*)$/m.exec(out.stdout);
     if (!m) {
       console.log(`  ${c.label}: failed\n${out.stderr}`);
@@ -62,9 +101,12 @@ async function main() {
     }
     const r = JSON.parse(m[1]);
     bare ??= r.median;
-    console.log(`  ${c.label.padEnd(34)} ${r.median.toFixed(3)} (${r.min.toFixed(3)}–${r.max.toFixed(3)})  +${(r.median - bare).toFixed(3)} µs over bare`);
+    let over = `+${(r.median - bare).toFixed(3)} µs over bare`;
+    if (c.alone) alone = r.median;
+    else if (backends !== undefined && alone !== undefined) over += `, +${(r.median - alone).toFixed(3)} µs over the backend alone`;
+    console.log(`  ${c.label.padEnd(34)} ${r.median.toFixed(3)} (${r.min.toFixed(3)}–${r.max.toFixed(3)})  ${over}`);
   }
-  sink.kill();
+  for (const sink of Object.values(sinks)) sink.proc.kill();
 }
 
 function child(mode, n) {
@@ -76,7 +118,7 @@ function child(mode, n) {
     const port = server.address().port;
     let serverWs;
     await new Promise((resolve) => {
-      if (mode === 'ws') {
+      if (mode !== 'sio') {
         new WebSocketServer({ server }).on('connection', (ws) => {
           ws.on('message', (d, binary) => ws.send(d, { binary }));
           resolve((serverWs = ws));
@@ -99,7 +141,9 @@ function child(mode, n) {
       }
     });
     serverWs._sender._socket = swallow;
-    const buf = Buffer.from(mode === 'ws' ? 'x'.repeat(64) : `42["echo","${'x'.repeat(50)}"]`);
+    const text = mode === 'ws' ? 'x'.repeat(64) : mode === 'names' ? `{"type":"chat","text":"${'x'.repeat(41)}"}` : `42["echo","${'x'.repeat(50)}"]`;
+    const buf = Buffer.from(text);
+    await agentConnected();
     const batch = (k) => { for (let i = 0; i < k; i++) serverWs.emit('message', buf, false); };
     const round = () => new Promise((resolve) => {
       const c0 = process.cpuUsage();
@@ -119,8 +163,22 @@ function child(mode, n) {
     await round(); // warm-up
     const rs = [];
     for (let i = 0; i < 7; i++) rs.push(await round());
+    if (!alive()) throw new Error('the New Relic agent is not connected: its figure would measure an agent that records nothing');
     rs.sort((a, b) => a - b);
     console.log(`RESULT ${JSON.stringify({ median: rs[3], min: rs[0], max: rs[6] })}`);
     process.exit(0);
   });
+}
+
+/** Under the New Relic agent: wait until it has connected to the (local) collector, as run.js does. */
+async function agentConnected() {
+  const t0 = Date.now();
+  while (!alive() && Date.now() - t0 < 30000) await new Promise((r) => setTimeout(r, 100));
+}
+
+function alive() {
+  if (process.env.NEW_RELIC_HOST === undefined) return true;
+  // The preloaded copy (node_modules/newrelic, or the one --newrelic named).
+  const key = Object.keys(require.cache).find((k) => /[\\/]newrelic[\\/]index\.js$/.test(k));
+  return require.cache[key]?.exports?.agent?._state === 'started';
 }
