@@ -84,6 +84,8 @@ export function recordingAdapter(options: { propagationHeaders?: string[]; keepO
         stack.pop();
       }
     },
+    // Already unsampled (a message emitted from an unsampled listener): nothing to switch.
+    unsampledHere: () => stack[stack.length - 1] === UNSAMPLED,
     ref: (op) => op,
     active: () => stack[stack.length - 1],
     keyOf: (op) => op,

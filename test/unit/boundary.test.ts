@@ -204,6 +204,69 @@ test('the shared fault budget: past it ws-apm switches itself off for good, and 
   }
 });
 
+describe('an untraced message where the adapter is already unsampled (an agent outside any transaction)', () => {
+  /** Every message unsampled; `here` answers the adapter's unsampledHere(); runUnsampled() calls counted. */
+  async function unsampledSetup(name: string, here: boolean): Promise<Setup & { switches: () => number }> {
+    const adapter = recordingAdapter();
+    (adapter as { name: string }).name = name;
+    let switches = 0;
+    const runUnsampled = adapter.runUnsampled.bind(adapter);
+    adapter.unsampledHere = () => here;
+    adapter.runUnsampled = (carrier, fn, thisArg, args) => {
+      switches++;
+      return runUnsampled(carrier, fn, thisArg, args);
+    };
+    const handle = instrument({ adapter, flushOnExit: false, ws, messageSampleRate: 0 });
+    const server = await startServer(ws);
+    const accepted = nextConnection(server);
+    const client = await connect(ws, `${server.url}/chat`);
+    const socket = await accepted;
+    return { tracer: handle.tracer!, adapter, server, socket, client, switches: () => switches };
+  }
+
+  test('runs its listeners directly: no switch, the same arguments, this, return value and exception', async () => {
+    const s = await unsampledSetup('unsampled-here', true);
+    try {
+      const got = once(s.socket, 'message');
+      s.client.send('hello');
+      const [data, isBinary] = await got;
+      assert.equal(String(data), 'hello');
+      assert.equal(isBinary, false);
+      const selves: unknown[] = [];
+      s.socket.once('message', function (this: unknown) {
+        selves.push(this);
+      });
+      assert.equal(s.socket.emit('message', Buffer.from('x'), false), true);
+      assert.deepEqual(selves, [s.socket]);
+      const mine = new Error('the app threw');
+      s.socket.once('message', () => {
+        throw mine;
+      });
+      assert.throws(() => s.socket.emit('message', Buffer.from('y'), false), (err) => err === mine);
+      assert.equal(s.switches(), 0, 'runUnsampled never called');
+      assert.equal(s.adapter.counter('websocket.messages', { 'websocket.direction': 'in' }), 3, 'every message counted');
+    } finally {
+      s.client.terminate();
+      await s.server.close();
+    }
+  });
+
+  test('where it is not, each untraced message switches', async () => {
+    const s = await unsampledSetup('unsampled-not-here', false);
+    try {
+      const got = once(s.socket, 'message');
+      s.client.send('hello');
+      await got;
+      s.socket.once('message', () => undefined);
+      s.socket.emit('message', Buffer.from('x'), false);
+      assert.equal(s.switches(), 2);
+    } finally {
+      s.client.terminate();
+      await s.server.close();
+    }
+  });
+});
+
 describe('ws versions ws-apm is tested with (7, 8): another is left alone', () => {
   /** A fake copy of ws in a temp node_modules, whose package.json says `version`. */
   function fakeWs(version: string): { dir: string; load: () => { prototype: Record<string, unknown> } } {

@@ -123,6 +123,8 @@ const STILL_FLOWS: Record<string, (a: RecordingAdapter) => void> = {
   // Listeners ran outside their operation: their sends have no parent, everything else is recorded.
   run: (a) => assertEveryKind(a, ['WS SEND /chat']),
   runUnsampled: (a) => assertEveryKind(a),
+  // Cannot tell: the message switches as it would without the check.
+  unsampledHere: (a) => assertEveryKind(a),
   ref: (a) => assert.ok(a.ops.some((o) => o.name === 'WS RECEIVE /chat'), 'messages traced without a handshake reference'),
   traceIdOf: (a) => assertEveryKind(a),
   active: (a) => assert.ok(a.ops.some((o) => o.name === 'WS RECEIVE /chat')),
@@ -168,7 +170,7 @@ describe('one adapter method throws: the app is unaffected, the fault is logged 
 test('an adapter that throws everywhere costs telemetry only: handshakes, messages, sends and closes work', async () => {
   const adapter = recordingAdapter();
   (adapter as { name: string }).name = 'everything';
-  for (const method of ['start', 'end', 'run', 'runUnsampled', 'ref', 'active', 'keyOf', 'live', 'inject', 'extract', 'runWithRemote', 'bindMetrics']) {
+  for (const method of ['start', 'end', 'run', 'runUnsampled', 'unsampledHere', 'ref', 'active', 'keyOf', 'live', 'inject', 'extract', 'runWithRemote', 'bindMetrics']) {
     (adapter as unknown as Record<string, unknown>)[method] = boom('everything');
   }
   const { seen, stderr } = await withAdapter(adapter);
