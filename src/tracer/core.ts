@@ -1,6 +1,6 @@
 /**
  * What every part of the tracer shares: the guarded adapter, the configuration, the
- * socket store (one WeakMap, nothing retained after close), route names and metric
+ * socket store (on the socket, nothing retained after close), route names and metric
  * cells, and the attribute sets that do not change per message. The parts themselves
  * (handshake, client, messages, heartbeat, close, hand-off) live in files of their own.
  */

@@ -1,6 +1,6 @@
 /**
- * What the tracer remembers about one WebSocket, held in a WeakMap keyed by the socket
- * (never as properties on the app's objects), and what it remembers about one route.
+ * What the tracer remembers about one WebSocket, held on the socket under a private,
+ * non-enumerable symbol (object-index.ts), and what it remembers about one route.
  *
  * An idle connection costs its SocketState and nothing else, so the state keeps only what
  * differs per connection: what connections share (route, server end, whether ignored) is one
