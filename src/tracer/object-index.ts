@@ -1,9 +1,10 @@
 /**
- * Object (a socket, a span) → what the tracer keeps about it, on the object itself under a
- * private symbol rather than in a WeakMap: a property load is about 10 ns where a WeakMap lookup
- * is about 25 ns (measured, 10,000 keys, Node 20 and 24), and a WeakMap entry per traced message
- * made the GC's ephemeron work cost more than the message's spans (scavenge time 1.7-2.1× for the
- * same number of scavenges). A non-extensible object falls back to a WeakMap.
+ * The app's socket → its state, on the socket itself under a private symbol rather than in a
+ * WeakMap: a property load is about 10 ns where a WeakMap lookup is about 25 ns (measured, 10,000
+ * keys, Node 20 and 24), and the WeakMap's table held an entry per connection. A non-extensible
+ * object falls back to a WeakMap. One use per class: a second kind of object through the same
+ * `get` makes its property load megamorphic, and every lookup 2.3× slower (the operation index in
+ * messages.ts is its own class for that reason).
  */
 export class ObjectIndex<V extends object> {
   private readonly key: symbol;
@@ -11,8 +12,7 @@ export class ObjectIndex<V extends object> {
 
   /**
    * `hidden`: the property is non-enumerable, so the app's own objects (its sockets) look the same
-   * to `util.inspect`, `Object.assign` and spreads; set once per object. Otherwise a plain store
-   * (objects set once per traced message, never seen by the app: the backend's spans).
+   * to `util.inspect`, `Object.assign` and spreads; set once per object. Otherwise a plain store.
    */
   constructor(description: string, private readonly hidden: boolean) {
     this.key = Symbol(description);
