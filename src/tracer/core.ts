@@ -37,7 +37,7 @@ export class TracerCore {
   readonly metrics: Metrics;
   readonly adapter: GuardedAdapter;
   /** The app's WebSocket → its state, on the socket (non-enumerable): looked up on every message and send. */
-  readonly sockets = new ObjectIndex<SocketState>('ws-apm.socket', true);
+  readonly sockets = new ObjectIndex<SocketState>('ws-apm.socket');
   readonly routes: RouteNamer;
   readonly names: MessageNamer;
   readonly redactor: UrlRedactor;

@@ -10,11 +10,7 @@ export class ObjectIndex<V extends object> {
   private readonly key: symbol;
   private fallback: WeakMap<object, V> | undefined;
 
-  /**
-   * `hidden`: the property is non-enumerable, so the app's own objects (its sockets) look the same
-   * to `util.inspect`, `Object.assign` and spreads; set once per object. Otherwise a plain store.
-   */
-  constructor(description: string, private readonly hidden: boolean) {
+  constructor(description: string) {
     this.key = Symbol(description);
   }
 
@@ -28,9 +24,9 @@ export class ObjectIndex<V extends object> {
   }
 
   set(o: object, value: V): void {
+    // Non-enumerable: the app's socket looks the same to keys, `util.inspect`, JSON, spreads and `Object.assign`.
     if (!Object.isExtensible(o)) (this.fallback ??= new WeakMap()).set(o, value);
-    else if (this.hidden) Object.defineProperty(o, this.key, { value, writable: true, configurable: true, enumerable: false });
-    else (o as Record<symbol, V | undefined>)[this.key] = value;
+    else Object.defineProperty(o, this.key, { value, writable: true, configurable: true, enumerable: false });
   }
 
   /** Forget `o`: its property is cleared, not deleted (a delete would turn the object's layout into a slow dictionary). */

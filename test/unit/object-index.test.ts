@@ -13,8 +13,8 @@ class Socket {
   protocol = '';
 }
 
-test('hidden: the value rides on the object, invisible to keys, inspect, JSON, spread and assign', () => {
-  const index = new ObjectIndex<{ n: number }>('ws-apm.test', true);
+test('the value rides on the object, invisible to keys, inspect, JSON, spread and assign', () => {
+  const index = new ObjectIndex<{ n: number }>('ws-apm.test');
   const socket = new Socket();
   const before = { keys: Object.keys(socket), inspected: inspect(socket), json: JSON.stringify(socket) };
   const state = { n: 1 };
@@ -33,16 +33,8 @@ test('hidden: the value rides on the object, invisible to keys, inspect, JSON, s
   assert.equal(inspect(socket), before.inspected);
 });
 
-test('not hidden: a plain property (objects the app never sees, set once per traced message)', () => {
-  const index = new ObjectIndex<{ n: number }>('ws-apm.test', false);
-  const span = {};
-  index.set(span, { n: 1 });
-  assert.deepEqual(index.get(span), { n: 1 });
-  assert.equal(Object.getOwnPropertySymbols(span).length, 1);
-});
-
 test('delete forgets: the value is released, the property stays (cleared)', () => {
-  const index = new ObjectIndex<{ n: number }>('ws-apm.test', true);
+  const index = new ObjectIndex<{ n: number }>('ws-apm.test');
   const socket = new Socket();
   index.set(socket, { n: 1 });
   index.delete(socket);
@@ -55,7 +47,7 @@ test('delete forgets: the value is released, the property stays (cleared)', () =
 
 test('frozen, sealed and non-extensible objects fall back to a WeakMap', () => {
   for (const lock of [Object.freeze, Object.seal, Object.preventExtensions]) {
-    const index = new ObjectIndex<{ n: number }>('ws-apm.test', true);
+    const index = new ObjectIndex<{ n: number }>('ws-apm.test');
     const socket = lock(new Socket());
     const state = { n: 1 };
     index.set(socket, state);
@@ -67,8 +59,8 @@ test('frozen, sealed and non-extensible objects fall back to a WeakMap', () => {
 });
 
 test('two indexes never see each other\'s values (two tracers in one process)', () => {
-  const a = new ObjectIndex<{ n: number }>('ws-apm.test', true);
-  const b = new ObjectIndex<{ n: number }>('ws-apm.test', true);
+  const a = new ObjectIndex<{ n: number }>('ws-apm.test');
+  const b = new ObjectIndex<{ n: number }>('ws-apm.test');
   const socket = new Socket();
   a.set(socket, { n: 1 });
   assert.equal(b.get(socket), undefined);
