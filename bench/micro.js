@@ -74,24 +74,23 @@ async function main() {
     // The benchmark's own variants, so that "alone" is started exactly as run.js starts it.
     const variants = defineVariants({ quick: false, otlpProtocol: 'http/protobuf', newrelicDir: opt('--newrelic', null) });
     const pick = (key) => variants.find((v) => v.key === key);
-    const s = { otlp: sinks.otlp, elastic: sinks.elastic, newrelic: sinks.newrelic };
     configs = [{ label: 'bare', preload: [], env: quiet }];
     for (const b of backends) {
       for (const key of [b === 'otel' ? 'otel-sdk-alone' : `${b}-alone`, `${b}-defaults`]) {
         const v = pick(key);
         if (v === undefined || v.preload.some((p) => p == null)) throw new Error(`no variant ${key} (is its package installed?)`);
-        configs.push({ label: v.short ?? v.label, preload: v.preload, env: { ...v.env(s), ...quiet }, alone: key.endsWith('alone') });
+        configs.push({ label: v.short ?? v.label, preload: v.preload, env: { ...v.env(sinks), ...quiet }, alone: key.endsWith('alone') });
       }
     }
   }
   const payload = names ? 'JSON {"type":…} 64 B, WS_APM_MESSAGE_NAME=type' : '64 B text';
   console.log(`${socketio ? 'socket.io echo event' : `ws echo, ${payload}`}: in-process CPU µs per message, median of 7 rounds of ${messages} (min–max); Node ${process.version}`);
+  const prof = opt('--cpu-prof', null);
   let bare;
   let alone;
   for (const c of configs) {
     const preload = c.preload.flatMap((p) => ['-r', p]);
     const env = { PATH: process.env.PATH, ...c.env };
-    const prof = opt('--cpu-prof', null);
     const profile = prof === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${path.resolve(prof)}`, `--cpu-prof-name=${c.label.replace(/[^a-z0-9]+/gi, '-')}.cpuprofile`];
     const out = spawnSync(process.execPath, [...profile, ...preload, __filename, '--child', socketio ? 'sio' : names ? 'names' : 'ws', String(messages)], { env, encoding: 'utf8', cwd: ROOT });
     const m = /^RESULT (.*)$/m.exec(out.stdout);
