@@ -6,7 +6,8 @@
  * known message sizes), with one data point per series whichever way they travel:
  * - the SDK ws-apm starts itself (its readers collect ws-apm's MetricProducer), cumulative and delta;
  * - the app's SDK with `metricProducer()` passed to its reader (SDK 2.x, and 3.x on Node >= 22.15);
- * - the app's SDK without it (each value recorded through the OpenTelemetry API).
+ * - the app's SDK without it: ws-apm puts the producer on its readers itself (2.x and 3.x);
+ * - the app's SDK without it and with views: each value recorded through the OpenTelemetry API.
  */
 import assert from 'node:assert/strict';
 import path from 'node:path';
@@ -159,9 +160,15 @@ describe('histograms through the app\'s own SDK', () => {
     assertTrafficHistograms('app-producer', '/app');
   });
 
-  test('without it: recorded through the API, the same values', async () => {
+  test('without it: ws-apm puts its producer on the app\'s reader, the same values', async () => {
+    const env = otlpEnv(receiver.url, 'app-readers', { OTEL_METRICS_EXPORTER: 'otlp' });
+    await traffic(['-r', './tracing.js', '-r', 'ws-apm/register', 'server.js'], env, '/readers', 'producer');
+    assertTrafficHistograms('app-readers', '/readers');
+  });
+
+  test('without it, and with views of its own: recorded through the API, the same values', async () => {
     const env = otlpEnv(receiver.url, 'app-api', { OTEL_METRICS_EXPORTER: 'otlp' });
-    await traffic(['-r', './tracing.js', '-r', 'ws-apm/register', 'server.js'], env, '/api', 'api');
+    await traffic(['-r', './tracing-views.js', '-r', 'ws-apm/register', 'server.js'], env, '/api', 'api');
     assertTrafficHistograms('app-api', '/api');
   });
 
@@ -173,5 +180,12 @@ describe('histograms through the app\'s own SDK', () => {
     if (requireOrSkip(t, missingInstall(sdk3, '@opentelemetry/sdk-node', 'npm ci --prefix test/matrix/otel-sdk-3 (.ci/run installs it)'))) return;
     await traffic(['-r', '../../matrix/otel-sdk-3/tracing-producer.js', '-r', 'ws-apm/register', 'server.js'], otlpEnv(receiver.url, 'sdk3-producer'), '/v3', 'producer');
     assertTrafficHistograms('sdk3-producer', '/v3');
+  });
+
+  test('SDK 3.x (sdk-node 0.301) without metricProducer(): ws-apm puts its producer on the app\'s reader, exact', { skip: !supported && `SDK 3 needs Node >= 22.15, this is ${process.version}` }, async (t) => {
+    if (requireOrSkip(t, missingInstall(sdk3, '@opentelemetry/sdk-node', 'npm ci --prefix test/matrix/otel-sdk-3 (.ci/run installs it)'))) return;
+    const env = otlpEnv(receiver.url, 'sdk3-readers', { OTEL_METRICS_EXPORTER: 'otlp' });
+    await traffic(['-r', '../../matrix/otel-sdk-3/tracing.js', '-r', 'ws-apm/register', 'server.js'], env, '/v3r', 'producer');
+    assertTrafficHistograms('sdk3-readers', '/v3r');
   });
 });

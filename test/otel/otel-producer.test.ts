@@ -4,14 +4,18 @@
  *   values (every series: count, sum, min, max, buckets, boundaries), cumulative and delta;
  * - `metricProducer()` for the app's SDK: handed out before ws-apm starts, histograms go
  *   through it only (nothing recorded through the API); handed out later, it reports
- *   nothing and says why (the API path keeps every value, nothing counted twice).
+ *   nothing and says why (the API path keeps every value, nothing counted twice);
+ * - the app's SDK without it: ws-apm puts the producer on its readers (cumulative or delta,
+ *   as each reader prefers) and takes it off at uninstrument, unless views or a histogram
+ *   aggregation of the app's own mean the values must go through the API.
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { after, afterEach, test } from 'node:test';
 import { metrics } from '@opentelemetry/api';
 import {
-  AggregationTemporality, type DataPoint, type Histogram, MeterProvider, MetricReader, type MetricProducer, type ResourceMetrics,
+  AggregationTemporality, AggregationType, type DataPoint, type Histogram, MeterProvider, MetricReader, type MetricProducer, type ResourceMetrics,
+  type ViewOptions,
 } from '@opentelemetry/sdk-metrics';
 import { HistogramProducer } from '../../src/adapters/otel/producer';
 import { getInstrumentation, instrument, metricProducer } from '../../src/index';
@@ -164,10 +168,15 @@ async function traffic(route: string, messages: string[]): Promise<void> {
   await server.close();
 }
 
-function appSdk(producers: unknown[]): { reader: Reader; provider: MeterProvider } {
+function appSdk(
+  producers: unknown[],
+  options: { views?: ViewOptions[]; reader?: ConstructorParameters<typeof Reader>[0] } = {},
+): { reader: Reader; provider: MeterProvider } {
   metrics.disable();
-  const reader = new Reader({ metricProducers: producers as MetricProducer[] });
-  const provider = new MeterProvider({ readers: [reader] });
+  // As in a fresh process: no producer handed out by an earlier test (the hub is process-wide, producer.ts).
+  delete (globalThis as Record<symbol, unknown>)[Symbol.for('ws-apm.otel-metric-producer')];
+  const reader = new Reader({ ...options.reader, metricProducers: producers as MetricProducer[] });
+  const provider = new MeterProvider({ readers: [reader], views: options.views });
   metrics.setGlobalMeterProvider(provider);
   return { reader, provider };
 }
@@ -180,8 +189,11 @@ after(() => {
   metrics.disable();
 });
 
+/** A view of the app's own metrics: ws-apm must not bypass the app's views, so it records through the API. */
+const APP_VIEW: ViewOptions = { instrumentName: 'app.requests', name: 'app.requests.renamed' };
+
 test('metricProducer() handed out after ws-apm chose the API path reports nothing, with one warning', async () => {
-  const { reader, provider } = appSdk([]);
+  const { reader, provider } = appSdk([], { views: [APP_VIEW] });
   instrument({ backend: 'otel', startSdk: false, flushOnExit: false, logLevel: 'warn', ws });
   await new Promise(setImmediate); // the adapter bootstraps once the main module has run (src/adapters/otel/index.ts)
   const warnings: string[] = [];
@@ -194,7 +206,7 @@ test('metricProducer() handed out after ws-apm chose the API path reports nothin
     process.stderr.write = write;
   }
   assert.equal(warnings.length, 1);
-  assert.match(warnings[0], /metricProducer\(\) was called after ws-apm began recording histograms through the OpenTelemetry API/);
+  assert.match(warnings[0], /metricProducer\(\) was called after ws-apm began reporting histograms through the OpenTelemetry API/);
   await traffic('/late', ['a', 'bb']);
   assert.deepEqual((await late.collect()).resourceMetrics.scopeMetrics, []);
   // In: the server's 'a', 'bb' and the (instrumented, in-process) client's 'echo a', 'echo bb'.
@@ -224,4 +236,73 @@ test('metricProducer() handed out at start-up: histograms go through it only, ex
   assert.deepEqual(h.get('websocket.message.size [["websocket.direction","out"]]'), sizes);
   assert.equal(h.get('websocket.message.process.duration [["websocket.route","/app"]]')?.count, 6);
   await provider.shutdown();
+});
+
+// ---------------------------------------------------------------- the app's SDK without metricProducer()
+
+/** The scopes named ws-apm in a collection, and the histogram names each holds. */
+function wsApmScopes(result: ResourceMetrics): string[][] {
+  return result.scopeMetrics.filter((s) => s.scope.name === 'ws-apm').map((s) => s.metrics.map((m) => m.descriptor.name).filter((n) => n !== 'websocket.messages' && n !== 'websocket.connections.active' && !n.endsWith('.total')));
+}
+
+test('an app SDK without metricProducer(): ws-apm puts its producer on the reader, exact, nothing through the API; off again at uninstrument', async () => {
+  const { reader, provider } = appSdk([]);
+  instrument({ backend: 'otel', startSdk: false, flushOnExit: false, logLevel: 'warn', ws });
+  await traffic('/attached', ['a', 'bb', 'x'.repeat(100)]);
+  const result = (await reader.collect()).resourceMetrics;
+  const fromMeter = result.scopeMetrics.filter((s) => s.scope.name === 'ws-apm').flatMap((s) => s.metrics).filter((m) => m.descriptor.name === 'websocket.message.size');
+  assert.equal(fromMeter.length, 1, 'one websocket.message.size: the producer\'s, nothing recorded through the API');
+  const h = series(result, 'ws-apm');
+  const sizes = {
+    temporality: AggregationTemporality.CUMULATIVE, count: 6, sum: 221, min: 1, max: 105,
+    counts: [4, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0], boundaries: [16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216], unit: 'By',
+  };
+  assert.deepEqual(h.get('websocket.message.size [["websocket.direction","in"]]'), sizes);
+  assert.deepEqual(h.get('websocket.message.size [["websocket.direction","out"]]'), sizes);
+  assert.equal(h.get('websocket.message.process.duration [["websocket.route","/attached"]]')?.count, 6);
+
+  // A producer handed out now would double every value: it reports nothing, and says so.
+  const warnings: string[] = [];
+  const write = process.stderr.write;
+  process.stderr.write = ((chunk: string) => (warnings.push(String(chunk)), true)) as typeof process.stderr.write;
+  let late: ReturnType<typeof metricProducer>;
+  try {
+    late = metricProducer();
+  } finally {
+    process.stderr.write = write;
+  }
+  assert.equal(warnings.length, 1);
+  assert.match(warnings[0], /metricProducer\(\) was called after ws-apm began reporting histograms through the producer it put on the app's metric readers/);
+  assert.deepEqual((await late.collect()).resourceMetrics.scopeMetrics, []);
+
+  await getInstrumentation()?.uninstrument();
+  assert.equal((reader as unknown as { _metricProducers: unknown[] })._metricProducers.length, 0, 'the app\'s reader is as the app made it');
+  assert.equal(series((await reader.collect()).resourceMetrics, 'ws-apm').size, 0);
+  await provider.shutdown();
+});
+
+test('an app SDK whose reader prefers delta: the producer it gets reports deltas', async () => {
+  const { reader, provider } = appSdk([], { reader: { aggregationTemporalitySelector: () => AggregationTemporality.DELTA } });
+  instrument({ backend: 'otel', startSdk: false, flushOnExit: false, logLevel: 'silent', ws });
+  await traffic('/delta', ['a', 'bb']);
+  const first = series((await reader.collect()).resourceMetrics, 'ws-apm').get('websocket.message.size [["websocket.direction","in"]]');
+  assert.equal(first?.temporality, AggregationTemporality.DELTA);
+  assert.equal(first?.count, 4);
+  await traffic('/delta', ['ccc']);
+  const second = series((await reader.collect()).resourceMetrics, 'ws-apm').get('websocket.message.size [["websocket.direction","in"]]');
+  assert.deepEqual([second?.count, second?.sum], [2, 3 + 8], 'only what came since the last collection');
+  await provider.shutdown();
+});
+
+test('an app SDK with views, or its own histogram aggregation: ws-apm leaves its readers alone and records through the API', async () => {
+  for (const options of [{ views: [APP_VIEW] }, { reader: { aggregationSelector: () => ({ type: AggregationType.EXPONENTIAL_HISTOGRAM }) } }]) {
+    const { reader, provider } = appSdk([], options);
+    instrument({ backend: 'otel', startSdk: false, flushOnExit: false, logLevel: 'silent', ws });
+    await traffic('/api', ['a', 'bb']);
+    assert.equal((reader as unknown as { _metricProducers: unknown[] })._metricProducers.length, 0);
+    const result = (await reader.collect()).resourceMetrics;
+    assert.deepEqual(wsApmScopes(result).flat().filter((n) => n === 'websocket.message.size'), ['websocket.message.size'], JSON.stringify(options));
+    await getInstrumentation()?.uninstrument();
+    await provider.shutdown();
+  }
 });

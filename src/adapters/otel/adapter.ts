@@ -30,7 +30,8 @@ import { log } from '../../logger';
 import { VERSION } from '../../version';
 import { withTimeout } from '../bounded';
 import { packHex, unpackHex } from '../packed';
-import { claimHandedOutProducers, recordingThroughApi, releaseHandedOutProducers } from './producer';
+import { attachToAppReaders } from './app-readers';
+import { claimHandedOutProducers, releaseHandedOutProducers, reportingElsewhere } from './producer';
 import { forceFlushGlobalProviders, meterSdkRegistered, otelSdkRegistered } from './providers';
 import { UnsampledSpan } from './unsampled';
 
@@ -91,6 +92,8 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
   private metricSource: MetricSource | undefined;
   private readonly histogramSource = (): MetricSource | undefined => this.metricSource;
   private unbindCounters: (() => void) | undefined;
+  /** Takes ws-apm's producers off the app's readers (app-readers.ts), when they were put there. */
+  private detachReaders: (() => void) | undefined;
   private bootstrapped = false;
   private readonly linkCache = new WeakMap<readonly SpanContext[], Link[]>();
   /** False while no SDK is registered: nothing to record or propagate, so no context switch. */
@@ -286,8 +289,10 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
    * Histograms are aggregated by the tracer; one path to the SDK per process:
    * - `producer`: a metric reader collects the cells through ws-apm's MetricProducer — the
    *   SDK ws-apm started itself, or the app's SDK when the app passed `metricProducer()`;
-   * - `api`: the app's SDK without the producer: each cell also records every value in an
-   *   SDK histogram (same name, unit, boundaries and frozen attributes);
+   * - `readers`: the app's SDK without the producer: ws-apm puts it on the SDK's readers
+   *   itself (app-readers.ts), where their shapes and the app's choices allow;
+   * - `api`: otherwise, each cell also records every value in an SDK histogram (same name,
+   *   unit, boundaries and frozen attributes);
    * - `none`: no SDK meter provider is registered (the API's no-op).
    */
   private bindHistograms(meter: Meter, source: MetricSource, ownProducers: boolean): void {
@@ -296,8 +301,17 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
       return;
     }
     if (!meterSdkRegistered()) return; // the API's no-op: nothing to record into
-    log.debug("otel: histograms are recorded through the OpenTelemetry API (the app's SDK has no metricProducer() from ws-apm)");
-    recordingThroughApi();
+    this.detachReaders = attachToAppReaders(metrics.getMeterProvider(), this.histogramSource);
+    if (this.detachReaders !== undefined) {
+      log.debug("otel: histograms are collected through ws-apm's metric producer (put on the readers of the app's SDK)");
+      reportingElsewhere("through the producer it put on the app's metric readers");
+      return;
+    }
+    log.debug(
+      "otel: histograms are recorded through the OpenTelemetry API (the app's SDK has no metricProducer() from ws-apm, and views, " +
+        'a histogram aggregation of its own, or readers ws-apm does not recognise)',
+    );
+    reportingElsewhere('through the OpenTelemetry API');
     const instruments = new Map<string, Histogram>();
     for (const name of source.histogramNames) {
       const info = METRIC_INFO[name];
@@ -341,6 +355,8 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
     this.unbindCounters?.();
     this.unbindCounters = undefined;
     this.metricSource?.forwardHistograms(undefined);
+    this.detachReaders?.();
+    this.detachReaders = undefined;
     releaseHandedOutProducers(this.histogramSource);
   }
 }

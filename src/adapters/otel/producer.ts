@@ -193,29 +193,30 @@ interface Hub {
   requested: number;
   /** Set while an OpenTelemetry adapter reports its histograms through the handed-out producers. */
   source: (() => MetricSource | undefined) | undefined;
-  /** Set while an OpenTelemetry adapter records histograms through the API instead. */
-  viaApi: boolean;
+  /** Set while an OpenTelemetry adapter reports histograms another way (how, for the warning). */
+  boundElsewhere: string | undefined;
 }
 
 const HUB = Symbol.for('ws-apm.otel-metric-producer');
 
 function hub(): Hub {
   const g = globalThis as typeof globalThis & { [HUB]?: Hub };
-  return (g[HUB] ??= { requested: 0, source: undefined, viaApi: false });
+  return (g[HUB] ??= { requested: 0, source: undefined, boundElsewhere: undefined });
 }
 
 /**
  * ws-apm's histograms for an OpenTelemetry SDK the app sets up itself: pass it to the app's
  * metric reader, before ws-apm starts recording (at the app's start-up),
  * `new PeriodicExportingMetricReader({ exporter, metricProducers: [metricProducer()] })`.
- * Without it ws-apm records every value through the OpenTelemetry API (correct, and dearer).
+ * Without it ws-apm puts the same producer on the SDK's readers itself where it can
+ * (app-readers.ts), else records every value through the OpenTelemetry API (correct, and dearer).
  */
 export function metricProducer(options: MetricProducerOptions = {}): WsApmMetricProducer {
   const h = hub();
   h.requested++;
-  if (h.viaApi) {
+  if (h.boundElsewhere !== undefined) {
     log.warn(
-      'metricProducer() was called after ws-apm began recording histograms through the OpenTelemetry API; ' +
+      `metricProducer() was called after ws-apm began reporting histograms ${h.boundElsewhere}; ` +
         'this producer reports nothing (pass it when the app builds its SDK, at start-up)',
     );
   }
@@ -233,14 +234,17 @@ export function claimHandedOutProducers(source: () => MetricSource | undefined):
   return true;
 }
 
-/** The OpenTelemetry adapter records histograms through the API (a producer handed out now would double them). */
-export function recordingThroughApi(): void {
-  hub().viaApi = true;
+/**
+ * The OpenTelemetry adapter reports histograms `how` (on the app's readers, through the API):
+ * a producer handed out now would double them.
+ */
+export function reportingElsewhere(how: string): void {
+  hub().boundElsewhere = how;
 }
 
 /** The adapter stops (uninstrument): handed-out producers report nothing until the next one claims them. */
 export function releaseHandedOutProducers(source: () => MetricSource | undefined): void {
   const h = hub();
   if (h.source === source) h.source = undefined;
-  h.viaApi = false;
+  h.boundElsewhere = undefined;
 }
