@@ -11,7 +11,8 @@
 //
 // Configurations: bare; the OTel floor (bench/preload/otel-floor.js); ws-apm with the OTel SDK at its
 // defaults, and with every message traced; the SDK exports OTLP to a local sink (bench/sinks.js).
-// --backends: per backend, the backend alone (run.js's variants 13-15) next to ws-apm on it at its defaults,
+// --backends: per backend, the backend alone (run.js's variants 13-15) next to ws-apm on it at its defaults (for
+// OTel also ws-apm on the app's own SDK, variant 18),
 // each to its local sink: what ws-apm's path adds on top of what the user pays anyway, in process. --names:
 // JSON messages `{"type":"chat","text":"xx…"}` (64 B) and WS_APM_MESSAGE_NAME=type in every configuration.
 const { spawn, spawnSync } = require('node:child_process');
@@ -76,7 +77,7 @@ async function main() {
     const pick = (key) => variants.find((v) => v.key === key);
     configs = [{ label: 'bare', preload: [], env: quiet }];
     for (const b of backends) {
-      for (const key of [b === 'otel' ? 'otel-sdk-alone' : `${b}-alone`, `${b}-defaults`]) {
+      for (const key of [b === 'otel' ? 'otel-sdk-alone' : `${b}-alone`, `${b}-defaults`, ...(b === 'otel' ? ['otel-app-sdk'] : [])]) {
         const v = pick(key);
         if (v === undefined || v.preload.some((p) => p == null)) throw new Error(`no variant ${key} (is its package installed?)`);
         configs.push({ label: v.short ?? v.label, preload: v.preload, env: { ...v.env(sinks), ...quiet }, alone: key.endsWith('alone') });

@@ -141,6 +141,7 @@ function memoryTargets(memory) {
 const OURS = [
   { label: 'ws-apm off ÷ bare ws', key: 'wsapm-off', vs: 'bare', max: 1.02 },
   { label: 'OTel, defaults ÷ OTel SDK alone', key: 'otel-defaults', vs: 'otel-sdk-alone', max: 1.05, maxNames: 1.08 },
+  { label: "OTel on the app's SDK, defaults ÷ OTel SDK alone", key: 'otel-app-sdk', vs: 'otel-sdk-alone', max: 1.05, maxNames: 1.08 },
   { label: 'Elastic, defaults ÷ agent alone', key: 'elastic-defaults', vs: 'elastic-alone', max: 1.05, maxNames: 1.08 },
   { label: 'New Relic, defaults ÷ agent alone', key: 'newrelic-defaults', vs: 'newrelic-alone', max: 1.05, maxNames: 1.08 },
   { label: 'OTel, every message ÷ OTel floor', key: 'otel-every', vs: 'otel-floor', max: 1.10, maxNames: null },

@@ -156,6 +156,12 @@ function defineVariants({ quick, otlpProtocol, newrelicDir }) {
       backend: 'otel-socketio', sink: 'otlp', preload: [path.join(BENCH, 'preload', 'otel-socketio.js')], onlyPasses: ['socketio-echo', 'socketio-broadcast'],
       env: (s) => otelEnv(s.otlp),
     },
+    // The OTel user's usual set-up: the app's own SDK started first (as auto-instrumentations-node's register
+    // does), then ws-apm on it, no metricProducer() passed: what a user who already runs the SDK pays.
+    {
+      ...otel(18, 'otel-app-sdk', 'defaults', "ws-apm on the app's OTel SDK (NodeSDK started first, no metricProducer()), defaults"),
+      short: "OTel, app's SDK, defaults", preload: [path.join(BENCH, 'preload', 'otel-sdk-alone.js'), REGISTER],
+    },
   ].map((v) => ({ requires: [], ...v }));
 }
 
@@ -175,7 +181,7 @@ function definePasses(mode) {
       key: 'names', title: 'Echo, names on (`WS_APM_MESSAGE_NAME=type`, JSON messages)', workload: 'echo', names: true,
       sizes: mode.namesSizes, rounds: mode.namesRounds,
       variants: ['bare', 'wsapm-off', 'wsapm-api', 'otel-defaults', 'otel-1pct', 'otel-every', 'elastic-defaults', 'newrelic-defaults', 'dd-trace',
-        'otel-sdk-alone', 'elastic-alone', 'newrelic-alone', 'otel-floor'],
+        'otel-sdk-alone', 'elastic-alone', 'newrelic-alone', 'otel-floor', 'otel-app-sdk'],
     },
     {
       key: 'broadcast', title: `Broadcast 1 → ${mode.broadcast.conns.toLocaleString('en-US')}`, workload: 'broadcast', names: false,
