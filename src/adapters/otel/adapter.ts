@@ -67,6 +67,19 @@ class SuppressedWhile implements Context {
   }
 }
 
+function applyTo<A extends unknown[], R>(fn: (...args: A) => R, thisArg: unknown, args: A): R {
+  return fn.apply(thisArg, args);
+}
+
+/**
+ * `context.with(ctx, fn, thisArg, ...args)` without the bound function the context manager
+ * makes of `fn` for a `thisArg` (AsyncLocalStorageContextManager: `fn.bind(thisArg)`, one per
+ * call, on every message): the manager is given a plain function and no `thisArg`.
+ */
+function withContext<A extends unknown[], R>(ctx: Context, fn: (...args: A) => R, thisArg: unknown, args: A): R {
+  return context.with(ctx, applyTo<A, R>, undefined, fn, thisArg, args);
+}
+
 const KIND: Record<OperationKind, SpanKind> = {
   server: SpanKind.SERVER,
   client: SpanKind.CLIENT,
@@ -178,7 +191,7 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
   }
 
   run<A extends unknown[], R>(span: Span, fn: (...args: A) => R, thisArg: unknown, args: A): R {
-    return context.with(trace.setSpan(ROOT_CONTEXT, span), fn, thisArg, ...args);
+    return withContext(trace.setSpan(ROOT_CONTEXT, span), fn, thisArg, args);
   }
 
   ref(span: Span): SpanContext {
@@ -234,7 +247,7 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
   runUnsampled<A extends unknown[], R>(carrier: Carrier | undefined, fn: (...args: A) => R, thisArg: unknown, args: A): R {
     if (this.unsampledHere()) return fn.apply(thisArg, args);
     const ctx = carrier !== undefined ? propagation.extract(ROOT_CONTEXT, carrier) : new UnsampledSpan();
-    return context.with(ctx, fn, thisArg, ...args);
+    return withContext(ctx, fn, thisArg, args);
   }
 
   /** No SDK registered: nothing records, so there is nothing to switch. */
