@@ -181,6 +181,41 @@ function appSdk(
   return { reader, provider };
 }
 
+/** `metricProducer()` called now: the producer, after asserting the one warning it gave says `how` histograms already go. */
+function lateProducer(how: RegExp): ReturnType<typeof metricProducer> {
+  const warnings: string[] = [];
+  const write = process.stderr.write;
+  process.stderr.write = ((chunk: string) => (warnings.push(String(chunk)), true)) as typeof process.stderr.write;
+  let late: ReturnType<typeof metricProducer>;
+  try {
+    late = metricProducer();
+  } finally {
+    process.stderr.write = write;
+  }
+  assert.equal(warnings.length, 1);
+  assert.match(warnings[0], /metricProducer\(\) was called after ws-apm began reporting histograms/);
+  assert.match(warnings[0], how);
+  return late;
+}
+
+/**
+ * The histograms of `traffic(route, ['a', 'bb', 'x' × 100])` in `result`, exact, and from ws-apm's
+ * producer only (nothing recorded through the API as well).
+ */
+function assertThroughProducerOnly(result: ResourceMetrics, route: string): void {
+  const fromMeter = result.scopeMetrics.filter((s) => s.scope.name === 'ws-apm').flatMap((s) => s.metrics).filter((m) => m.descriptor.name === 'websocket.message.size');
+  assert.equal(fromMeter.length, 1, 'the producer\'s only: nothing recorded through the API');
+  // Both ends are in this process: in and out are each the server's 1, 2, 100 and the client's 6, 7, 105 bytes.
+  const h = series(result, 'ws-apm');
+  const sizes = {
+    temporality: AggregationTemporality.CUMULATIVE, count: 6, sum: 221, min: 1, max: 105,
+    counts: [4, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0], boundaries: [16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216], unit: 'By',
+  };
+  assert.deepEqual(h.get('websocket.message.size [["websocket.direction","in"]]'), sizes);
+  assert.deepEqual(h.get('websocket.message.size [["websocket.direction","out"]]'), sizes);
+  assert.equal(h.get(`websocket.message.process.duration [["websocket.route","${route}"]]`)?.count, 6);
+}
+
 afterEach(async () => {
   await getInstrumentation()?.uninstrument();
 });
@@ -196,17 +231,7 @@ test('metricProducer() handed out after ws-apm chose the API path reports nothin
   const { reader, provider } = appSdk([], { views: [APP_VIEW] });
   instrument({ backend: 'otel', startSdk: false, flushOnExit: false, logLevel: 'warn', ws });
   await new Promise(setImmediate); // the adapter bootstraps once the main module has run (src/adapters/otel/index.ts)
-  const warnings: string[] = [];
-  const write = process.stderr.write;
-  process.stderr.write = ((chunk: string) => (warnings.push(String(chunk)), true)) as typeof process.stderr.write;
-  let late: ReturnType<typeof metricProducer>;
-  try {
-    late = metricProducer();
-  } finally {
-    process.stderr.write = write;
-  }
-  assert.equal(warnings.length, 1);
-  assert.match(warnings[0], /metricProducer\(\) was called after ws-apm began reporting histograms through the OpenTelemetry API/);
+  const late = lateProducer(/through the OpenTelemetry API/);
   await traffic('/late', ['a', 'bb']);
   assert.deepEqual((await late.collect()).resourceMetrics.scopeMetrics, []);
   // In: the server's 'a', 'bb' and the (instrumented, in-process) client's 'echo a', 'echo bb'.
@@ -224,17 +249,7 @@ test('metricProducer() handed out at start-up: histograms go through it only, ex
   // One ws-apm scope from the SDK's meter (counters only) and one from the producer (histograms).
   const scopes = result.scopeMetrics.filter((s) => s.scope.name === 'ws-apm');
   assert.equal(scopes.length, 2);
-  const fromMeter = scopes.flatMap((s) => s.metrics).filter((mm) => mm.descriptor.name === 'websocket.message.size');
-  assert.equal(fromMeter.length, 1, 'the producer\'s only: nothing recorded through the API');
-  // Both ends are in this process: in and out are each the server's 1, 2, 100 and the client's 6, 7, 105 bytes.
-  const h = series(result, 'ws-apm');
-  const sizes = {
-    temporality: AggregationTemporality.CUMULATIVE, count: 6, sum: 221, min: 1, max: 105,
-    counts: [4, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0], boundaries: [16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216], unit: 'By',
-  };
-  assert.deepEqual(h.get('websocket.message.size [["websocket.direction","in"]]'), sizes);
-  assert.deepEqual(h.get('websocket.message.size [["websocket.direction","out"]]'), sizes);
-  assert.equal(h.get('websocket.message.process.duration [["websocket.route","/app"]]')?.count, 6);
+  assertThroughProducerOnly(result, '/app');
   await provider.shutdown();
 });
 
@@ -250,29 +265,10 @@ test('an app SDK without metricProducer(): ws-apm puts its producer on the reade
   instrument({ backend: 'otel', startSdk: false, flushOnExit: false, logLevel: 'warn', ws });
   await traffic('/attached', ['a', 'bb', 'x'.repeat(100)]);
   const result = (await reader.collect()).resourceMetrics;
-  const fromMeter = result.scopeMetrics.filter((s) => s.scope.name === 'ws-apm').flatMap((s) => s.metrics).filter((m) => m.descriptor.name === 'websocket.message.size');
-  assert.equal(fromMeter.length, 1, 'one websocket.message.size: the producer\'s, nothing recorded through the API');
-  const h = series(result, 'ws-apm');
-  const sizes = {
-    temporality: AggregationTemporality.CUMULATIVE, count: 6, sum: 221, min: 1, max: 105,
-    counts: [4, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0], boundaries: [16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216], unit: 'By',
-  };
-  assert.deepEqual(h.get('websocket.message.size [["websocket.direction","in"]]'), sizes);
-  assert.deepEqual(h.get('websocket.message.size [["websocket.direction","out"]]'), sizes);
-  assert.equal(h.get('websocket.message.process.duration [["websocket.route","/attached"]]')?.count, 6);
+  assertThroughProducerOnly(result, '/attached');
 
   // A producer handed out now would double every value: it reports nothing, and says so.
-  const warnings: string[] = [];
-  const write = process.stderr.write;
-  process.stderr.write = ((chunk: string) => (warnings.push(String(chunk)), true)) as typeof process.stderr.write;
-  let late: ReturnType<typeof metricProducer>;
-  try {
-    late = metricProducer();
-  } finally {
-    process.stderr.write = write;
-  }
-  assert.equal(warnings.length, 1);
-  assert.match(warnings[0], /metricProducer\(\) was called after ws-apm began reporting histograms through the producer it put on the app's metric readers/);
+  const late = lateProducer(/through the producer it put on the app's metric readers/);
   assert.deepEqual((await late.collect()).resourceMetrics.scopeMetrics, []);
 
   await getInstrumentation()?.uninstrument();
