@@ -153,14 +153,19 @@ describe('failed and slow messages are kept when not sampled', () => {
       trace.getTracer('app').startSpan('nested').end();
       throw boom;
     });
-    const before = Date.now();
+    // The clock ws-apm stamps a kept message with (performance.timeOrigin + now): Date.now() drifts from it by
+    // milliseconds over a long test run, so the window is read on the same clock.
+    const clock = (): number => performance.timeOrigin + performance.now();
+    const before = clock();
     assert.throws(() => socket.emit('message', Buffer.from('x'), false), (err) => err === boom);
+    const after = clock();
     const [span] = await waitForSpans('WS RECEIVE /chat');
     const [handshake] = spansNamed('WS CONNECT /chat');
     assert.equal(span.status.code, SpanStatusCode.ERROR);
     assert.equal(span.attributes['websocket.message.kept'], 'error');
     assert.equal(span.attributes['error.type'], 'TypeError');
-    assert.ok(startMs(span) >= before - 1 && startMs(span) <= Date.now(), 'start time is when the message arrived');
+    // (± 1 µs: the span's [s, ns] time and back to float milliseconds.)
+    assert.ok(startMs(span) >= before - 0.001 && startMs(span) <= after + 0.001, `start time is when the message arrived: ${startMs(span)} in [${before}, ${after}]`);
     assert.equal(span.links[0]?.context.spanId, handshake.spanContext().spanId);
     assert.equal(spansNamed('nested').length, 0, 'what ran inside was unsampled');
   });
