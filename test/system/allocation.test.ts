@@ -18,13 +18,19 @@ const REGISTER = path.resolve(__dirname, '..', '..', 'dist', 'register.js');
 const FLAGS = ['--expose-gc', '--min-semi-space-size=16', '--max-semi-space-size=16'];
 const UNTRACED = { WS_APM_MESSAGE_SAMPLE_RATE: '0', WS_APM_LOG_LEVEL: 'warn', WS_APM_MESSAGE_NAME: 'type' };
 /**
- * What ws-apm may allocate per untraced message above the backend alone (measured: 48 B on
- * Node 20, where each of the two clock reads returns a new heap number; 16 B on Node 24).
- * Before (names on): 456 B on Node 20 with every backend; on Node 24 440 B with OTel and
- * 1,100–1,180 B with the agents (their switch to "outside any transaction" builds a new async
- * context frame there, even when no transaction is active).
+ * What ws-apm may allocate per untraced message above the backend alone (measured: 47.6-48.1 B
+ * on Node 20 and 22, where each of the two clock reads returns a new heap number; 16 B on
+ * Node 24). Before (names on): 456 B on Node 20 with every backend; on Node 24 440 B with OTel
+ * and 1,100–1,180 B with the agents (their switch to "outside any transaction" builds a new
+ * async context frame there, even when no transaction is active).
  */
 const BUDGET = 48;
+/**
+ * The two figures are averages over batches, and an agent's own timers allocate now and then
+ * in either run: 48.1 B against 48 B was seen once. One avoidable allocation is at least
+ * 16 B per message, so a margin of 1 B hides none.
+ */
+const NOISE = 1;
 
 interface Measured {
   readonly bytes: number;
@@ -47,7 +53,7 @@ async function measure(nodeArgs: string[], env: Record<string, string>): Promise
 function within(t: { diagnostic(message: string): void }, alone: Measured, on: Measured): void {
   const extra = on.bytes - alone.bytes;
   t.diagnostic(`${on.bytes.toFixed(1)} B per message, ${alone.bytes.toFixed(1)} B without ws-apm: ${extra.toFixed(1)} B ours`);
-  assert.ok(extra <= BUDGET, `${extra.toFixed(1)} B per message above the backend alone, budget ${BUDGET} B`);
+  assert.ok(extra <= BUDGET + NOISE, `${extra.toFixed(1)} B per message above the backend alone, budget ${BUDGET} B (+${NOISE} B of measurement noise)`);
 }
 
 describe('an untraced message allocates nothing that can be avoided', { timeout: 180_000 }, () => {
