@@ -6,8 +6,8 @@
  * values per echoed message (measured: bench/micro.js).
  *
  * A reader collects its `_metricProducers` next to the SDK's own instruments (sdk-metrics
- * 1.x-3.x; the `metricProducers` option fills the same array), so adding ws-apm's producer
- * there is what the app would have written. These are the SDK's internals: every shape is
+ * 2.x and 3.x, the lines tested; the `metricProducers` option fills the same array), so
+ * adding ws-apm's producer there is what the app would have written. These are the SDK's internals: every shape is
  * checked before anything is touched, and whatever does not look exactly as expected leaves
  * the readers alone (the caller then records through the API). So do an app's choices that a
  * producer would bypass: views, and a histogram aggregation other than the default.
@@ -16,7 +16,7 @@ import type { MetricSource } from '../../tracer/adapter';
 import { HistogramProducer, type Temporality } from './producer';
 
 // sdk-metrics' InstrumentType.HISTOGRAM, AggregationTemporality.DELTA, AggregationType.DEFAULT
-// (the same values from 1.x to 3.x).
+// (the same values in 2.x and 3.x).
 const INSTRUMENT_HISTOGRAM = 'HISTOGRAM';
 const TEMPORALITY_DELTA = 0;
 const AGGREGATION_DEFAULT = 0;
