@@ -7,10 +7,11 @@
  *
  * A reader collects its `_metricProducers` next to the SDK's own instruments (sdk-metrics
  * 2.x and 3.x, the lines tested; the `metricProducers` option fills the same array), so
- * adding ws-apm's producer there is what the app would have written. These are the SDK's internals: every shape is
- * checked before anything is touched, and whatever does not look exactly as expected leaves
- * the readers alone (the caller then records through the API). So do an app's choices that a
- * producer would bypass: views, and a histogram aggregation other than the default.
+ * adding ws-apm's producer there is what the app would have written. These are the SDK's
+ * internals: every shape is checked before anything is touched, and whatever does not look
+ * exactly as expected leaves the readers alone (the caller then records through the API). So
+ * do an app's choices that a producer would bypass: views, and a histogram aggregation other
+ * than the default.
  */
 import type { MetricSource } from '../../tracer/adapter';
 import { HistogramProducer, type Temporality } from './producer';
