@@ -77,7 +77,8 @@ async function main() {
     const pick = (key) => variants.find((v) => v.key === key);
     configs = [{ label: 'bare', preload: [], env: quiet }];
     for (const b of backends) {
-      for (const key of [b === 'otel' ? 'otel-sdk-alone' : `${b}-alone`, `${b}-defaults`, ...(b === 'otel' ? ['otel-app-sdk'] : [])]) {
+      const keys = b === 'otel' ? ['otel-sdk-alone', 'otel-defaults', 'otel-app-sdk'] : [`${b}-alone`, `${b}-defaults`];
+      for (const key of keys) {
         const v = pick(key);
         if (v === undefined || v.preload.some((p) => p == null)) throw new Error(`no variant ${key} (is its package installed?)`);
         configs.push({ label: v.short ?? v.label, preload: v.preload, env: { ...v.env(sinks), ...quiet }, alone: key.endsWith('alone') });
