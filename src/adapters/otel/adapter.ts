@@ -31,6 +31,7 @@ import { VERSION } from '../../version';
 import { withTimeout } from '../bounded';
 import { packHex, unpackHex } from '../packed';
 import { attachToAppReaders } from './app-readers';
+import { activeContext, withContext } from './context-manager';
 import { claimHandedOutProducers, releaseHandedOutProducers, reportingElsewhere } from './producer';
 import { forceFlushGlobalProviders, meterSdkRegistered, otelSdkRegistered } from './providers';
 import { UnsampledSpan } from './unsampled';
@@ -65,19 +66,6 @@ class SuppressedWhile implements Context {
   deleteValue(key: symbol): Context {
     return new SuppressedWhile(this.base.deleteValue(key), this.scope);
   }
-}
-
-function applyTo<A extends unknown[], R>(fn: (...args: A) => R, thisArg: unknown, args: A): R {
-  return fn.apply(thisArg, args);
-}
-
-/**
- * `context.with(ctx, fn, thisArg, ...args)` without the bound function the context manager
- * makes of `fn` for a `thisArg` (AsyncLocalStorageContextManager: `fn.bind(thisArg)`, one per
- * call, on every message): the manager is given a plain function and no `thisArg`.
- */
-function withContext<A extends unknown[], R>(ctx: Context, fn: (...args: A) => R, thisArg: unknown, args: A): R {
-  return context.with(ctx, applyTo<A, R>, undefined, fn, thisArg, args);
 }
 
 const KIND: Record<OperationKind, SpanKind> = {
@@ -137,7 +125,7 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
     let ctx: Context;
     switch (parent.type) {
       case 'active':
-        ctx = context.active();
+        ctx = activeContext();
         break;
       case 'remote':
         ctx = propagation.extract(ROOT_CONTEXT, parent.carrier);
@@ -257,7 +245,7 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
   }
 
   active(): object | undefined {
-    return trace.getSpan(context.active());
+    return trace.getSpan(activeContext());
   }
 
   keyOf(span: Span): object {
