@@ -10,6 +10,9 @@
 //   sio: true (throughput and broadcast): the same over socket.io's protocol, spoken by hand on a ws client (the
 //       load generator stays as cheap as for ws): engine.io open, CONNECT to `/`, then `42["echo","xx…"]` /
 //       `42["bcast","xx…"]` events of exactly `size` bytes; engine.io pings are answered, only events are counted
+//   {mode:'paced', port, conns, inflight, size, names, sio}    the echo of `throughput`, driven from stdin for paired
+//       windows (run.js, the paired pass): `run` puts `inflight` messages in flight on every connection, `pause`
+//       stops sending new ones and answers once none is in flight, `exit` ends
 //   {mode:'idle', port, conns, concurrency}    then waits for `close` on stdin
 //   {mode:'churn', port, cycles, concurrency}
 // Progress and results are printed as `BENCH {json}` lines.
@@ -135,10 +138,14 @@ function namedPayload(name, size) {
   return Buffer.from(`${head}${'x'.repeat(pad)}"}`);
 }
 
+/** The echo's messages: same byte size with names on or off, so bare ws pays the same for both. */
+function echoPayloads(size, names) {
+  return SIO ? [sioPayload('echo', size)] : names ? NAMES.map((n) => namedPayload(n, size)) : [Buffer.alloc(size, 'x')];
+}
+
 async function throughput() {
   const { conns, inflight, size, warmupMs, durationMs, names } = opts;
-  // same byte size either way, so bare ws pays the same for both
-  const payloads = SIO ? [sioPayload('echo', size)] : names ? NAMES.map((n) => namedPayload(n, size)) : [Buffer.alloc(size, 'x')];
+  const payloads = echoPayloads(size, names);
   const nPayloads = payloads.length;
   let seq = 0;
   const sendOpts = { binary: false };
@@ -207,6 +214,55 @@ async function throughput() {
     ...windowFigures(received, elapsedMs, sorted, cpu1),
     errors,
   });
+  for (const ws of sockets) ws.terminate();
+}
+
+// The echo, sending only between `run` and `pause` (stdin): the orchestrator measures the server's CPU over windows
+// of its choosing, alternating two servers, each with its own paced load generator (run.js, the paired pass).
+async function paced() {
+  const { conns, inflight, size, names } = opts;
+  const payloads = echoPayloads(size, names);
+  const sendOpts = { binary: false };
+  const sockets = [];
+  for (let i = 0; i < conns; i++) {
+    const { ws, err } = await connect();
+    if (!ws) throw err;
+    sockets.push(ws);
+  }
+  let seq = 0;
+  let running = false;
+  let inFlight = 0;
+  let exiting = false;
+  const send = (ws) => {
+    inFlight++;
+    ws.send(payloads[seq++ % payloads.length], sendOpts);
+  };
+  for (const ws of sockets) {
+    ws.on('message', (data) => {
+      if (SIO && !sioEvent(data)) return;
+      inFlight--;
+      if (running) send(ws);
+      else if (inFlight === 0) out({ type: 'paused' });
+    });
+    ws.on('close', () => {
+      if (!exiting) out({ type: 'error', message: 'a connection closed during the paired run' });
+    });
+  }
+  out({ type: 'ready' });
+  await new Promise((resolve) => {
+    readline.createInterface({ input: process.stdin }).on('line', (line) => {
+      const cmd = line.trim();
+      if (cmd === 'run' && !running) {
+        running = true;
+        for (const ws of sockets) for (let k = 0; k < inflight; k++) send(ws);
+        out({ type: 'running' });
+      } else if (cmd === 'pause' && running) {
+        running = false;
+        if (inFlight === 0) out({ type: 'paused' });
+      } else if (cmd === 'exit') resolve();
+    }).on('close', resolve);
+  });
+  exiting = true;
   for (const ws of sockets) ws.terminate();
 }
 
@@ -375,7 +431,7 @@ async function churn() {
   out({ type: 'churn-done', cycles, failed, firstError, ms, perSec: (cycles / ms) * 1000 });
 }
 
-const modes = { throughput, broadcast, idle, churn };
+const modes = { throughput, paced, broadcast, idle, churn };
 modes[opts.mode]().then(() => process.exit(0), (err) => {
   out({ type: 'error', message: String(err && err.stack || err) });
   process.exit(1);

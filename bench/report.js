@@ -148,6 +148,32 @@ const OURS = [
   { label: 'OTel floor ÷ OTel SDK alone (what two spans per echo cost)', key: 'otel-floor', vs: 'otel-sdk-alone', max: null, maxNames: null },
 ];
 
+/**
+ * The paired pass (run.js): the same ratios from alternating short windows of two servers that both stay up. Names on
+ * only where the names-on target exists; socket.io's echo target (issue 19) too.
+ */
+const PAIRED = [
+  ...OURS.filter((o) => o.max != null).map((o) => ({ label: o.label, key: o.key, vs: o.vs, server: 'ws', max: o.max, maxNames: o.maxNames === undefined ? o.max : o.maxNames })),
+  { label: 'socket.io echo: ws-apm + OTel SDK, defaults ÷ bare socket.io', key: 'otel-defaults', vs: 'bare', server: 'socketio', max: 1.10, maxNames: null },
+];
+
+/** The paired pass's results, one row per PAIRED entry that ran: `off` and `on` (names), either may be undefined. */
+function paired(report) {
+  const results = (report.paired && report.paired.results) || [];
+  const find = (p, names) => results.find((r) => r.key === p.key && r.vs === p.vs && r.server === p.server && r.names === names);
+  return PAIRED.map((p) => ({ ...p, off: find(p, false), on: find(p, true) })).filter((row) => row.off || row.on);
+}
+
+/** One paired result: ratio, target (met/missed, or ✓/✗ when `short`), µs per message A → B and their system part. */
+function pairCell(r, short) {
+  if (!r) return '–';
+  if (r.error) return `failed: ${r.error}`;
+  const us = (k) => fmt(median(r.blocks.map((b) => b[k])), 2);
+  const met = r.ratio.median <= r.max;
+  const target = r.max == null ? '' : short ? ` (≤ ${fmt(r.max)}) ${met ? '✓' : '✗'}` : ` (≤ ${fmt(r.max)}: ${yn(met)})`;
+  return `${cell(r.ratio)}${target}; ${us('a')} → ${us('b')} µs (system ${us('aSys')} → ${us('bSys')})`;
+}
+
 /** Rows of the "what is ours" table: per-round ratios (server CPU µs per message), medians, per pass and size. */
 function ours(report) {
   const cols = [];
@@ -228,6 +254,22 @@ function markdown(report) {
       const cells = row.cells.map((c) => (c.r ? `${cell(c.r)}${c.max != null ? ` (≤ ${fmt(c.max)}: ${yn(c.met)})` : ''}` : '–'));
       L.push(`| ${row.label} | ${cells.join(' | ')} |`);
     }
+    L.push('');
+  }
+
+  // ---- paired windows
+  const pr = paired(report);
+  if (pr.length) {
+    const c = report.paired.config;
+    L.push(`## What is ours, paired windows (server CPU µs per message, ${sizeLabel(c.size)} echo; B ÷ A per block, medians)`);
+    L.push('');
+    L.push(`A (the backend alone) and B (ws-apm on it) run side by side, each with its own load generator; one runs at a time, in ${c.blocks} blocks of `
+      + `four ${fmtInt(c.windowMs)} ms windows (A B B A, then B A A B), after ${fmtInt(c.warmupMs)} ms of warm-up each. The cell is the median of the `
+      + 'blocks\' ratios (min–max), then the two servers\' µs per message and, in brackets, its system (kernel) part.');
+    L.push('');
+    L.push('| ratio | names off | names on |');
+    L.push('|---|---|---|');
+    for (const row of pr) L.push(`| ${row.label} | ${pairCell(row.off, false)} | ${pairCell(row.on, false)} |`);
     L.push('');
   }
 
@@ -347,4 +389,4 @@ function summarizeSink(d) {
   return parts.join('; ') || 'nothing';
 }
 
-module.exports = { summarize, targets, memoryTargets, ours, socketioTargets, markdown, fmt, fmtInt, cell, median, spread, TARGETS, OURS };
+module.exports = { summarize, targets, memoryTargets, ours, paired, pairCell, socketioTargets, markdown, fmt, fmtInt, cell, median, spread, TARGETS, OURS, PAIRED };

@@ -6,7 +6,8 @@
 //   node bench/run.js --quick    short run for CI: proves the harness works and that every variant exercised its
 //                                instrumentation with the sampling it was given; exits 1 if not. Never asserts timings.
 // Options: --rounds N (every pass), --names-rounds N, --broadcast-rounds N, --sizes 64,16384 (echo and names passes),
-//          --passes echo,names,broadcast,socketio (socketio = socketio-echo,socketio-broadcast), --socketio-rounds N, --no-socketio,
+//          --passes echo,names,broadcast,socketio,paired (socketio = socketio-echo,socketio-broadcast; paired: the
+//          "what is ours" ratios from alternating windows, see pairedRun), --socketio-rounds N, --no-socketio,
 //          --names (only the names-on pass), --no-names, --no-broadcast, --variants 1,4,11 (by number; bare is
 //          always added), --no-memory, --no-throughput (memory only), --no-pin, --otlp-protocol http/protobuf|http/json,
 //          --newrelic DIR (a newrelic package directory to preload instead of node_modules/newrelic, e.g. 14.x for
@@ -24,7 +25,7 @@ const http = require('node:http');
 const https = require('node:https');
 const { fingerprint, diff } = require('./fingerprint');
 const { defineVariants, definePasses, check, checkSummary, wsApmDefaults, has, ROOT, BENCH } = require('./variants');
-const { summarize, targets, memoryTargets, markdown, fmt, fmtInt } = require('./report');
+const { summarize, targets, memoryTargets, markdown, fmt, fmtInt, median, spread, PAIRED } = require('./report');
 
 const argv = process.argv.slice(2);
 const flag = (name) => argv.includes(name);
@@ -56,6 +57,7 @@ const MODE = QUICK
     // export sooner so that the short run can verify what reached the sinks (New Relic: the fake collector asks for 1 s)
     flushEnv: { OTEL_BSP_SCHEDULE_DELAY: '200', DD_TRACE_FLUSH_INTERVAL: '200', ELASTIC_APM_API_REQUEST_TIME: '500ms' },
     drainQuietMs: 700,
+    paired: { size: 64, blocks: 1, windowMs: 300, rampMs: 50, warmupMs: 300, names: false },
   }
   : {
     name: 'full',
@@ -83,6 +85,9 @@ const MODE = QUICK
     // export every second in memory runs; New Relic harvests events every 5 s), so queued spans are not counted as heap
     settleMs: 2000,
     flushEnv: {},
+    // the paired pass: per pair and names setting, 3 s of warm-up per server, then 8 blocks of four 1 s windows
+    // (about 45 s)
+    paired: { size: 64, blocks: 8, windowMs: 1000, rampMs: 200, warmupMs: 3000, names: true },
   };
 if (opt('--rounds', null) != null) MODE.rounds = MODE.namesRounds = MODE.broadcastRounds = MODE.socketioRounds = Number(opt('--rounds'));
 MODE.socketioRounds = Number(opt('--socketio-rounds', MODE.socketioRounds));
@@ -95,7 +100,7 @@ const ONLY = opt('--variants', null);
 const DO_MEMORY = !flag('--no-memory');
 const DO_THROUGHPUT = !flag('--no-throughput');
 // `socketio` = both socket.io passes (socketio-echo, socketio-broadcast)
-let PASS_KEYS = (opt('--passes', 'echo,names,broadcast,socketio')).split(',').flatMap((k) => (k === 'socketio' ? ['socketio-echo', 'socketio-broadcast'] : [k]));
+let PASS_KEYS = (opt('--passes', 'echo,names,broadcast,socketio,paired')).split(',').flatMap((k) => (k === 'socketio' ? ['socketio-echo', 'socketio-broadcast'] : [k]));
 if (flag('--names')) PASS_KEYS = ['names'];
 if (flag('--no-names')) PASS_KEYS = PASS_KEYS.filter((k) => k !== 'names');
 if (flag('--no-broadcast')) PASS_KEYS = PASS_KEYS.filter((k) => k !== 'broadcast');
@@ -396,6 +401,63 @@ async function broadcastRun(server, sink, size, sio) {
   };
 }
 
+/**
+ * One pair's ratio B ÷ A (server CPU µs per message) from alternating windows. Both servers stay up, each with its own
+ * paced load generator (load.js), and one of them runs at a time: blocks of four windows, A B B A (B A A B every other
+ * block), so a load that drifts through a block weighs on both alike. The echo and names passes run each variant minutes
+ * apart, and the shared machine's background moves their cells by 0.1-0.5; here A's and B's windows are a second apart.
+ */
+async function pairedRun(a, b, sinks, pair, names) {
+  const P = MODE.paired;
+  const pass = { key: 'paired', workload: 'echo', server: pair.server, names };
+  const sides = [];
+  try {
+    for (const v of [a, b]) {
+      const sink = v.sink ? sinks[v.sink] : null;
+      const before = sink && v.sink === 'newrelic' ? await sinkStats(sink) : null;
+      const side = { server: await startServer(v, sinks, pass), load: null };
+      sides.push(side);
+      await agentConnected(v, sink, before);
+      side.load = runLoad({ mode: 'paced', port: side.server.port, sio: pair.server === 'socketio', conns: MODE.conns, inflight: MODE.inflight, size: P.size, names });
+      await side.load.waitFor('ready', 60000);
+    }
+    const windowOf = async ({ server, load }, ms) => {
+      await load.request('run', 'running');
+      await sleep(P.rampMs);
+      const s0 = await server.request('stats');
+      await sleep(ms);
+      const s1 = await server.request('stats');
+      await load.request('pause', 'paused');
+      const failed = load.messages.find((m) => m.type === 'error');
+      if (failed) throw new Error(`load generator: ${failed.message}`);
+      const n = s1.messages - s0.messages;
+      if (n <= 0) throw new Error(`no message handled by ${server.name} in a ${ms} ms window`);
+      return { us: (s1.cpuUs - s0.cpuUs) / n, sysUs: (s1.sysUs - s0.sysUs) / n };
+    };
+    for (const side of sides) await windowOf(side, P.warmupMs);
+    const [A, B] = sides;
+    const blocks = [];
+    for (let i = 0; i < P.blocks; i++) {
+      const sum = new Map(sides.map((side) => [side, { us: 0, sysUs: 0 }]));
+      for (const side of i % 2 === 0 ? [A, B, B, A] : [B, A, A, B]) {
+        const w = await windowOf(side, P.windowMs);
+        sum.get(side).us += w.us / 2;
+        sum.get(side).sysUs += w.sysUs / 2;
+      }
+      const a = sum.get(A);
+      const b = sum.get(B);
+      // µs per message, and the kernel's part of it (system time: the socket writes and reads)
+      blocks.push({ a: a.us, b: b.us, aSys: a.sysUs, bSys: b.sysUs, ratio: b.us / a.us });
+    }
+    return blocks;
+  } finally {
+    for (const side of sides) {
+      if (side.load) await side.load.stop();
+      await side.server.stop();
+    }
+  }
+}
+
 async function memoryRun(variant, sinks) {
   const server = await startServer(variant, sinks, null, QUICK ? {} : MEMORY_FLUSH_ENV);
   const settle = () => sleep(Math.max(MODE.settleMs, QUICK ? 0 : variant.sink === 'newrelic' ? 5500 : 0));
@@ -594,6 +656,31 @@ async function main() {
     }
   }
 
+  const paired = [];
+  if (PASS_KEYS.includes('paired') && DO_THROUGHPUT) {
+    for (const pair of PAIRED) {
+      for (const names of [false, true]) {
+        if (names && (pair.maxNames === null || !MODE.paired.names)) continue;
+        const a = byKey.get(pair.vs);
+        const b = byKey.get(pair.key);
+        if (!a || !b || a.skipped || b.skipped) continue;
+        const result = { key: pair.key, vs: pair.vs, server: pair.server, names, max: names ? pair.maxNames : pair.max };
+        try {
+          result.blocks = await pairedRun(a, b, sinks, pair, names);
+          result.ratio = spread(result.blocks.map((x) => x.ratio));
+          const us = (k) => fmt(median(result.blocks.map((x) => x[k])), 2);
+          log(`paired ${pair.server} names ${names ? 'on' : 'off'} v${b.id} ${b.key} ÷ v${a.id} ${a.key}: ${fmt(result.ratio.median, 3)} `
+            + `(${fmt(result.ratio.min, 3)}–${fmt(result.ratio.max, 3)}; blocks ${result.blocks.map((x) => fmt(x.ratio, 3)).join(' ')}); `
+            + `µs/msg ${us('a')} → ${us('b')}, of which system ${us('aSys')} → ${us('bSys')}`);
+        } catch (err) {
+          result.error = String(err.message || err).split('\n')[0].slice(0, 300);
+          log(`paired ${pair.server} v${b.id} ${b.key} ÷ v${a.id} ${a.key} FAILED: ${err.message}`);
+        }
+        paired.push(result);
+      }
+    }
+  }
+
   const memory = {};
   if (DO_MEMORY) {
     for (const key of MEMORY_KEYS) {
@@ -658,6 +745,7 @@ async function main() {
     passes: {},
     memory,
     memoryKeys: MEMORY_KEYS,
+    paired: paired.length ? { config: MODE.paired, results: paired } : null,
   };
   for (const p of passes) {
     if (!p.rounds) continue;
@@ -687,6 +775,7 @@ async function main() {
       if (!byKey.get(k).skipped && ver.ok === false) failed.push(`${p.key} v${byKey.get(k).id} ${k}: ${ver.problems.join('; ')}`);
     }
   }
+  for (const r of paired) if (r.error) failed.push(`paired v${byKey.get(r.key).id} ${r.key} ÷ ${r.vs} (${r.server}): ${r.error}`);
   for (const v of memoryFailed) failed.push(`memory v${v.id} ${v.key}: ${v.memoryProblems.join('; ')}`);
   if (failed.length) {
     log(`instrumentation check FAILED for: ${failed.join(' | ')}`);

@@ -99,7 +99,7 @@ function gc() {
 const commands = {
   stats() {
     const cpu = process.cpuUsage();
-    reply({ type: 'stats', t: Number(process.hrtime.bigint()) / 1e6, cpuUs: cpu.user + cpu.system, messages, sent, bytes, opened, closed, clients: wss.clients.size });
+    reply({ type: 'stats', t: Number(process.hrtime.bigint()) / 1e6, cpuUs: cpu.user + cpu.system, sysUs: cpu.system, messages, sent, bytes, opened, closed, clients: wss.clients.size });
   },
   mem() {
     gc();
