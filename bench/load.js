@@ -74,6 +74,17 @@ function sioPayload(event, size) {
   return Buffer.from(`${head}${'x'.repeat(pad)}"]`);
 }
 
+/** `n` connections, one after the other; the first failure throws. */
+async function connectEach(n) {
+  const sockets = [];
+  for (let i = 0; i < n; i++) {
+    const { ws, err } = await connect();
+    if (!ws) throw err;
+    sockets.push(ws);
+  }
+  return sockets;
+}
+
 async function pool(total, concurrency, task) {
   let next = 0;
   const workers = [];
@@ -149,12 +160,7 @@ async function throughput() {
   const nPayloads = payloads.length;
   let seq = 0;
   const sendOpts = { binary: false };
-  const sockets = [];
-  for (let i = 0; i < conns; i++) {
-    const { ws, err } = await connect();
-    if (!ws) throw err;
-    sockets.push(ws);
-  }
+  const sockets = await connectEach(conns);
   const MAX_SAMPLES = 4_000_000;
   const samples = new Float64Array(MAX_SAMPLES);
   let nSamples = 0;
@@ -223,12 +229,7 @@ async function paced() {
   const { conns, inflight, size, names } = opts;
   const payloads = echoPayloads(size, names);
   const sendOpts = { binary: false };
-  const sockets = [];
-  for (let i = 0; i < conns; i++) {
-    const { ws, err } = await connect();
-    if (!ws) throw err;
-    sockets.push(ws);
-  }
+  const sockets = await connectEach(conns);
   let seq = 0;
   let running = false;
   let inFlight = 0;
