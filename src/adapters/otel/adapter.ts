@@ -6,7 +6,6 @@
  */
 import {
   type BatchObservableResult,
-  context,
   type Context,
   createContextKey,
   type Histogram,
@@ -221,7 +220,7 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
   runRequest<A extends unknown[], R>(span: Span, fn: (...args: A) => R, thisArg: unknown, args: A): R {
     const scope = { suppressing: true };
     try {
-      return context.with(new SuppressedWhile(trace.setSpan(ROOT_CONTEXT, span), scope), fn, thisArg, ...args);
+      return withContext(new SuppressedWhile(trace.setSpan(ROOT_CONTEXT, span), scope), fn, thisArg, args);
     } finally {
       scope.suppressing = false;
     }
@@ -264,7 +263,8 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
   }
 
   inject(span: Span | undefined, carrier: Record<string, string>): void {
-    const ctx = span === undefined ? context.active() : trace.setSpan(context.active(), span);
+    const active = activeContext();
+    const ctx = span === undefined ? active : trace.setSpan(active, span);
     propagation.inject(ctx, carrier);
   }
 
@@ -273,7 +273,7 @@ export class OtelAdapter implements Adapter<Span, SpanContext> {
   }
 
   runWithRemote<R>(carrier: Carrier, fn: () => R): R {
-    return context.with(propagation.extract(context.active(), carrier), fn);
+    return withContext(propagation.extract(activeContext(), carrier), fn, undefined, []);
   }
 
   bindMetrics(source: MetricSource): void {

@@ -1,5 +1,6 @@
 /**
- * The global context manager, called directly on the message path. `context.with()` and
+ * The global context manager, called directly: every context switch and read of the OTel
+ * adapter goes through here, the message path among them. `context.with()` and
  * `context.active()` of @opentelemetry/api look the manager up on every call (the global
  * registry, its version checked against this copy of the API) and pass `with`'s arguments
  * through one more rest/spread; an echoed message makes two or three such calls. Here the
