@@ -6,7 +6,7 @@
 //   detail tables come from the first file. --print writes the block to stdout instead of docs/performance.md.
 const fs = require('node:fs');
 const path = require('node:path');
-const { cell, fmt, fmtInt, ours, paired, pairCell, socketioTargets } = require('./report');
+const { cell, fmt, fmtInt, ours, paired, pairedTable, socketioTargets } = require('./report');
 
 const ROOT = path.resolve(__dirname, '..');
 const args = process.argv.slice(2);
@@ -67,15 +67,12 @@ function block() {
 
   // issue 20's ratios again, from the paired pass (alternating windows), per Node
   for (const r of reports) {
-    const pr = paired(r);
-    if (!pr.length) continue;
+    if (!paired(r).length) continue;
     const c = r.paired.config;
     L.push(`The same ratios from the paired pass, ${nodeOf(r)} — the two servers side by side, one loaded at a time, ${c.blocks} blocks of four `
       + `${fmtInt(c.windowMs)} ms windows (A B B A); median of the blocks' ratios (min–max), µs per message A → B (system part):`);
     L.push('');
-    L.push('| ratio | names off | names on |');
-    L.push('|---|---|---|');
-    for (const row of pr) L.push(`| ${row.label} | ${pairCell(row.off, true)} | ${pairCell(row.on, true)} |`);
+    L.push(...pairedTable(r, true));
     L.push('');
   }
 

@@ -174,6 +174,12 @@ function pairCell(r, short) {
   return `${cell(r.ratio)}${target}; ${us('a')} → ${us('b')} µs (system ${us('aSys')} → ${us('bSys')})`;
 }
 
+/** The paired pass's table (heading row, rule, one row per pair), cells as `pairCell(…, short)` makes them. */
+function pairedTable(report, short) {
+  return ['| ratio | names off | names on |', '|---|---|---|',
+    ...paired(report).map((row) => `| ${row.label} | ${pairCell(row.off, short)} | ${pairCell(row.on, short)} |`)];
+}
+
 /** Rows of the "what is ours" table: per-round ratios (server CPU µs per message), medians, per pass and size. */
 function ours(report) {
   const cols = [];
@@ -258,8 +264,7 @@ function markdown(report) {
   }
 
   // ---- paired windows
-  const pr = paired(report);
-  if (pr.length) {
+  if (paired(report).length) {
     const c = report.paired.config;
     L.push(`## What is ours, paired windows (server CPU µs per message, ${sizeLabel(c.size)} echo; B ÷ A per block, medians)`);
     L.push('');
@@ -267,9 +272,7 @@ function markdown(report) {
       + `four ${fmtInt(c.windowMs)} ms windows (A B B A, then B A A B), after ${fmtInt(c.warmupMs)} ms of warm-up each. The cell is the median of the `
       + 'blocks\' ratios (min–max), then the two servers\' µs per message and, in brackets, its system (kernel) part.');
     L.push('');
-    L.push('| ratio | names off | names on |');
-    L.push('|---|---|---|');
-    for (const row of pr) L.push(`| ${row.label} | ${pairCell(row.off, false)} | ${pairCell(row.on, false)} |`);
+    L.push(...pairedTable(report, false));
     L.push('');
   }
 
@@ -389,4 +392,4 @@ function summarizeSink(d) {
   return parts.join('; ') || 'nothing';
 }
 
-module.exports = { summarize, targets, memoryTargets, ours, paired, pairCell, socketioTargets, markdown, fmt, fmtInt, cell, median, spread, TARGETS, OURS, PAIRED };
+module.exports = { summarize, targets, memoryTargets, ours, paired, pairCell, pairedTable, socketioTargets, markdown, fmt, fmtInt, cell, median, spread, TARGETS, OURS, PAIRED };

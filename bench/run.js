@@ -25,7 +25,7 @@ const http = require('node:http');
 const https = require('node:https');
 const { fingerprint, diff } = require('./fingerprint');
 const { defineVariants, definePasses, check, checkSummary, wsApmDefaults, has, ROOT, BENCH } = require('./variants');
-const { summarize, targets, memoryTargets, markdown, fmt, fmtInt, median, spread, PAIRED } = require('./report');
+const { summarize, targets, memoryTargets, markdown, fmt, fmtInt, spread, pairCell, PAIRED } = require('./report');
 
 const argv = process.argv.slice(2);
 const flag = (name) => argv.includes(name);
@@ -668,10 +668,8 @@ async function main() {
         try {
           result.blocks = await pairedRun(a, b, sinks, pair, names);
           result.ratio = spread(result.blocks.map((x) => x.ratio));
-          const us = (k) => fmt(median(result.blocks.map((x) => x[k])), 2);
-          log(`paired ${pair.server} names ${names ? 'on' : 'off'} v${b.id} ${b.key} ÷ v${a.id} ${a.key}: ${fmt(result.ratio.median, 3)} `
-            + `(${fmt(result.ratio.min, 3)}–${fmt(result.ratio.max, 3)}; blocks ${result.blocks.map((x) => fmt(x.ratio, 3)).join(' ')}); `
-            + `µs/msg ${us('a')} → ${us('b')}, of which system ${us('aSys')} → ${us('bSys')}`);
+          log(`paired ${pair.server} names ${names ? 'on' : 'off'} v${b.id} ${b.key} ÷ v${a.id} ${a.key}: ${pairCell(result, true)}; `
+            + `blocks ${result.blocks.map((x) => fmt(x.ratio, 3)).join(' ')}`);
         } catch (err) {
           result.error = String(err.message || err).split('\n')[0].slice(0, 300);
           log(`paired ${pair.server} v${b.id} ${b.key} ÷ v${a.id} ${a.key} FAILED: ${err.message}`);
