@@ -3,10 +3,24 @@
  * straight through ws's (private, but stable since ws 2) `_sender.sendFrame`, once per
  * recipient. For sockets a protocol claimed, every data frame the sender writes reaches the
  * tracer, which skips those `send()` already counted — so the out-count is every frame written.
+ *
+ * A server's frames on a socket without permessage-deflate are written as the app gave them
+ * (unmasked, uncompressed): those are read here only, size and kind from the frame itself, and
+ * the socket's `send()` passes straight through (one look at an outgoing message instead of two,
+ * and no second measure of a string ws has just measured).
  */
 import type { Boundary } from '../tracer/boundary';
 import type { Patches } from './wrap';
 import type { AnyFn } from '../tracer/adapter';
+
+/** On a socket whose frames are all read where ws writes them: its `send()` is not looked at (patch/socket.ts). */
+export const READ_AT_WRITE = Symbol('ws-apm.readAtWrite');
+
+interface WsSocket {
+  readonly _isServer?: unknown;
+  readonly _sender?: unknown;
+  readonly extensions?: unknown;
+}
 
 export class FrameWrites {
   /** ws's sender of a claimed socket → the socket. */
@@ -14,15 +28,20 @@ export class FrameWrites {
 
   constructor(private readonly boundary: Boundary, private readonly patches: Patches) {}
 
-  /** Count the frames written on `ws` (already claimed by a protocol) through its sender. */
-  watch(ws: object): void {
-    const sender = (ws as { _sender?: unknown })._sender;
-    if (sender === null || typeof sender !== 'object') return;
-    this.senders.set(sender, ws);
+  /**
+   * Count the frames written on `ws` (already claimed by a protocol) through its sender. True
+   * when every data frame of `ws` is read there (a server's, with no extension to compress it):
+   * its `send()` then passes straight through, and the tracer must count all its frames at write.
+   */
+  watch(ws: object): boolean {
+    const socket = ws as WsSocket;
+    const sender = socket._sender;
+    if (sender === null || typeof sender !== 'object') return false;
     const proto = Object.getPrototypeOf(sender) as object | null;
-    if (proto === null) return;
+    if (proto === null) return false;
     const { senders, boundary } = this;
-    // Wrapped once per copy of ws (the wrapper refuses a second time).
+    // Wrapped once per copy of ws (the wrapper refuses a second time: then it is ours, or
+    // another copy of ws-apm's, which would never tell this tracer).
     this.patches.wrap(proto, 'sendFrame', (original: AnyFn) =>
       function sendFrame(this: object, list: unknown): unknown {
         const owner = boundary.on ? senders.get(this) : undefined;
@@ -33,17 +52,24 @@ export class FrameWrites {
           } catch (err) {
             boundary.fault('ws-apm frames', err);
           }
-          if (frame >= 0) boundary.frameWritten(owner, Math.floor(frame / 2), frame % 2 === 1);
+          if (frame >= 0) boundary.frameWritten(owner, Math.floor(frame / 2), frame % 2 === 1, (list as unknown[])[1]);
         }
         return original.apply(this, arguments as unknown as unknown[]);
       },
     );
+    if (!this.patches.applies(proto, 'sendFrame')) return false;
+    this.senders.set(sender, ws);
+    // `extensions` (public since ws 2): the negotiated extensions, '' for none.
+    if (socket._isServer !== true || socket.extensions !== '') return false;
+    Object.defineProperty(ws, READ_AT_WRITE, { value: true, writable: true, configurable: true, enumerable: false });
+    return true;
   }
 }
 
 /**
- * A data frame's payload size and type from its header (ws's frame: a list of buffers), as one
- * number (size × 2, + 1 when binary: no object per frame), or -1 for a control frame.
+ * A data frame's payload size and type from its header (ws's frame: a list of buffers, the
+ * header first, then the payload unless it is empty), as one number (size × 2, + 1 when binary:
+ * no object per frame), or -1 for a control frame.
  */
 function dataFrame(list: unknown): number {
   const head = Array.isArray(list) ? list[0] : undefined;

@@ -5,12 +5,14 @@
  */
 import type { Boundary, Traced } from '../tracer/boundary';
 import type { ClientUpgrades } from './client';
+import { READ_AT_WRITE } from './frames';
 import type { Patches } from './wrap';
 import { callWithArgc, receivedBinary, sentBinary, sizeOf } from './ws-args';
 import type { AnyFn } from '../tracer/adapter';
 
 interface WsSocket {
   readonly readyState: number;
+  readonly [READ_AT_WRITE]?: boolean;
   listenerCount(event: string): number;
 }
 
@@ -76,7 +78,8 @@ export function patchWebSocket(proto: object, boundary: Boundary, upgrades: Clie
   patches.wrap(proto, 'send', (original: AnyFn) =>
     function send(this: WsSocket, data: unknown, options?: unknown, cb?: unknown): unknown {
       const argc = arguments.length;
-      if (!boundary.on) return callWithArgc(original, this, argc, data, options, cb);
+      // A socket whose frames are all read where ws writes them (patch/frames.ts): nothing to look at here.
+      if (!boundary.on || this[READ_AT_WRITE] === true) return callWithArgc(original, this, argc, data, options, cb);
       const traced = boundary.sendStart(this, sizeOf(data), sentBinary(data, options), this.readyState === OPEN, data);
       if (traced === undefined) return callWithArgc(original, this, argc, data, options, cb);
       const callback = typeof options === 'function' ? options : cb;

@@ -94,6 +94,11 @@ export class Patches {
     return true;
   }
 
+  /** Does this handle's wrapper of `target[name]` stand (wrapped here, not undone)? */
+  applies(target: object, name: string): boolean {
+    return this.applied.some((p) => p.target === target && p.name === name);
+  }
+
   /** Is ws-apm's wrapper of `target[name]` (a kept-on-top patch) the outermost one? */
   isOnTop(target: object, name: string): boolean {
     const current = (target as Record<string, unknown>)[name];

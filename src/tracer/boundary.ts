@@ -186,10 +186,10 @@ export class Boundary {
     }
   }
 
-  /** ws wrote a data frame on a socket a protocol claimed. */
-  frameWritten(ws: object, size: number, binary: boolean): void {
+  /** ws wrote a data frame on a socket a protocol claimed (`payload`: the frame's data as ws writes it, if any). */
+  frameWritten(ws: object, size: number, binary: boolean, payload: unknown): void {
     try {
-      this.tracer.frames.written(ws, size, binary);
+      this.tracer.frames.written(ws, size, binary, payload);
     } catch (err) {
       this.budget.fault('ws-apm frames', err);
     }

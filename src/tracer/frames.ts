@@ -4,7 +4,9 @@
  * counted — or, when the protocol says it is one of its heartbeats, measured as a heartbeat and
  * never counted as a message, never traced, never charged to the rate limit. Also counts the
  * frames ws writes without `WebSocket#send` (engine.io writes a broadcast's pre-encoded frame
- * through ws's sender), so the out-count is every data frame ws writes.
+ * through ws's sender), so the out-count is every data frame ws writes. Where the patch layer can
+ * read every frame of a socket as ws writes it (a server's, uncompressed), the socket's sends are
+ * not looked at all: each frame is counted, or told a heartbeat, once, at write.
  */
 import { log } from '../logger';
 import type { Traced } from './boundary';
@@ -47,6 +49,8 @@ export interface FrameClaim {
   readonly read?: FrameReader;
   /** Data frames `WebSocket#send` counted that ws has not written yet (so `written()` skips them). */
   pendingSends: number;
+  /** Every frame is read at write (`written()`), and `send()` never reaches the tracer. */
+  atWrite: boolean;
 }
 
 export class Frames {
@@ -103,7 +107,7 @@ export class Frames {
       if (entry.subprotocol !== undefined && entry.subprotocol !== subprotocol) continue;
       const state = this.core.sockets.get(ws);
       if (state === undefined || state.frames !== undefined) return;
-      state.frames = { protocol: entry.protocol, classify: readerKind, read: entry.read, pendingSends: 0 };
+      state.frames = { protocol: entry.protocol, classify: readerKind, read: entry.read, pendingSends: 0, atWrite: false };
       this.channels?.adopt(ws, entry.protocol, state);
       return;
     }
@@ -129,8 +133,14 @@ export class Frames {
   claim(ws: object, protocol: string, classify: FrameClassifier): boolean {
     const state = this.core.sockets.get(ws);
     if (state === undefined) return false;
-    state.frames ??= { protocol, classify, pendingSends: 0 };
+    state.frames ??= { protocol, classify, pendingSends: 0, atWrite: false };
     return true;
+  }
+
+  /** From now on every frame of claimed `ws` is read where ws writes it, and its sends are not seen here. */
+  readAtWrite(ws: object): void {
+    const claim = this.core.sockets.get(ws)?.frames;
+    if (claim !== undefined && claim.read === undefined) claim.atWrite = true;
   }
 
   /** Is `ws` claimed by a protocol? */
@@ -174,11 +184,20 @@ export class Frames {
     return undefined;
   }
 
-  /** ws wrote a data frame on a claimed socket; those that did not come through `send()` are counted here. */
-  written(ws: object, size: number, binary: boolean): void {
+  /**
+   * ws wrote a data frame on a claimed socket: read here when the claim says so (its sends
+   * were not seen), else counted only if it did not come through `send()`.
+   */
+  written(ws: object, size: number, binary: boolean, payload: unknown): void {
     const state = this.core.sockets.get(ws);
     const claim = state?.frames;
     if (state === undefined || claim === undefined) return;
+    if (claim.atWrite) {
+      const kind = safeClassify(claim, payload, binary);
+      if (kind === FrameKind.Ping) this.heartbeats.ping(ws);
+      else if (kind === FrameKind.Message) this.countOut(state, size, binary);
+      return;
+    }
     if (claim.pendingSends > 0) {
       claim.pendingSends--;
       return;

@@ -431,6 +431,48 @@ describe('socket.io broadcasts and frame counts', () => {
     assert.deepEqual(spans().filter((s) => /^WS (PING|RECEIVE \/socket)/.test(s.name)).map((s) => s.name), []);
   });
 
+  for (const [mode, perMessageDeflate] of [['uncompressed (read where ws writes them)', false], ['permessage-deflate (read at send)', { threshold: 0 }]] as const) {
+    test(`${mode}: every frame written is counted out once with its message's size; the server's pings are heartbeats, not messages`, async () => {
+      await use();
+      const { io } = await startApp({ pingInterval: 30, pingTimeout: 5000, perMessageDeflate });
+      const chat = io.of('/chat');
+      let beats = 0;
+      let beat: (() => void) | undefined;
+      chat.on('connection', (socket: ServerSocket) => {
+        socket.join('room');
+        socket.conn.on('heartbeat', () => {
+          beats++;
+          beat?.();
+        });
+        socket.on('shout', (text: string) => {
+          socket.emit('echo', text);
+          chat.to('room').emit('news', text);
+        });
+      });
+      const [a, b] = [await client('/chat'), await client('/chat')];
+      // The size histogram is by direction only: the client's emit (in this process) is in it too.
+      const sizes = async (): Promise<{ count: number; sum: number }> => {
+        const points = ((await collectMetrics()).get('websocket.message.size') ?? []).filter((p) => p.attributes['websocket.direction'] === 'out');
+        return { count: points.reduce((n, p) => n + (p.count ?? 0), 0), sum: points.reduce((n, p) => n + (p.sum ?? 0), 0) };
+      };
+      const [framesBefore, sizesBefore] = [await outFrames(), await sizes()];
+      // Pings go out while the window is open: none of them may be counted.
+      const target = beats + 4;
+      await new Promise<void>((resolve) => (beat = () => beats >= target && resolve()));
+      const text = 'x'.repeat(40);
+      const delivered = Promise.all([next(a, 'echo'), next(a, 'news'), next(b, 'news')]);
+      a.emit('shout', text);
+      await delivered;
+      const sizesAfter = await sizes();
+      assert.equal((await outFrames()) - framesBefore, 3, 'the echo and the two broadcast deliveries');
+      assert.equal(sizesAfter.count - sizesBefore.count, 4, "the server's three and the client's emit");
+      const frame = (event: string): number => Buffer.byteLength(`42/chat,${JSON.stringify([event, text])}`);
+      assert.equal(sizesAfter.sum - sizesBefore.sum, frame('shout') + frame('echo') + 2 * frame('news'), 'sizes of the messages as written, uncompressed');
+      const rtt = ((await collectMetrics()).get('websocket.heartbeat.rtt') ?? []).filter((p) => p.attributes['websocket.side'] === 'server');
+      assert.ok(rtt.reduce((n, p) => n + p.value, 0) >= 4, 'the pings were measured as heartbeats');
+    });
+  }
+
   test('WS_APM_TRACE_HEARTBEAT=true: an engine.io heartbeat is a WS PING operation', async () => {
     await use({ traceHeartbeat: true });
     const { io } = await startApp({ pingInterval: 30, pingTimeout: 5000 });
