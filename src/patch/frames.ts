@@ -29,16 +29,17 @@ export class FrameWrites {
   constructor(private readonly boundary: Boundary, private readonly patches: Patches) {}
 
   /**
-   * Count the frames written on `ws` (already claimed by a protocol) through its sender. True
-   * when every data frame of `ws` is read there (a server's, with no extension to compress it):
-   * its `send()` then passes straight through, and the tracer must count all its frames at write.
+   * Count the frames written on `ws` (already claimed by a protocol) through its sender. When
+   * every data frame of `ws` can be read there (a server's, with no extension to compress it) and
+   * the tracer takes them all there (`readAtWrite()` says yes), the socket's `send()` then passes
+   * straight through.
    */
-  watch(ws: object): boolean {
+  watch(ws: object, readAtWrite: () => boolean): void {
     const socket = ws as WsSocket;
     const sender = socket._sender;
-    if (sender === null || typeof sender !== 'object') return false;
+    if (sender === null || typeof sender !== 'object') return;
     const proto = Object.getPrototypeOf(sender) as object | null;
-    if (proto === null) return false;
+    if (proto === null) return;
     const { senders, boundary } = this;
     // Wrapped once per copy of ws (the wrapper refuses a second time: then it is ours, or
     // another copy of ws-apm's, which would never tell this tracer).
@@ -57,12 +58,11 @@ export class FrameWrites {
         return original.apply(this, arguments as unknown as unknown[]);
       },
     );
-    if (!this.patches.applies(proto, 'sendFrame')) return false;
+    if (!this.patches.applies(proto, 'sendFrame')) return;
     this.senders.set(sender, ws);
     // `extensions` (public since ws 2): the negotiated extensions, '' for none.
-    if (socket._isServer !== true || socket.extensions !== '') return false;
+    if (socket._isServer !== true || socket.extensions !== '' || !readAtWrite()) return;
     Object.defineProperty(ws, READ_AT_WRITE, { value: true, writable: true, configurable: true, enumerable: false });
-    return true;
   }
 }
 

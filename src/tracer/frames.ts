@@ -137,10 +137,15 @@ export class Frames {
     return true;
   }
 
-  /** From now on every frame of claimed `ws` is read where ws writes it, and its sends are not seen here. */
-  readAtWrite(ws: object): void {
+  /**
+   * From now on every frame of claimed `ws` is read where ws writes it, and its sends are not seen
+   * here. False (nothing changes) for a claim that reads its sends (a protocol's named messages).
+   */
+  readAtWrite(ws: object): boolean {
     const claim = this.core.sockets.get(ws)?.frames;
-    if (claim !== undefined && claim.read === undefined) claim.atWrite = true;
+    if (claim === undefined || claim.read !== undefined) return false;
+    claim.atWrite = true;
+    return true;
   }
 
   /** Is `ws` claimed by a protocol? */

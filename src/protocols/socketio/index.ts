@@ -142,7 +142,7 @@ export function socketIo({ tracer, frameWrites }: ProtocolContext): Protocol {
   // engine.io's protocol-version parameter, so their heartbeats are heartbeats too.
   tracer.frames.claimUrls(PROTOCOL, /[?&]EIO=\d+(?:&|$)/, engineFrame);
   const claim = (ws: object): void => {
-    if (tracer.frames.claim(ws, PROTOCOL, engineFrame) && frameWrites.watch(ws)) tracer.frames.readAtWrite(ws);
+    if (tracer.frames.claim(ws, PROTOCOL, engineFrame)) frameWrites.watch(ws, () => tracer.frames.readAtWrite(ws));
   };
 
   function patchNamespace(proto: object): void {
