@@ -181,6 +181,11 @@ export class Frames {
   sent(ws: object, state: SocketState, claim: FrameClaim, data: unknown, size: number, binary: boolean): Traced | undefined {
     claim.pendingSends++;
     const read = claim.read !== undefined ? safeRead(claim.read, ws, data, binary, true) : safeClassify(claim, data, binary);
+    return this.outgoing(ws, state, read, size, binary);
+  }
+
+  /** An outgoing frame of `ws`, read as `read` (at send or at write): a heartbeat, or a message counted. */
+  private outgoing(ws: object, state: SocketState, read: FrameKind | FrameMeaning, size: number, binary: boolean): Traced | undefined {
     if (read === FrameKind.Ping) this.heartbeats.ping(ws);
     else if (typeof read === 'object') {
       this.countOut(state, size, binary, state.info.metrics.protocolMessages(true, binary, read.name, read.message));
@@ -198,9 +203,7 @@ export class Frames {
     const claim = state?.frames;
     if (state === undefined || claim === undefined) return;
     if (claim.atWrite) {
-      const kind = safeClassify(claim, payload, binary);
-      if (kind === FrameKind.Ping) this.heartbeats.ping(ws);
-      else if (kind === FrameKind.Message) this.countOut(state, size, binary);
+      this.outgoing(ws, state, safeClassify(claim, payload, binary), size, binary);
       return;
     }
     if (claim.pendingSends > 0) {
